@@ -1,0 +1,173 @@
+"""The `arbframe` command: run, validate, plugins, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from arbframe import __version__
+from arbframe.errors import ArbframeError
+from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.report import format_summary
+from arbframe.runner import Run, dumps
+from arbframe.scenario import load_scenario
+from arbframe.schema import composed_schema, summary_schema
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except ArbframeError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error worth a traceback
+        sys.stdout = open(os.devnull, "w")
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arbframe",
+        description="Declarative cross-exchange arbitrage: run, validate and inspect scenarios.",
+    )
+    parser.add_argument("--version", action="version", version=f"arbframe {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+
+    run = sub.add_parser("run", help="run a scenario and check its expectations",
+                         description="Run a scenario. Exit 0 when every expectation holds, "
+                         "1 when one fails, 2 on invalid input.")
+    run.add_argument("scenario", type=Path, help="scenario YAML file")
+    run.add_argument("--out", type=Path, help="write summary.json, fills/trades/orders.jsonl here")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress line on stderr (default: when stderr is a terminal)")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check scenario files without running them",
+                              description="Validate scenario files. Exit 0 if all are valid, 2 "
+                              "otherwise; each error names file:line:column and the key.")
+    validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")
+    validate.add_argument("--json", action="store_true", help="machine-readable result")
+    validate.set_defaults(func=cmd_validate)
+
+    plugins = sub.add_parser("plugins", help="list plugin kinds, types and their packages",
+                             description="List every registered component type.")
+    plugins.add_argument("--json", action="store_true", help="machine-readable listing")
+    plugins.set_defaults(func=cmd_plugins)
+
+    schema = sub.add_parser("schema", help="print the composed JSON Schema",
+                            description="Print the scenario schema composed with every "
+                            "installed plugin's config schema (for editors), or the summary's.")
+    schema.add_argument("which", nargs="?", choices=["scenario", "summary"], default="scenario")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def _registry() -> Any:
+    pm = get_plugin_manager()
+    return pm, build_registry(pm)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pm, registry = _registry()
+    loaded = load_scenario(args.scenario, registry)
+    run = Run(loaded, registry, pm, seed=args.seed)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    started = time.perf_counter()
+    summary = run.execute(progress=_progress(run) if show else None)
+    wall = time.perf_counter() - started
+    if show:
+        print(file=sys.stderr)
+    if args.out:
+        run.write_outputs(args.out, summary)
+    if args.json:
+        print(dumps(summary))
+    else:
+        print(format_summary(summary, wall_s=wall, out_dir=args.out))
+    return 0 if summary["passed"] else 1
+
+
+def _progress(run: Run) -> Callable[[int, int], None]:
+    from arbframe.units import parse_duration
+
+    total = parse_duration(run.scenario["duration"])
+    last = [0.0]
+
+    def show(elapsed_ns: int, quotes: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 0.2:
+            return
+        last[0] = now
+        ledger = run.engine.ledger
+        pnl = sum((t.net_pnl for t in ledger.closed), start=0)
+        pct = min(100.0, 100.0 * elapsed_ns / total) if total else 0.0
+        sys.stderr.write(
+            f"\r{run.name}: {pct:5.1f}%  quotes {quotes:,}  trades {len(ledger.closed):,}  "
+            f"pnl {float(pnl):,.2f} {run.report_currency}   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _, registry = _registry()
+    results = []
+    for path in args.scenarios:
+        try:
+            load_scenario(path, registry)
+            results.append({"file": str(path), "valid": True})
+        except ArbframeError as err:
+            results.append({"file": str(path), "valid": False, "error": str(err)})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            print(f"{r['file']}: ok" if r["valid"] else r["error"],
+                  file=sys.stdout if r["valid"] else sys.stderr)
+    return 0 if all(r["valid"] for r in results) else 2
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    _, registry = _registry()
+    rows = [
+        {"kind": i.kind, "type": i.type_name, "plugin": i.plugin, "distribution": i.distribution,
+         "class": f"{i.cls.__module__}.{i.cls.__qualname__}", "description": i.cls.description}
+        for i in registry.all()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    widths = [max(len(r[k]) for r in rows) for k in ("kind", "type", "distribution")]
+    for r in rows:
+        print(f"{r['kind']:<{widths[0]}}  {r['type']:<{widths[1]}}  "
+              f"{r['distribution']:<{widths[2]}}  {r['description']}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.which == "summary":
+        print(json.dumps(summary_schema(), indent=2))
+    else:
+        _, registry = _registry()
+        print(json.dumps(composed_schema(registry), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

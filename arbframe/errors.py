@@ -1,0 +1,33 @@
+"""The one error type for bad input: printed as a single line, exit status 2."""
+
+from __future__ import annotations
+
+
+class ArbframeError(Exception):
+    """Bad input or configuration. The CLI prints ``str(error)`` and exits 2."""
+
+    exit_code = 2
+
+
+class ScenarioError(ArbframeError):
+    """A problem at a known place in a scenario file.
+
+    Renders as ``file:line:column: key.path: message`` (line and column 1-based).
+    """
+
+    def __init__(
+        self, file: str, line: int | None, column: int | None, key_path: str, message: str
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key_path = key_path
+        self.message = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        key = f" {self.key_path}:" if self.key_path else ""
+        return f"{where}:{key} {self.message}"

@@ -1,0 +1,140 @@
+"""Every arbframe hook specification, grouped by lifecycle phase.
+
+Two families:
+
+* Registration hooks are called once, when the plugin manager is built. Each receives a
+  ``register`` callable; a plugin calls ``register(ComponentClass)`` for every component
+  type it provides. The class carries its ``type_name``, its ``kind`` and the JSON Schema
+  of its config block (see :mod:`arbframe.components`).
+* Event hooks are called on low-frequency run events (fills, closed trades, guard
+  decisions, alerts, faults, run start and end). Sinks and alert channels implement them.
+  Nothing here is ever called per quote: the engine resolves components once when it
+  wires a run and then calls them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from arbframe.components import Component
+    from arbframe.model import Alert, Fill, GuardDecision, Order, Trade
+    from arbframe.runner import Run
+
+hookspec = pluggy.HookspecMarker("arbframe")
+hookimpl = pluggy.HookimplMarker("arbframe")
+
+Register = Callable[[type["Component"]], None]
+
+# --------------------------------------------------------------------------------------
+# Registration: called once, while the plugin manager is built.
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def arbframe_register_exchanges(register: Register) -> None:
+    """Register exchange (venue) component types.
+
+    Called once at start-up. Call ``register(cls)`` for each :class:`~arbframe.components.Exchange`
+    subclass this plugin provides. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_feeds(register: Register) -> None:
+    """Register market-data feed types (:class:`~arbframe.components.Feed` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_strategies(register: Register) -> None:
+    """Register strategy types (:class:`~arbframe.components.Strategy` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_guards(register: Register) -> None:
+    """Register risk-guard types (:class:`~arbframe.components.Guard` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_sinks(register: Register) -> None:
+    """Register persistence sink types (:class:`~arbframe.components.Sink` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_alerts(register: Register) -> None:
+    """Register alert channel types (:class:`~arbframe.components.AlertChannel` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_register_faults(register: Register) -> None:
+    """Register fault injector types (:class:`~arbframe.components.Fault` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Run events: called on every implementation, results ignored. Sinks and alert channels
+# configured in a scenario are registered as plugins for the duration of the run.
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def arbframe_on_run_start(run: Run) -> None:
+    """Called once after the run is wired, before the first event. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_order_update(run: Run, order: Order) -> None:
+    """Called when an order changes state (accepted, filled, canceled, rejected)."""
+
+
+@hookspec
+def arbframe_on_fill(run: Run, fill: Fill) -> None:
+    """Called for every fill, after the ledger has booked it. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_trade_closed(run: Run, trade: Trade) -> None:
+    """Called when a trade is flat on every leg and its PnL is final. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_guard_decision(run: Run, decision: GuardDecision) -> None:
+    """Called for every guard decision that is not ALLOW. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_alert(run: Run, alert: Alert) -> None:
+    """Called when the engine or a plugin raises an alert (severity P0..P3).
+
+    Alert channels deliver it. Returns nothing.
+    """
+
+
+@hookspec
+def arbframe_on_fault(run: Run, name: str, detail: dict[str, Any]) -> None:
+    """Called when a fault injector fires. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_run_end(run: Run, summary: dict[str, Any]) -> None:
+    """Called once after the summary is built, before it is written. Returns nothing."""

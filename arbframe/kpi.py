@@ -1,0 +1,78 @@
+"""Trade KPIs, each defined exactly (docs/scenarios.md repeats these definitions).
+
+* entries: trades with at least one entry fill; exits: trades closed by an exit decision
+  (reversion, take_profit, stop_loss, max_hold, end_of_run); trades_closed: every closed
+  trade with fills (exits plus leg failures).
+* win: a closed trade whose net PnL (after all fees) is > 0; winrate = wins / trades_closed.
+* R = net PnL / risk, risk = notional * stop_loss_bps / 1e4 (1 % of notional without a stop);
+  avg_r is the mean R; expectancy is the mean net PnL per closed trade.
+* max_drawdown: the largest fall from a peak of realised equity (equity_start plus net PnL,
+  stepped at each close, in close order); max_drawdown_pct divides it by that peak.
+* sharpe: mean / sample standard deviation of per-trade returns (net PnL / notional), not
+  annualised; 0 with fewer than two trades or no variance.
+* avg_hold_s: mean seconds from entry decision to the close of the last leg.
+Money values are exact decimal strings in the report currency; ratios are floats.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from arbframe.model import Trade
+
+ZERO = Decimal(0)
+EXIT_REASONS = {"reversion", "take_profit", "stop_loss", "max_hold", "end_of_run"}
+
+
+def kpis(trades: list[Trade], equity_start: Decimal, opened: list[Trade]) -> dict[str, Any]:
+    """KPIs of `trades` (closed, in close order); `opened` are all trades with fills."""
+    closed = [t for t in trades if t.fills]
+    n = len(closed)
+    wins = sum(1 for t in closed if t.won)
+    net = sum((t.net_pnl for t in closed), ZERO)
+    returns = [float(t.net_pnl / t.notional) for t in closed if t.notional]
+    drawdown, drawdown_pct = _max_drawdown(closed, equity_start)
+    return {
+        "entries": sum(1 for t in opened if any(f.role == "entering" for f in t.fills)),
+        "exits": sum(1 for t in closed if t.exit_reason in EXIT_REASONS),
+        "trades_closed": n,
+        "open_trades": sum(1 for t in opened if t.closed_at is None),
+        "wins": wins,
+        "losses": n - wins,
+        "winrate": round(wins / n, 6) if n else 0.0,
+        "avg_r": round(float(sum((t.r_multiple for t in closed), ZERO)) / n, 6) if n else 0.0,
+        "expectancy": str((net / n).quantize(Decimal("1e-8"))) if n else "0",
+        "gross_pnl": str(sum((t.gross_pnl for t in closed), ZERO)),
+        "pnl": str(net),
+        "fees": str(sum((t.fees for t in closed), ZERO)),
+        "slippage": str(sum((t.slippage for t in closed), ZERO)),
+        "max_drawdown": str(drawdown),
+        "max_drawdown_pct": round(drawdown_pct * 100, 6),
+        "sharpe": round(_sharpe(returns), 6),
+        "avg_hold_s": round(
+            sum((t.closed_at or 0) - t.opened_at for t in closed) / n / 1e9, 6
+        ) if n else 0.0,
+        "exit_reasons": dict(sorted(Counter(t.exit_reason for t in closed).items())),
+    }
+
+
+def _max_drawdown(closed: list[Trade], equity_start: Decimal) -> tuple[Decimal, float]:
+    equity = peak = equity_start
+    worst, worst_pct = ZERO, 0.0
+    for trade in closed:
+        equity += trade.net_pnl
+        peak = max(peak, equity)
+        if peak - equity > worst:
+            worst = peak - equity
+            worst_pct = float(worst / peak) if peak > 0 else 0.0
+    return worst, worst_pct
+
+
+def _sharpe(returns: list[float]) -> float:
+    if len(returns) < 2:
+        return 0.0
+    stdev = statistics.stdev(returns)
+    return statistics.fmean(returns) / stdev if stdev > 0 else 0.0

@@ -1,0 +1,393 @@
+"""Loading scenario files: YAML -> `extends` merge -> `${VAR}` substitution -> validation.
+
+Every value keeps the file, line and column it was read from (through merging too), so
+each problem is reported as ``file:line:col: key.path: message`` pointing at the file the
+offending value actually came from. Only the first problem is reported: YAML and
+`extends` problems as found, then the first core-schema problem by position, then the
+first plugin-schema problem by position (the given file before its bases).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from arbframe.errors import ArbframeError, ScenarioError
+from arbframe.plugins import Registry
+from arbframe.schema import (
+    DURATION,
+    NONNEGATIVE_DECIMAL,
+    POSITIVE_DECIMAL,
+    SLOTS,
+    component_schema,
+    core_schema,
+)
+
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+# anyOf definitions whose branch errors ("does not match '^\s*(\d+...'") would confuse.
+_SUMMARIES = [
+    (DURATION["anyOf"], "is not a duration (e.g. 250ms, 30s, 2m, 1h) or a number of seconds"),
+    (POSITIVE_DECIMAL["anyOf"], "is not a positive number (a number or a decimal string)"),
+    (NONNEGATIVE_DECIMAL["anyOf"], "is not a non-negative number (a number or a decimal string)"),
+]
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    data: dict[str, Any]
+    root: Any = field(default=None, repr=False, compare=False)  # positions, for error()
+
+    def error(self, path: tuple[str | int, ...], message: str) -> ScenarioError:
+        """An error at the node `path` leads to: for problems found after validation."""
+        node = _locate(self.root, list(path))
+        pos = node.pos
+        return ScenarioError(pos.file, pos.line, pos.col, _key_path(list(path)), message)
+
+
+@dataclass(frozen=True, order=True)
+class _Pos:
+    depth: int  # 0 for the file given, 1 for its base, ...: orders problems across files
+    line: int
+    col: int
+    file: str = field(compare=False)
+
+
+@dataclass
+class _Node:
+    """A YAML value (dict[str, _Node] | list[_Node] | scalar) and where it was written."""
+
+    value: Any
+    pos: _Pos
+    key_pos: _Pos | None = None  # where the key naming it sits, for mapping entries
+
+
+@dataclass(frozen=True)
+class _Problem:
+    pos: _Pos
+    key_path: str
+    message: str
+
+    def error(self) -> ScenarioError:
+        pos = self.pos
+        return ScenarioError(pos.file, pos.line, pos.col, self.key_path, self.message)
+
+
+def load_scenario(
+    path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
+) -> LoadedScenario:
+    """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad."""
+    root = _load_file(str(path), [], None)
+    _substitute(root, os.environ if env is None else env, [])
+    data = _plain(root)
+    _raise_first(_core_problems(root, data))
+    _raise_first(_component_problems(root, data, registry))
+    return LoadedScenario(Path(path), data, root)
+
+
+# --- reading and merging ------------------------------------------------------------------
+
+
+def _read(file: str) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArbframeError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise ArbframeError(f"{file}: is a directory, not a scenario file") from None
+    except UnicodeDecodeError as e:
+        raise ArbframeError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ArbframeError(f"{file}: cannot read ({e.strerror})") from None
+
+
+def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
+    """Parse `file` and, recursively, its bases. `chain` holds the real paths of the
+    extending files, `ext` the `extends` value that named this file (None for the top)."""
+    try:
+        text = _read(file)
+    except ArbframeError as e:
+        if ext is None:
+            raise
+        raise _Problem(ext.pos, "extends", str(e)).error() from None
+    depth = len(chain)
+    root = _Node(_parse(text, file, depth), _Pos(depth, 1, 1, file))
+    if not isinstance(root.value, dict):
+        got = "an empty document" if root.value is None else _kind(root.value)
+        raise _Problem(root.pos, "", f"a scenario must be a mapping of keys, got {got}").error()
+    base_ref = root.value.pop("extends", None)
+    if base_ref is None:
+        return root
+    if not isinstance(base_ref.value, str):
+        raise _Problem(base_ref.pos, "extends", "extends must be a path (a string)").error()
+    # Relative to the extending file; displayed joined but not made absolute.
+    base = str(Path(file).parent / base_ref.value)
+    seen = [*chain, os.path.realpath(file)]
+    if os.path.realpath(base) in seen:
+        names = [Path(f).name for f in seen[seen.index(os.path.realpath(base)):]]
+        cycle = " -> ".join([*names, Path(base).name])
+        raise _Problem(base_ref.pos, "extends", f"extends cycle: {cycle}").error()
+    return _merge(_load_file(base, seen, base_ref), root)
+
+
+def _parse(text: str, file: str, depth: int) -> Any:
+    try:
+        doc = YAML(typ="rt").load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        message = e.problem or e.context or "invalid YAML"
+        if e.context and message.startswith("but "):  # "but found another document"
+            message = f"{e.context}, {message}"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ScenarioError(file, line, col, "", " ".join(str(message).split())) from None
+    except ReaderError as e:  # control characters and the like: only a char offset
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - text.rfind("\n", 0, e.position)
+        char = e.character if isinstance(e.character, int) else ord(e.character)
+        raise ScenarioError(file, line, col, "", f"unacceptable character #x{char:04x}: "
+                            f"{e.reason}") from None
+    except (YAMLError, ValueError) as e:  # ValueError: e.g. `2024-13-45`, `!!int x`
+        raise ScenarioError(file, None, None, "", f"invalid YAML: {e}") from None
+    return _nodes(doc, _Pos(depth, 1, 1, file), file, [])
+
+
+def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
+    """Turn ruamel's values into plain values inside _Nodes, keeping positions."""
+    def at(lc: Any, key: Any, offset: int) -> _Pos:
+        mark = lc.data.get(key) if lc is not None else None  # missing for `<<` merged keys
+        return _Pos(pos.depth, mark[offset] + 1, mark[offset + 1] + 1, file) if mark else pos
+
+    if isinstance(obj, dict):
+        out: dict[str, _Node] = {}
+        for key, value in obj.items():
+            key_pos = at(obj.lc, key, 0)
+            if not isinstance(key, str):
+                raise _Problem(key_pos, _key_path(path), f"keys must be strings, got "
+                               f"{_kind(key)} {key!r}").error()
+            value_pos = at(obj.lc, key, 2)
+            if value is None and value_pos.line != key_pos.line:
+                value_pos = key_pos  # `key:` with nothing after: ruamel marks the next line
+            child = _nodes(value, value_pos, file, [*path, key])
+            out[str(key)] = _Node(child, value_pos, key_pos)
+        return out
+    if isinstance(obj, list):
+        return [_Node(_nodes(v, at(obj.lc, i, 0), file, [*path, i]), at(obj.lc, i, 0))
+                for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, bool):
+        return obj
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, ScalarBoolean):  # anchored booleans are int subclasses
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, (datetime.date, datetime.datetime)):
+        return obj.isoformat()  # YAML timestamps: keep JSON-able, as written-ish
+    tag = getattr(getattr(obj, "tag", None), "value", None)
+    what = f"tag {tag}" if tag else type(obj).__name__
+    raise _Problem(pos, _key_path(path), f"unsupported YAML value ({what})").error()
+
+
+def _merge(base: _Node, over: _Node) -> _Node:
+    """Mappings merge recursively; anything else in `over` replaces what `base` had."""
+    if not (isinstance(base.value, dict) and isinstance(over.value, dict)):
+        return over
+    merged = dict(base.value)
+    for key, node in over.value.items():
+        merged[key] = _merge(base.value[key], node) if key in base.value else node
+    return _Node(merged, over.pos, over.key_pos)
+
+
+# --- environment and plain data -----------------------------------------------------------
+
+
+def _substitute(node: _Node, env: Mapping[str, str], path: list[str | int]) -> None:
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            _substitute(child, env, [*path, key])
+    elif isinstance(node.value, list):
+        for i, child in enumerate(node.value):
+            _substitute(child, env, [*path, i])
+    elif isinstance(node.value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if env.get(name):
+                return env[name]
+            if default is not None:  # like the shell's ${VAR:-default}: unset or empty
+                return default
+            if name in env:
+                return ""
+            raise _Problem(node.pos, _key_path(path),
+                           f"environment variable {name} is not set").error()
+
+        node.value = _ENV_VAR.sub(replace, node.value)
+
+
+def _plain(node: _Node) -> Any:
+    if isinstance(node.value, dict):
+        return {key: _plain(child) for key, child in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(child) for child in node.value]
+    return node.value
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _raise_first(problems: Iterable[_Problem]) -> None:
+    # Stable: among problems at one position the most relevant (listed first) wins.
+    first = min(problems, key=lambda p: p.pos, default=None)
+    if first is not None:
+        raise first.error()
+
+
+def _core_problems(root: _Node, data: dict[str, Any]) -> list[_Problem]:
+    errors = Draft202012Validator(core_schema()).iter_errors(data)
+    return [p for e in _by_relevance(errors) for p in _explain(e, root, [])]
+
+
+def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -> list[_Problem]:
+    problems: list[_Problem] = []
+    for slot, kind in SLOTS.items():
+        if slot not in data:
+            continue
+        if slot == "venues":
+            blocks = [([slot, name], block) for name, block in data[slot].items()]
+        elif slot == "strategy":
+            blocks = [([slot], data[slot])]
+        else:
+            blocks = [([slot, i], block) for i, block in enumerate(data[slot])]
+        types = registry.types(kind)
+        for prefix, block in blocks:
+            info = types.get(block["type"])
+            if info is None:
+                known = ", ".join(sorted(types)) or "none registered"
+                where = [*prefix, "type"]
+                problems.append(_Problem(_locate(root, where).pos, _key_path(where),
+                                         f"unknown {kind} type {block['type']!r} (known: {known})"))
+                continue
+            schema = component_schema(info.schema, info.type_name)
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as e:  # a plugin bug, not the scenario's: no position
+                raise ArbframeError(f"{kind} type {info.type_name!r} ({info.plugin}) has an "
+                                    f"invalid config_schema: {e.message}") from None
+            errors = Draft202012Validator(schema).iter_errors(block)
+            problems += [p for e in _by_relevance(errors) for p in _explain(e, root, prefix)]
+    return problems
+
+
+def _by_relevance(errors: Iterable[ValidationError]) -> list[ValidationError]:
+    # best_match's idea, minus its path comparison (which can compare str with int).
+    return sorted(errors, key=lambda e: e.validator in ("anyOf", "oneOf"))
+
+
+def _explain(error: ValidationError, root: _Node, prefix: list[str | int]) -> list[_Problem]:
+    """One precise, one-line problem per thing wrong that `error` stands for."""
+    path = [*prefix, *error.absolute_path]
+    node = _locate(root, path)
+    here = _key_path(path)
+    instance = error.instance
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        known = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        expected = ", ".join(sorted(known)) or "none"
+        return [_Problem(_locate(root, [*path, k]).key_pos or node.pos, _key_path([*path, k]),
+                         f"unknown key {k!r} (expected one of: {expected})")
+                for k in instance
+                if k not in known and not any(re.search(p, k) for p in patterns)]
+    if error.validator == "required":
+        return [_Problem(node.pos, here, f"missing required key {k!r}")
+                for k in error.validator_value if k not in instance]
+    if "propertyNames" in error.relative_schema_path and isinstance(node.value, dict) \
+            and instance in node.value:
+        key_node = node.value[instance]
+        return [_Problem(key_node.key_pos or node.pos, _key_path([*path, instance]),
+                         f"key {_one_line(error.message)}")]
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return _explain_branches(error, root, prefix, node, here)
+    return [_Problem(node.pos, here, _one_line(error.message))]
+
+
+def _explain_branches(
+    error: ValidationError, root: _Node, prefix: list[str | int], node: _Node, here: str
+) -> list[_Problem]:
+    """anyOf/oneOf: follow the one branch the value's type fits, else summarise."""
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [errs for errs in branches.values()
+               if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    instance = error.instance
+    summary = next((text for branches_, text in _SUMMARIES if branches_ == error.validator_value),
+                   None)
+    is_number = isinstance(instance, (int, float)) and not isinstance(instance, bool)
+    if summary is not None and not (is_number and len(fitting) == 1):
+        return [_Problem(node.pos, here, f"{_short(instance)} {summary}")]
+    if len(fitting) == 1:
+        return [p for e in _by_relevance(fitting[0]) for p in _explain(e, root, prefix)]
+    if not fitting:
+        types = [t for e in error.context or [] if e.validator == "type"
+                 for t in ([e.validator_value] if isinstance(e.validator_value, str)
+                           else e.validator_value)]
+        names = ", ".join(repr(t) for t in dict.fromkeys(types))
+        return [_Problem(node.pos, here, f"{_short(instance)} is not of type {names}")]
+    return _explain(best_match(error.context or []), root, prefix)
+
+
+# --- paths and text -----------------------------------------------------------------------
+
+
+def _locate(root: _Node, path: list[str | int]) -> _Node:
+    """The deepest node along `path` (a jsonschema error path into the merged data)."""
+    node = root
+    for part in path:
+        try:
+            node = node.value[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return node
+
+
+def _key_path(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
+        else:  # keys like `portfolio.winrate` would read as two levels
+            out += f"[{part!r}]"
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.splitlines())

@@ -1,0 +1,82 @@
+"""The scenario schema: the kernel's core schema composed with every plugin's fragment."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from arbframe.plugins import Registry
+
+# Component slots of a scenario and the kind of plugin each holds.
+SLOTS = {
+    "venues": "exchange",
+    "feeds": "feed",
+    "strategy": "strategy",
+    "guards": "guard",
+    "sinks": "sink",
+    "alerts": "alert",
+    "faults": "fault",
+}
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    return json.loads(files("arbframe.schemas").joinpath(name).read_text())
+
+
+def core_schema() -> dict[str, Any]:
+    return copy.deepcopy(_load("scenario.schema.json"))
+
+
+def summary_schema() -> dict[str, Any]:
+    return copy.deepcopy(_load("summary.schema.json"))
+
+
+# Reusable fragments for plugin config schemas (copies of the core definitions).
+DURATION: dict[str, Any] = _load("scenario.schema.json")["$defs"]["duration"]
+POSITIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["positive_decimal"]
+NONNEGATIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["nonnegative_decimal"]
+
+
+def component_schema(info_schema: dict[str, Any], type_name: str) -> dict[str, Any]:
+    """A plugin's config schema with the `type` key added (what a scenario block holds)."""
+    schema = copy.deepcopy(info_schema)
+    schema.setdefault("type", "object")
+    props = schema.setdefault("properties", {})
+    props["type"] = {"const": type_name}
+    return schema
+
+
+def composed_schema(registry: Registry) -> dict[str, Any]:
+    """The whole scenario schema, for editors: each slot accepts exactly the known types."""
+    schema = core_schema()
+    for slot, kind in SLOTS.items():
+        types = registry.types(kind)
+        branches = []
+        for name, info in sorted(types.items()):
+            branch = component_schema(info.schema, name)
+            branch["description"] = info.cls.description or branch.get("description", "")
+            branches.append(
+                {"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+                 "then": branch}
+            )
+        slot_schema = {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": sorted(types)}},
+            "allOf": branches,
+        }
+        defn = f"{slot}_component"
+        schema["$defs"][defn] = slot_schema
+        ref = {"$ref": f"#/$defs/{defn}"}
+        prop = schema["properties"][slot]
+        if slot == "venues":
+            prop["additionalProperties"] = ref
+        elif slot == "strategy":
+            schema["properties"][slot] = ref
+        else:
+            prop["items"] = ref
+    return schema

@@ -1,0 +1,65 @@
+"""A pytest plugin for scenario tests (registered through the `pytest11` entry point).
+
+The `run_scenario` fixture writes a scenario (YAML text or a dict) to `tmp_path`, runs it
+in-process with every installed plugin, and returns the summary and the run, so plugin
+authors test their components the way arbframe tests its own::
+
+    def test_my_feed(run_scenario):
+        result = run_scenario({"name": "t", "duration": "1m", ...})
+        assert result.summary["portfolio"]["entries"] > 0
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbframe.model import Fill, Trade
+from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.runner import Run
+from arbframe.scenario import load_scenario
+
+
+@dataclass
+class ScenarioResult:
+    summary: dict[str, Any]
+    run: Run
+
+    @property
+    def fills(self) -> list[Fill]:
+        return self.run.engine.ledger.fills
+
+    @property
+    def trades(self) -> list[Trade]:
+        return self.run.engine.ledger.closed
+
+
+def run_scenario_file(path: Path, seed: int | None = None) -> ScenarioResult:
+    pm = get_plugin_manager()
+    registry = build_registry(pm)
+    run = Run(load_scenario(path, registry), registry, pm, seed=seed)
+    return ScenarioResult(run.execute(), run)
+
+
+@pytest.fixture
+def run_scenario(tmp_path: Path) -> Callable[..., ScenarioResult]:
+    """Write `scenario` (YAML text or dict) to tmp_path and run it; extra files beside it."""
+
+    def run(
+        scenario: str | dict[str, Any],
+        seed: int | None = None,
+        files: dict[str, str] | None = None,
+    ) -> ScenarioResult:
+        for name, text in (files or {}).items():
+            (tmp_path / name).write_text(text)
+        path = tmp_path / "scenario.yaml"
+        text = scenario if isinstance(scenario, str) else json.dumps(scenario, indent=1)
+        path.write_text(text)
+        return run_scenario_file(path, seed)
+
+    return run

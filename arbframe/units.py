@@ -1,0 +1,26 @@
+"""Durations in scenario files: ``250ms``, ``30s``, ``2m``, ``1h``, ``1h30m``, or a number of seconds."""
+
+from __future__ import annotations
+
+import re
+
+NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+      "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ns|us|ms|s|m|h|d)\s*)+$"
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)")
+
+
+def parse_duration(value: str | int | float) -> int:
+    """Return nanoseconds. Numbers are seconds."""
+    if isinstance(value, (int, float)):
+        return int(round(value * 1_000_000_000))
+    if not re.match(DURATION_PATTERN, value):
+        raise ValueError(f"not a duration: {value!r} (expected e.g. 250ms, 30s, 2m, 1h)")
+    return int(round(sum(float(n) * NS[unit] for n, unit in _PART.findall(value))))
+
+
+def format_duration(ns: int) -> str:
+    for unit in ("h", "m", "s", "ms", "us"):
+        if ns >= NS[unit] and ns % NS[unit] == 0:
+            return f"{ns // NS[unit]}{unit}"
+    return f"{ns}ns"

@@ -1,0 +1,1 @@
+"""Built-in arbframe plugins, registered through the `arbframe` entry-point group."""

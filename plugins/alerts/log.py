@@ -1,0 +1,48 @@
+"""`log`: writes alerts at or above a severity to stderr or a file, one line each."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from arbframe.components import AlertChannel
+from arbframe.hookspecs import hookimpl
+from arbframe.model import Alert
+
+SEVERITIES = ["P0", "P1", "P2", "P3"]
+
+
+class LogAlerts(AlertChannel):
+    type_name = "log"
+    description = "Alerts as lines on stderr or in a file."
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "min_severity": {"enum": SEVERITIES},
+            "path": {"type": "string", "description": "File to append to (default stderr)."},
+        },
+    }
+
+    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
+        super().__init__(config, name=name, run=run)
+        self.max_rank = SEVERITIES.index(config.get("min_severity", "P1"))
+        self.stream: TextIO = (
+            run.resolve_path(config["path"]).open("a") if "path" in config else sys.stderr
+        )
+        self.sent = 0
+
+    @hookimpl
+    def arbframe_on_alert(self, run: Any, alert: Alert) -> None:
+        if SEVERITIES.index(alert.severity) <= self.max_rank:
+            self.sent += 1
+            self.stream.write(f"[{alert.severity}] t={alert.ts} {alert.title}: {alert.detail}\n")
+
+    def close(self) -> None:
+        if self.stream is not sys.stderr:
+            self.stream.close()
+
+
+@hookimpl
+def arbframe_register_alerts(register: Any) -> None:
+    register(LogAlerts)

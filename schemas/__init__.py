@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with arbframe (installed as the `arbframe.schemas` package)."""

@@ -1,0 +1,400 @@
+"""Scenario loading: every problem renders as ``file:line:col: key.path: message``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbframe.components import Exchange, Feed, Strategy
+from arbframe.errors import ArbframeError, ScenarioError
+from arbframe.plugins import ComponentInfo, Registry
+from arbframe.scenario import LoadedScenario, load_scenario
+from arbframe.schema import DURATION
+
+
+class Paper(Exchange):
+    type_name = "paper"
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "api_key": {"type": "string"},
+            "fees": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "taker_bps": {"type": "number", "minimum": 0},
+                    "maker_bps": {"type": "number"},
+                },
+            },
+        },
+    }
+
+
+class Synthetic(Feed):
+    type_name = "synthetic"
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pattern"],
+        "properties": {"pattern": {"enum": ["flat", "spike"]}, "interval": DURATION},
+    }
+
+
+class Scripted(Feed):
+    type_name = "scripted"
+
+
+class Replay(Feed):
+    type_name = "replay"
+
+
+class SpreadArb(Strategy):
+    type_name = "spread_arb"
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["entry_bps"],
+        "properties": {"entry_bps": {"type": "number", "minimum": 0}, "size": {"type": "number"}},
+    }
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    for cls in (Paper, Synthetic, Scripted, Replay, SpreadArb):
+        reg.add(ComponentInfo(cls.kind, cls.type_name, cls, "test", "<local>"))
+    return reg
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Relative paths make the rendered file part exact and readable.
+    monkeypatch.chdir(tmp_path)
+
+
+VALID = """\
+name: demo
+duration: 10m
+venues:
+  upbit:
+    type: paper
+    fees: {taker_bps: 5}
+feeds:
+  - type: synthetic
+    pattern: flat
+strategy:
+  type: spread_arb
+  entry_bps: 3
+"""
+
+
+def write(name: str, text: str) -> str:
+    Path(name).parent.mkdir(parents=True, exist_ok=True)
+    Path(name).write_text(text, encoding="utf-8")
+    return name
+
+
+def error_of(registry: Registry, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write("s.yaml", text), registry, env={} if env is None else env)
+    return str(info.value)
+
+
+def load(registry: Registry, text: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return load_scenario(write("s.yaml", text), registry, env={} if env is None else env).data
+
+
+# --- YAML ---------------------------------------------------------------------------------
+
+
+def test_malformed_yaml(registry: Registry) -> None:
+    assert error_of(registry, "name: demo\nvenues: [a, b\nfeeds: []\n") == (
+        "s.yaml:3:6: expected ',' or ']', but got ':'"
+    )
+
+
+def test_duplicate_key(registry: Registry) -> None:
+    assert error_of(registry, "name: a\nseed: 1\nname: b\n") == (
+        's.yaml:3:1: found duplicate key "name" with value "b" (original value: "a")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "got"), [("- a\n- b\n", "a list"), ("", "an empty document"), ("just text\n", "str")]
+)
+def test_top_level_must_be_a_mapping(registry: Registry, text: str, got: str) -> None:
+    expected = f"s.yaml:1:1: a scenario must be a mapping of keys, got {got}"
+    assert error_of(registry, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: 2024-13-45\n", "s.yaml: invalid YAML: month must be in 1..12"),
+        ("seed: !!binary aGk=\n", "s.yaml:1:7: seed: unsupported YAML value (bytes)"),
+        ("seed: !custom 3\n", "s.yaml:1:7: seed: unsupported YAML value (tag !custom)"),
+        ("name: x\n1: y\n", "s.yaml:2:1: keys must be strings, got int 1"),
+    ],
+)
+def test_odd_yaml_is_an_arbframe_error(registry: Registry, text: str, expected: str) -> None:
+    assert error_of(registry, text) == expected
+
+
+# --- core schema --------------------------------------------------------------------------
+
+
+def test_unknown_top_level_key(registry: Registry) -> None:
+    assert error_of(registry, VALID + "colour: red\n") == (
+        "s.yaml:13:1: colour: unknown key 'colour' (expected one of: alerts, capital, clock, "
+        "description, duration, expect, extends, faults, feeds, fx, guards, mode, name, "
+        "report_currency, seed, sinks, strategy, venues)"
+    )
+
+
+def test_wrong_type(registry: Registry) -> None:
+    assert error_of(registry, VALID + "seed: lots\n") == (
+        "s.yaml:13:7: seed: 'lots' is not of type 'integer'"
+    )
+
+
+def test_empty_value_points_at_its_key(registry: Registry) -> None:
+    assert error_of(registry, VALID + "guards:\n") == (
+        "s.yaml:13:1: guards: None is not of type 'array'"
+    )
+
+
+def test_enum_violation(registry: Registry) -> None:
+    assert error_of(registry, VALID + "mode: yolo\n") == (
+        "s.yaml:13:7: mode: 'yolo' is not one of ['backtest', 'paper', 'shadow', 'live']"
+    )
+
+
+def test_bad_duration(registry: Registry) -> None:
+    text = VALID.replace("duration: 10m", "duration: 2 minutes")
+    assert error_of(registry, text) == (
+        "s.yaml:2:11: duration: '2 minutes' is not a duration (e.g. 250ms, 30s, 2m, 1h) "
+        "or a number of seconds"
+    )
+
+
+def test_negative_duration_names_the_minimum(registry: Registry) -> None:
+    text = VALID.replace("duration: 10m", "duration: -5")
+    assert error_of(registry, text) == "s.yaml:2:11: duration: -5 is less than the minimum of 0"
+
+
+def test_missing_required_top_level_key(registry: Registry) -> None:
+    text = VALID.replace("duration: 10m\n", "")
+    assert error_of(registry, text) == "s.yaml:1:1: missing required key 'duration'"
+
+
+def test_errors_are_reported_first_by_position(registry: Registry) -> None:
+    text = VALID.replace("name: demo", "name: not valid!") + "seed: -1\n"
+    assert error_of(registry, text) == (
+        "s.yaml:1:7: name: 'not valid!' does not match '^[A-Za-z0-9_.-]+$'"
+    )
+
+
+def test_expect_keys_with_dots_render_in_brackets(registry: Registry) -> None:
+    text = VALID + "expect:\n  portfolio.winrate: {min: 0.5, most: 1}\n"
+    assert error_of(registry, text) == (
+        "s.yaml:14:33: expect['portfolio.winrate'].most: unknown key 'most' "
+        "(expected one of: eq, ge, gt, le, lt, max, min, ne)"
+    )
+
+
+def test_bad_venue_name_points_at_the_key(registry: Registry) -> None:
+    text = VALID.replace("  upbit:", "  Upbit:")
+    assert error_of(registry, text) == (
+        "s.yaml:4:3: venues.Upbit: key 'Upbit' does not match '^[a-z][a-z0-9_]*$'"
+    )
+
+
+# --- component schemas --------------------------------------------------------------------
+
+
+def test_unknown_plugin_type_lists_known_ones(registry: Registry) -> None:
+    text = VALID.replace("type: synthetic", "type: synthetc")
+    assert error_of(registry, text) == (
+        "s.yaml:8:11: feeds[0].type: unknown feed type 'synthetc' "
+        "(known: replay, scripted, synthetic)"
+    )
+
+
+def test_unknown_nested_key_in_component(registry: Registry) -> None:
+    text = VALID.replace("{taker_bps: 5}", "{taker_bps: 5, makr_bps: 1}")
+    assert error_of(registry, text) == (
+        "s.yaml:6:26: venues.upbit.fees.makr_bps: unknown key 'makr_bps' "
+        "(expected one of: maker_bps, taker_bps)"
+    )
+
+
+def test_out_of_range_value_in_component(registry: Registry) -> None:
+    text = VALID.replace("entry_bps: 3", "entry_bps: -3")
+    assert error_of(registry, text) == (
+        "s.yaml:12:14: strategy.entry_bps: -3 is less than the minimum of 0"
+    )
+
+
+def test_enum_violation_in_component(registry: Registry) -> None:
+    text = VALID.replace("pattern: flat", "pattern: zigzag")
+    assert error_of(registry, text) == (
+        "s.yaml:9:14: feeds[0].pattern: 'zigzag' is not one of ['flat', 'spike']"
+    )
+
+
+def test_bad_duration_in_component(registry: Registry) -> None:
+    text = VALID.replace("pattern: flat", "pattern: flat\n    interval: soon")
+    assert error_of(registry, text) == (
+        "s.yaml:10:15: feeds[0].interval: 'soon' is not a duration (e.g. 250ms, 30s, 2m, 1h) "
+        "or a number of seconds"
+    )
+
+
+def test_missing_required_key_in_component(registry: Registry) -> None:
+    text = VALID.replace("  entry_bps: 3\n", "  size: 1\n")
+    assert error_of(registry, text) == "s.yaml:11:3: strategy: missing required key 'entry_bps'"
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+def test_missing_env_var(registry: Registry) -> None:
+    text = VALID.replace("type: paper", "type: paper\n    api_key: ${BINANCE_API_KEY}")
+    assert error_of(registry, text) == (
+        "s.yaml:6:14: venues.upbit.api_key: environment variable BINANCE_API_KEY is not set"
+    )
+
+
+def test_env_substitution_and_defaults(registry: Registry) -> None:
+    text = VALID.replace("type: paper", "type: paper\n    api_key: ${KEY}") + (
+        "description: run ${WHO} at ${WHERE:-home}, ${EMPTY:-fallback}\n"
+    )
+    data = load(registry, text, env={"KEY": "12345", "WHO": "ci", "EMPTY": ""})
+    # Exactly "${KEY}" stays a string even though it looks like a number.
+    assert data["venues"]["upbit"]["api_key"] == "12345"
+    assert data["description"] == "run ci at home, fallback"
+
+
+def test_env_defaults_to_os_environ(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_TEST_WHO", "tester")
+    path = write("s.yaml", VALID + "description: by ${ARBFRAME_TEST_WHO}\n")
+    assert load_scenario(path, registry).data["description"] == "by tester"
+
+
+def test_substitution_happens_before_validation(registry: Registry) -> None:
+    text = VALID.replace("duration: 10m", "duration: ${RUN_FOR:-forever}")
+    assert error_of(registry, text).startswith(
+        "s.yaml:2:11: duration: 'forever' is not a duration"
+    )
+
+
+# --- files and extends --------------------------------------------------------------------
+
+
+def test_missing_file(registry: Registry) -> None:
+    with pytest.raises(ArbframeError) as info:
+        load_scenario("nope.yaml", registry, env={})
+    assert not isinstance(info.value, ScenarioError)
+    assert str(info.value) == "nope.yaml: no such file"
+
+
+def test_missing_base_file(registry: Registry) -> None:
+    write("scenarios/child.yaml", "extends: base.yaml\nname: child\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("scenarios/child.yaml", registry, env={})
+    assert str(info.value) == (
+        "scenarios/child.yaml:1:10: extends: scenarios/base.yaml: no such file"
+    )
+
+
+def test_extends_cycle(registry: Registry) -> None:
+    write("a.yaml", "extends: b.yaml\nname: a\n")
+    write("b.yaml", "name: b\nextends: a.yaml\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("a.yaml", registry, env={})
+    assert str(info.value) == "b.yaml:2:10: extends: extends cycle: a.yaml -> b.yaml -> a.yaml"
+
+
+def test_extends_overrides_and_merges_deeply(registry: Registry) -> None:
+    write("base.yaml", VALID + "seed: 7\n")
+    write("mid.yaml", "extends: base.yaml\nvenues:\n  upbit:\n    fees: {maker_bps: 1}\n")
+    write("child.yaml", (
+        "extends: mid.yaml\n"
+        "name: child\n"
+        "venues:\n  upbit:\n    fees: {taker_bps: 2.5}\n"
+        "feeds:\n  - type: replay\n"
+    ))
+    loaded = load_scenario("child.yaml", registry, env={})
+    assert isinstance(loaded, LoadedScenario)
+    assert loaded.path == Path("child.yaml")
+    assert loaded.data == {
+        "name": "child",
+        "duration": "10m",
+        "venues": {"upbit": {"type": "paper", "fees": {"taker_bps": 2.5, "maker_bps": 1}}},
+        "feeds": [{"type": "replay"}],  # lists replace, they do not merge
+        "strategy": {"type": "spread_arb", "entry_bps": 3},
+        "seed": 7,
+    }
+
+
+def test_error_in_inherited_value_points_into_base_file(registry: Registry) -> None:
+    write("base.yaml", VALID.replace("entry_bps: 3", "entry_bps: -3"))
+    write("child.yaml", "extends: base.yaml\nstrategy:\n  size: 2\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("child.yaml", registry, env={})
+    assert str(info.value) == (
+        "base.yaml:12:14: strategy.entry_bps: -3 is less than the minimum of 0"
+    )
+
+
+def test_error_in_overriding_value_points_into_child(registry: Registry) -> None:
+    write("base.yaml", VALID)
+    write("child.yaml", "# tuned\nextends: base.yaml\nstrategy:\n  entry_bps: -1\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("child.yaml", registry, env={})
+    assert str(info.value) == (
+        "child.yaml:4:14: strategy.entry_bps: -1 is less than the minimum of 0"
+    )
+
+
+def test_problems_in_the_given_file_come_before_the_base_file(registry: Registry) -> None:
+    write("base.yaml", VALID + "seed: -1\n")
+    write("child.yaml", "extends: base.yaml\nmode: yolo\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("child.yaml", registry, env={})
+    assert str(info.value) == (
+        "child.yaml:2:7: mode: 'yolo' is not one of ['backtest', 'paper', 'shadow', 'live']"
+    )
+
+
+# --- the result ---------------------------------------------------------------------------
+
+
+def test_valid_file_loads_to_plain_data(registry: Registry) -> None:
+    text = VALID.replace("{taker_bps: 5}", "{taker_bps: 5.5, maker_bps: 0x10}") + (
+        "seed: 3\nfx: {KRW: 1350}\nexpect:\n  portfolio.winrate: {min: 0.5}\n"
+    )
+    data = load(registry, text)
+    assert data == {
+        "name": "demo",
+        "duration": "10m",
+        "venues": {"upbit": {"type": "paper", "fees": {"taker_bps": 5.5, "maker_bps": 16}}},
+        "feeds": [{"type": "synthetic", "pattern": "flat"}],
+        "strategy": {"type": "spread_arb", "entry_bps": 3},
+        "seed": 3,
+        "fx": {"KRW": 1350},
+        "expect": {"portfolio.winrate": {"min": 0.5}},
+    }
+
+    def types(value: Any) -> set[type]:
+        if isinstance(value, dict):
+            return {type(value)}.union(*(types(v) for v in value.values()))
+        if isinstance(value, list):
+            return {type(value)}.union(*(types(v) for v in value))
+        return {type(value)}
+
+    # No ruamel CommentedMap/ScalarFloat/HexInt left behind.
+    assert types(data) == {dict, list, str, int, float}
