@@ -44,12 +44,12 @@ def kpis(trades: list[Trade], equity_start: Decimal, opened: list[Trade]) -> dic
         "losses": n - wins,
         "winrate": round(wins / n, 6) if n else 0.0,
         "avg_r": round(float(sum((t.r_multiple for t in closed), ZERO)) / n, 6) if n else 0.0,
-        "expectancy": str((net / n).quantize(Decimal("1e-8"))) if n else "0",
-        "gross_pnl": str(sum((t.gross_pnl for t in closed), ZERO)),
-        "pnl": str(net),
-        "fees": str(sum((t.fees for t in closed), ZERO)),
-        "slippage": str(sum((t.slippage for t in closed), ZERO)),
-        "max_drawdown": str(drawdown),
+        "expectancy": money((net / n).quantize(Decimal("1e-8"))) if n else "0",
+        "gross_pnl": money(sum((t.gross_pnl for t in closed), ZERO)),
+        "pnl": money(net),
+        "fees": money(sum((t.fees for t in closed), ZERO)),
+        "slippage": money(sum((t.slippage for t in closed), ZERO)),
+        "max_drawdown": money(drawdown),
         "max_drawdown_pct": round(drawdown_pct * 100, 6),
         "sharpe": round(_sharpe(returns), 6),
         "avg_hold_s": round(
@@ -57,6 +57,11 @@ def kpis(trades: list[Trade], equity_start: Decimal, opened: list[Trade]) -> dic
         ) if n else 0.0,
         "exit_reasons": dict(sorted(Counter(t.exit_reason for t in closed).items())),
     }
+
+
+def money(value: Decimal) -> str:
+    """An exact amount as plain decimal text: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
 
 
 def _max_drawdown(closed: list[Trade], equity_start: Decimal) -> tuple[Decimal, float]:

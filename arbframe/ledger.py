@@ -16,6 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from arbframe.kpi import money
 from arbframe.model import BUY, Fill, Trade
 
 if TYPE_CHECKING:
@@ -103,11 +104,11 @@ class Ledger:
                 rebuilt = self.balances[name].get(asset, ZERO)
                 actual = venue.balances.get(asset, ZERO)
                 rows[asset] = {
-                    "start": str(start),
-                    "end": str(actual),
-                    "from_fills": str(rebuilt),
-                    "fees": str(self.fees[name].get(asset, ZERO)),
-                    "difference": str(actual - rebuilt),
+                    "start": money(start),
+                    "end": money(actual),
+                    "from_fills": money(rebuilt),
+                    "fees": money(self.fees[name].get(asset, ZERO)),
+                    "difference": money(actual - rebuilt),
                 }
                 if actual != rebuilt:
                     report["reconciled"] = False

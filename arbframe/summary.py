@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from arbframe.kpi import kpis
+from arbframe.kpi import kpis, money
 from arbframe.model import Trade
 
 if TYPE_CHECKING:
@@ -34,8 +34,11 @@ def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
     closed = [t for t in ledger.closed if t.fills]
     equity_start = _equity(run, start=True)
     portfolio = kpis(closed, equity_start, opened)
-    portfolio["equity_start"] = str(equity_start)
-    portfolio["equity_end"] = str(_equity(run, start=False))
+    equity_end = _equity(run, start=False)
+    portfolio["equity_start"] = money(equity_start)
+    portfolio["equity_end"] = money(equity_end)
+    # What the marks moved besides the strategy: inventory revalued at the last mids.
+    portfolio["inventory_pnl"] = money(equity_end - equity_start - Decimal(portfolio["pnl"]))
     portfolio["entry_failures"] = sum(1 for t in ledger.closed if not t.fills)
     by_symbol: dict[str, list[Trade]] = defaultdict(list)
     by_route: dict[str, dict[str, list[Trade]]] = defaultdict(lambda: defaultdict(list))

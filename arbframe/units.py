@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
       "h": 3_600_000_000_000, "d": 86_400_000_000_000}
@@ -24,3 +25,17 @@ def format_duration(ns: int) -> str:
         if ns >= NS[unit] and ns % NS[unit] == 0:
             return f"{ns // NS[unit]}{unit}"
     return f"{ns}ns"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive times are UTC
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def iso_to_ns(text: str) -> int:
+    """ISO 8601 time to epoch nanoseconds; naive times are UTC. Exact integer arithmetic."""
+    moment = datetime.fromisoformat(text)
+    # Subtracting datetimes is exact (microseconds), unlike .timestamp()'s float, and
+    # matching the epoch's awareness is cheaper than .replace(tzinfo=UTC) on every row.
+    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
+    return delta // _MICROSECOND * 1_000

@@ -26,7 +26,7 @@ def test_counts_winrate_r_and_expectancy():
     assert (k["entries"], k["exits"], k["trades_closed"], k["wins"], k["losses"]) == (4, 3, 4, 2, 2)
     assert k["winrate"] == 0.5  # a zero-PnL trade is not a win
     assert k["avg_r"] == pytest.approx((0.5 - 0.2 + 0 + 0.3) / 4)
-    assert k["expectancy"] == "1.50000000"
+    assert k["expectancy"] == "1.5"
     assert k["pnl"] == "6"
     assert k["exit_reasons"] == {"leg_failure": 1, "max_hold": 1, "reversion": 1, "stop_loss": 1}
     assert k["avg_hold_s"] == 2.0

@@ -45,7 +45,7 @@ def test_reconcile_catches_money_moved_without_a_fill():
     run.venues["binance"].balances["USDT"] += D("0.00000001")
     report = run.engine.ledger.reconcile(run.venues)
     assert report["reconciled"] is False
-    assert report["venues"]["binance"]["USDT"]["difference"] == "1E-8"
+    assert report["venues"]["binance"]["USDT"]["difference"] == "0.00000001"
 
 
 def test_every_trade_pnl_is_explained_by_its_fills():

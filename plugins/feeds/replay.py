@@ -16,7 +16,6 @@ import gzip
 import heapq
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from arbframe.components import Feed, FeedEvent
 from arbframe.errors import ArbframeError
 from arbframe.hookspecs import Register, hookimpl
+from arbframe.units import iso_to_ns
 
 if TYPE_CHECKING:
     from arbframe.runner import Run
@@ -38,26 +38,11 @@ DEFAULT_COLUMNS = {
 }
 # Epoch-number timestamp units, in ns; "iso" (the default) means ISO 8601 text.
 UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive times are UTC
-_MICROSECOND = timedelta(microseconds=1)
 _INF = float("inf")
 _MAX_LEVELS = 1000  # bound on the level auto-detection scan
 
 Side = tuple[tuple[float, float], ...]
 Cols = tuple[tuple[int, int], ...]  # (price index, size index) per level, best first
-
-
-def iso_to_ns(text: str) -> int:
-    """ISO 8601 time to epoch nanoseconds; naive times are UTC. Exact integer arithmetic.
-
-    (Same helper as in the scripted feed; kept local so the plugins stay independent.)
-    """
-    moment = datetime.fromisoformat(text)
-    # Subtracting datetimes is exact (microseconds), unlike .timestamp()'s float, and
-    # matching the epoch's awareness is cheaper than .replace(tzinfo=UTC) on every row.
-    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
-    return delta // _MICROSECOND * 1_000
 
 
 def _epoch_parser(unit_ns: int) -> Callable[[str], int]:

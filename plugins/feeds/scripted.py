@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from arbframe.components import Feed, FeedEvent
 from arbframe.errors import ArbframeError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.schema import DURATION, POSITIVE_DECIMAL
-from arbframe.units import parse_duration
+from arbframe.units import iso_to_ns, parse_duration
 
 if TYPE_CHECKING:
     from arbframe.runner import Run
 
 DEFAULT_START = "2024-01-01T00:00:00Z"
 DEFAULT_SIZE = 1e9  # effectively unlimited depth, so top-of-book tests never run dry
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive times are UTC
-_MICROSECOND = timedelta(microseconds=1)
 
 Side = tuple[tuple[float, float], ...]
 
@@ -64,14 +60,6 @@ _FX_EVENT: dict[str, Any] = {
 # CSV columns: the first five are required, the sizes may be absent or left empty.
 _CSV_REQUIRED = ("at", "venue", "symbol", "bid", "ask")
 _CSV_COLUMNS = _CSV_REQUIRED + ("bid_size", "ask_size")
-
-
-def iso_to_ns(text: str) -> int:
-    """ISO 8601 time to epoch nanoseconds; naive times are UTC. Exact integer arithmetic."""
-    moment = datetime.fromisoformat(text)
-    # Subtracting datetimes is exact (microseconds), unlike .timestamp()'s float.
-    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
-    return delta // _MICROSECOND * 1_000
 
 
 def _duration_ns(value: str | int | float) -> int:
