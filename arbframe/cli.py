@@ -153,6 +153,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    if not rows:
+        print("no component types registered", file=sys.stderr)
+        return 0
     widths = [max(len(r[k]) for r in rows) for k in ("kind", "type", "distribution")]
     for r in rows:
         print(f"{r['kind']:<{widths[0]}}  {r['type']:<{widths[1]}}  "

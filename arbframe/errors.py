@@ -31,3 +31,16 @@ class ScenarioError(ArbframeError):
             where += f":{self.line}:{self.column or 1}"
         key = f" {self.key_path}:" if self.key_path else ""
         return f"{where}:{key} {self.message}"
+
+
+class ConfigError(ArbframeError):
+    """Raised by a component about its own config block.
+
+    ``key`` is the path inside the block (e.g. ``("venues", "binance")``); the runner adds
+    the block's place in the scenario and reports ``file:line:col: feeds[0].venues.binance``.
+    """
+
+    def __init__(self, message: str, key: tuple[str | int, ...] = ()) -> None:
+        self.message = message
+        self.key = key
+        super().__init__(message)

@@ -112,6 +112,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             dist_name = f"{dist.project_name} {dist.version}" if dist else "<local>"
 
             def register(cls: type[Component], _kind=kind, _impl=impl, _dist=dist_name) -> None:
+                if not isinstance(cls, type):  # e.g. an instance: issubclass would TypeError
+                    raise ArbframeError(f"plugin {_impl.plugin_name}: register() takes a "
+                                        f"component class, got {cls!r}")
                 registry.add(ComponentInfo(_kind, cls.type_name, cls, _impl.plugin_name, _dist))
 
             impl.function(register=register)

@@ -16,7 +16,7 @@ import pluggy
 from arbframe.components import Component, FeedEvent
 from arbframe.driver import DriveStats, run_simulated
 from arbframe.engine import Engine
-from arbframe.errors import ArbframeError
+from arbframe.errors import ArbframeError, ConfigError
 from arbframe.plugins import Registry
 from arbframe.scenario import LoadedScenario
 from arbframe.summary import build_summary
@@ -72,7 +72,10 @@ class Run:
         for part in path:
             block = block[part]
         config = {k: v for k, v in block.items() if k != "type"}
-        component = self.registry.get(kind, block["type"]).cls(config, name=name, run=self)
+        try:
+            component = self.registry.get(kind, block["type"]).cls(config, name=name, run=self)
+        except ConfigError as err:
+            raise self.error((*path, *err.key), err.message) from None
         component.path = path
         return component
 

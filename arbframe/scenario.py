@@ -54,7 +54,9 @@ class LoadedScenario:
     def error(self, path: tuple[str | int, ...], message: str) -> ScenarioError:
         """An error at the node `path` leads to: for problems found after validation."""
         node = _locate(self.root, list(path))
-        pos = node.pos
+        # A whole block is named by its key; a scalar by its value.
+        block = isinstance(node.value, (dict, list)) and node.key_pos is not None
+        pos = node.key_pos if block else node.pos
         return ScenarioError(pos.file, pos.line, pos.col, _key_path(list(path)), message)
 
 

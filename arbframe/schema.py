@@ -63,12 +63,15 @@ def composed_schema(registry: Registry) -> dict[str, Any]:
                 {"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
                  "then": branch}
             )
-        slot_schema = {
+        # No registered type: nothing can fill the slot (`false`: no value for `type` is
+        # valid). `allOf` and `enum` must not be empty in a valid (or sensible) schema.
+        slot_schema: dict[str, Any] = {
             "type": "object",
             "required": ["type"],
-            "properties": {"type": {"enum": sorted(types)}},
-            "allOf": branches,
+            "properties": {"type": {"enum": sorted(types)} if types else False},
         }
+        if branches:
+            slot_schema["allOf"] = branches
         defn = f"{slot}_component"
         schema["$defs"][defn] = slot_schema
         ref = {"$ref": f"#/$defs/{defn}"}

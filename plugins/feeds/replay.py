@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from arbframe.components import Feed, FeedEvent
-from arbframe.errors import ArbframeError
+from arbframe.errors import ArbframeError, ConfigError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.units import iso_to_ns
 
@@ -135,7 +135,7 @@ class ReplayFeed(Feed):
         try:
             self._start = -_INF if start is None else iso_to_ns(start)
         except ValueError:
-            raise ArbframeError(f"{name}: start: not an ISO 8601 time: {start!r}") from None
+            raise ConfigError(f"not an ISO 8601 time: {start!r}", ("start",)) from None
         self._limit: int | None = config.get("limit")
         self._sources = [self._source(venue, path, config.get("levels"))
                          for venue, path in config["venues"].items()]
@@ -153,7 +153,7 @@ class ReplayFeed(Feed):
             with _open(path) as handle:
                 header = tuple(next(csv.reader(handle), ()))
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-            raise ArbframeError(f"{self.name}: venues.{venue}: cannot read {path}: {exc}") from None
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", ("venues", venue)) from None
         index = {column: i for i, column in enumerate(header)}
 
         def find(key: str, level: int) -> int | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from arbframe.components import Feed, FeedEvent
-from arbframe.errors import ArbframeError
+from arbframe.errors import ArbframeError, ConfigError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.schema import DURATION, POSITIVE_DECIMAL
 from arbframe.units import iso_to_ns, parse_duration
@@ -118,7 +118,7 @@ class ScriptedFeed(Feed):
         try:
             self._start = iso_to_ns(start)
         except ValueError:
-            raise ArbframeError(f"{name}: start: not an ISO 8601 time: {start!r}") from None
+            raise ConfigError(f"not an ISO 8601 time: {start!r}", ("start",)) from None
         self._size = float(config.get("size", DEFAULT_SIZE))
         if "csv" in config:
             self._events = self._load_csv(config["csv"])
@@ -142,7 +142,7 @@ class ScriptedFeed(Feed):
                 last = at
                 out.extend(self._parse_inline(self._start + at, event))
             except (ValueError, KeyError, TypeError) as exc:
-                raise ArbframeError(f"{self.name}: events[{index}]: {_reason(exc)}") from None
+                raise ConfigError(_reason(exc), ("events", index)) from None
         return out
 
     def _parse_inline(self, ts: int, event: dict[str, Any]) -> list[FeedEvent]:
@@ -163,7 +163,7 @@ class ScriptedFeed(Feed):
         try:
             handle = open(path, newline="", encoding="utf-8")
         except OSError as exc:
-            raise ArbframeError(f"{self.name}: csv: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", ("csv",)) from None
         out: list[FeedEvent] = []
         with handle:
             reader = csv.DictReader(handle)

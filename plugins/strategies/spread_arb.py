@@ -24,6 +24,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from arbframe.components import Strategy
+from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import BUY, SELL, Action, Book, Intent, Order, Trade
 from arbframe.schema import DURATION
@@ -116,6 +117,20 @@ class SpreadArb(Strategy):
         self.max_book_age = parse_duration(age) if age is not None else None
         self.states: dict[str, SymbolState] = {}
         self.by_order: dict[str, SymbolState] = {}
+        self._check_universe()
+
+    def _check_universe(self) -> None:
+        venues = self.run.venues
+        for i, name in enumerate(self.config.get("venues", [])):
+            if name not in venues:
+                raise ConfigError(f"unknown venue {name!r} (venues: {', '.join(venues)})",
+                                  ("venues", i))
+        names = self.config.get("venues") or list(venues)
+        for i, symbol in enumerate(self.config.get("symbols", [])):
+            quoted = [n for n in names if symbol in venues[n].markets]
+            if len(quoted) < 2:
+                raise ConfigError(f"{symbol} is quoted on {len(quoted)} of the venues by the "
+                                  "feeds; spread_arb needs at least two", ("symbols", i))
 
     # ---- wiring -------------------------------------------------------------------------
 

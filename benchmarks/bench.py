@@ -1,0 +1,357 @@
+#!/usr/bin/env python
+"""Hot-path benchmarks: throughput, decision latency, per-order cost, peak memory.
+
+    python benchmarks/bench.py [--quotes N] [--repeat R] [--json]
+
+Every run is a real scenario: ``scenarios/_campaign_base.yaml`` (two paper venues,
+``spread_arb`` on the ``synthetic`` feed) loaded through the real loader, with the duration
+(and, for the 10-symbol case, the symbols and capital) overridden by a small scenario that
+``extends`` it. See benchmarks/README.md for what each figure means and how it is measured.
+Timings are wall-clock on whatever machine runs this: nothing asserts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.runner import Run
+from arbframe.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "scenarios" / "_campaign_base.yaml"
+REAL = ROOT / "scenarios" / "real_link_binance_huobi.yaml"
+
+INTERVAL_MS = 100  # the synthetic feed's default interval; every venue quotes every symbol once
+VENUES = 2  # upbit and binance in the base scenario
+# Ten BTC-like assets for the multi-symbol case (same tick grids as the base scenario).
+TEN_SYMBOLS = {f"X{i:02d}": 60000.0 * (1 + 0.05 * i) for i in range(10)}
+
+TARGETS = {
+    "throughput_1_symbol": (">=", 150_000, "quotes/s"),
+    "decision_p99_us": ("<=", 50.0, "us"),
+    "order_overhead_us": ("<=", 50.0, "us"),
+    "peak_rss_mib": ("<=", 200e6 / 2**20, "MiB"),  # 200 MB
+}
+
+
+# ---- scenarios --------------------------------------------------------------------------
+
+
+def scenario(quotes: int, symbols: int = 1, trading: bool = True) -> dict[str, Any]:
+    """An override of the campaign base that makes exactly `quotes` quote events flow."""
+    per_interval = VENUES * symbols
+    intervals = -(-quotes // per_interval)
+    # The driver stops after the first event past start + duration, so end 1 ms before the
+    # next interval starts: `intervals` whole intervals, i.e. per_interval * intervals quotes.
+    over: dict[str, Any] = {
+        "extends": str(BASE),
+        "name": f"bench_{symbols}sym{'' if trading else '_notrade'}",
+        "duration": f"{intervals * INTERVAL_MS - 1}ms",
+    }
+    if symbols > 1:
+        prices = dict(list(TEN_SYMBOLS.items())[:symbols]) if symbols <= 10 else {
+            f"X{i:03d}": 60000.0 * (1 + 0.01 * i) for i in range(symbols)}
+        over["feeds"] = [{
+            "type": "synthetic", "symbols": prices, "venues": ["upbit", "binance"],
+            "pattern": "mixed", "tick": {"upbit": 1000, "binance": 0.01},
+        }]
+        # Same capital per symbol as the base scenario has for its one symbol.
+        over["capital"] = {
+            "upbit": {"KRW": 13_500_000 * symbols, **dict.fromkeys(prices, 0.2)},
+            "binance": {"USDT": 10_000 * symbols, **dict.fromkeys(prices, 0.2)},
+        }
+    if not trading:  # same quotes, same per-quote checks, but no entry ever qualifies
+        over["strategy"] = {"entry_bps": 1e9}
+    return over
+
+
+def make_run(spec: dict[str, Any] | Path, workdir: Path) -> Run:
+    if isinstance(spec, Path):
+        path = spec
+    else:
+        path = workdir / f"{spec['name']}.yaml"
+        path.write_text(json.dumps(spec, indent=1))  # JSON is YAML
+    pm = get_plugin_manager()
+    registry = build_registry(pm)
+    return Run(load_scenario(path, registry), registry, pm)
+
+
+def timed_execute(run: Run) -> tuple[float, dict[str, Any]]:
+    """Wall time of Run.execute (feed generation, engine, strategy, venues, summary)."""
+    gc.collect()
+    started = time.perf_counter()
+    summary = run.execute()
+    return time.perf_counter() - started, summary
+
+
+def best_of(repeat: int, spec: dict[str, Any] | Path, workdir: Path) -> dict[str, Any]:
+    """Run `repeat` times; keep the fastest (the machine may be busy with other work)."""
+    times = []
+    summary: dict[str, Any] = {}
+    for _ in range(repeat):
+        elapsed, summary = timed_execute(make_run(spec, workdir))
+        times.append(elapsed)
+    quotes = summary["events"]["quotes"]
+    return {
+        "quotes": quotes,
+        "seconds_best": round(min(times), 4),
+        "seconds_all": [round(t, 4) for t in times],
+        "quotes_per_s": round(quotes / min(times)),
+        "orders": summary["orders"].get("submitted", 0),
+        "trades": summary["portfolio"]["trades_closed"],
+        "orders_per_million_quotes": round(summary["orders"].get("submitted", 0) * 1e6 / quotes),
+    }
+
+
+# ---- per-quote decision latency ---------------------------------------------------------
+
+
+def percentiles(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+    n = len(ordered)
+    return {"median": ordered[n // 2], "p99": ordered[min(n - 1, (99 * n) // 100)],
+            "max": ordered[-1]}
+
+
+def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
+    """Time venue.on_book + strategy.on_quote per quote, minus the cost of the timing itself.
+
+    The driver calls the venue's on_book and then the strategy's on_quote for every quote.
+    Wrappers read perf_counter_ns before on_book and after on_quote; the same wrappers around
+    do-nothing functions, called the same way, measure what the timing adds.
+    """
+    run = make_run(scenario(quotes), workdir)
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    started = [0]
+
+    def wrap_book(on_book: Callable[..., None]) -> Callable[..., None]:
+        def timed(ts: int, symbol: str, bids: Any, asks: Any) -> None:
+            started[0] = clock()
+            on_book(ts, symbol, bids, asks)
+        return timed
+
+    def wrap_quote(on_quote: Callable[..., None]) -> Callable[..., None]:
+        def timed(ts: int, venue: str, symbol: str) -> None:
+            on_quote(ts, venue, symbol)
+            samples.append(clock() - started[0])
+        return timed
+
+    for venue in run.venues.values():  # the driver looks these up when the run starts
+        venue.on_book = wrap_book(venue.on_book)  # type: ignore[method-assign]
+    run.strategy.on_quote = wrap_quote(run.strategy.on_quote)  # type: ignore[method-assign]
+    gc.collect()
+    run.execute()
+    raw = percentiles(samples)
+
+    # Calibration: the same wrappers around no-ops, in a loop shaped like the driver's.
+    samples.clear()
+    book, quote = wrap_book(lambda ts, s, b, a: None), wrap_quote(lambda ts, v, s: None)
+    bids = asks = [(1.0, 1.0)]
+    for ts in range(min(quotes, 1_000_000)):
+        book(ts, "BTC", bids, asks)
+        quote(ts, "upbit", "BTC")
+    empty = percentiles(samples)
+    overhead = empty["median"]
+    return {
+        "quotes": len(samples),
+        "raw_ns": raw,
+        "empty_wrapper_ns": empty,
+        "median_us": round(max(raw["median"] - overhead, 0) / 1000, 2),
+        "p99_us": round(max(raw["p99"] - overhead, 0) / 1000, 2),
+        "max_us": round(max(raw["max"] - overhead, 0) / 1000, 2),
+    }
+
+
+# ---- per-order overhead -----------------------------------------------------------------
+
+
+def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
+    """Time every order's path from engine.submit to the strategy's handling of its update.
+
+    engine.submit (bookkeeping, the venue scheduling the arrival after its latency) and the
+    venue's _arrive callback (checks, book walk, fills, ledger booking, order update hooks,
+    the strategy's on_order_update, which may close the trade or send the next orders) are
+    wrapped. Only outermost intervals count, so a submit made from inside an arrival is not
+    counted twice. The wrappers' own cost, measured around no-ops, is subtracted.
+    """
+    run = make_run(scenario(quotes), workdir)
+    clock = time.perf_counter_ns
+    total = [0, 0]  # ns inside the order path, timed calls
+    depth = [0]
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any) -> Any:
+            if depth[0]:
+                return fn(*args)
+            depth[0] = 1
+            t0 = clock()
+            try:
+                return fn(*args)
+            finally:
+                total[0] += clock() - t0
+                total[1] += 1
+                depth[0] = 0
+        return timed
+
+    engine = run.engine
+    engine.submit = wrap(engine.submit)  # type: ignore[method-assign]
+    for venue in run.venues.values():  # submit schedules venue._arrive, looked up per order
+        venue._arrive = wrap(venue._arrive)  # type: ignore[attr-defined]
+    gc.collect()
+    summary = run.execute()
+    timed_ns, calls = total
+
+    total[:] = [0, 0]
+    nop = wrap(lambda order: None)
+    for _ in range(100_000):
+        nop(None)
+    per_call = total[0] / total[1]
+
+    orders = summary["orders"].get("submitted", 0)
+    net = timed_ns - per_call * calls
+    return {
+        "orders": orders,
+        "timed_calls": calls,
+        "timed_ns": timed_ns,
+        "wrapper_ns_per_call": round(per_call, 1),
+        "per_order_us": round(net / orders / 1000, 2) if orders else None,
+    }
+
+
+def differential(trading: dict[str, Any], repeat: int, quotes: int, workdir: Path) -> dict[str, Any]:
+    """Cross-check: (time with trading - time of the same quotes without) / orders."""
+    quiet = best_of(repeat, scenario(quotes, trading=False), workdir)
+    orders = trading["orders"]
+    extra = trading["seconds_best"] - quiet["seconds_best"]
+    return {
+        "no_trading_seconds_best": quiet["seconds_best"],
+        "no_trading_orders": quiet["orders"],
+        "per_order_us": round(extra / orders * 1e6, 2) if orders else None,
+    }
+
+
+# ---- peak memory ------------------------------------------------------------------------
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_child(quotes: int) -> None:
+    """Runs in a fresh interpreter: one run, then the peak resident set size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_run(scenario(quotes), Path(tmp))
+        before = _maxrss_mib()
+        summary = run.execute()
+        print(json.dumps({"quotes": summary["events"]["quotes"],
+                          "rss_before_run_mib": round(before, 1),
+                          "peak_rss_mib": round(_maxrss_mib(), 1)}))
+
+
+def peak_memory(quotes: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--quotes", str(quotes), "--memory-child"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+# ---- report -----------------------------------------------------------------------------
+
+
+def check(key: str, value: float | None) -> dict[str, Any]:
+    op, target, unit = TARGETS[key]
+    met = value is not None and (value >= target if op == ">=" else value <= target)
+    return {"value": value, "target": f"{op} {target:,.1f} {unit}".replace(".0 ", " "),
+            "met": met}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quotes", type=int, default=1_000_000, help="quotes per run")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many timed runs")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.quotes)
+        return 0
+
+    def say(text: str) -> None:
+        if not args.json:
+            print(text, flush=True)
+
+    n = args.quotes
+    say(f"arbframe benchmarks: {n:,} quotes per run, best of {args.repeat}, "
+        f"Python {platform.python_version()} on {platform.machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        one = best_of(args.repeat, scenario(n, 1), work)
+        say(f"  end to end, 1 symbol:   {one['quotes_per_s']:>9,} quotes/s  "
+            f"({one['orders']:,} orders, {one['trades']:,} trades)")
+        ten = best_of(args.repeat, scenario(n, 10), work)
+        say(f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s  "
+            f"({ten['orders']:,} orders, {ten['trades']:,} trades)")
+        latency = decision_latency(n, work)
+        say(f"  decision latency:       median {latency['median_us']} us, "
+            f"p99 {latency['p99_us']} us (timing cost "
+            f"{latency['empty_wrapper_ns']['median']} ns subtracted)")
+        orders = order_overhead(n, work)
+        say(f"  per-order overhead:     {orders['per_order_us']} us over {orders['orders']:,} "
+            f"orders (direct timing)")
+        cross = differential(one, args.repeat, n, work)
+        say(f"                          {cross['per_order_us']} us (cross-check: trading run "
+            f"minus a no-trading run, per order)")
+        memory = peak_memory(n)
+        say(f"  peak memory:            {memory['peak_rss_mib']} MiB resident "
+            f"({memory['rss_before_run_mib']} MiB before the run)")
+        replay = best_of(max(args.repeat, 5), REAL, work)
+        say(f"  replay (real LINK data): {replay['quotes_per_s']:>8,} quotes/s  "
+            f"({replay['quotes']:,} quotes)")
+
+    checks = {
+        "throughput_1_symbol": check("throughput_1_symbol", one["quotes_per_s"]),
+        "decision_p99_us": check("decision_p99_us", latency["p99_us"]),
+        "order_overhead_us": check("order_overhead_us", orders["per_order_us"]),
+        "peak_rss_mib": check("peak_rss_mib", memory["peak_rss_mib"]),
+    }
+    orders_ok = all(100 <= r["orders_per_million_quotes"] for r in (one, ten))
+    results = {
+        "quotes": n,
+        "repeat": args.repeat,
+        "python": platform.python_version(),
+        "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
+        "decision_latency": latency,
+        "order_overhead": {"direct": orders, "differential": cross},
+        "memory": memory,
+        "orders_per_million_quotes_ok": orders_ok,
+        "targets": checks,
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    say("targets:")
+    for key, c in checks.items():
+        say(f"  {key:<22} {c['value']!s:>12}  target {c['target']:<18} "
+            f"{'met' if c['met'] else 'NOT MET'}")
+    say(f"  {'orders per 1M quotes':<22} {one['orders_per_million_quotes']:>12,}  "
+        f"(10 symbols: {ten['orders_per_million_quotes']:,}; should be hundreds or more) "
+        f"{'ok' if orders_ok else 'TOO FEW'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

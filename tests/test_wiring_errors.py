@@ -1,0 +1,44 @@
+"""Problems found while wiring a run still name file:line:column and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arbframe.errors import ScenarioError
+from arbframe.testing import run_scenario_file
+
+CAMPAIGN = Path(__file__).parent.parent / "scenarios" / "c1_mixed.yaml"
+REAL = Path(__file__).parent.parent / "scenarios" / "real_link_binance_huobi.yaml"
+
+
+@pytest.mark.parametrize(
+    ("base", "body", "where", "message"),
+    [
+        (CAMPAIGN, "strategy: {symbols: [ETH]}", "3:22: strategy.symbols[0]",
+         "ETH is quoted on 0 of the venues by the feeds; spread_arb needs at least two"),
+        (CAMPAIGN, "strategy: {venues: [upbit, kraken]}", "3:28: strategy.venues[1]",
+         "unknown venue 'kraken' (venues: upbit, binance)"),
+        (REAL, "feeds:\n  - {type: replay, symbol: LINK, venues: {binance: nope.csv}}",
+         "4:52: feeds[0].venues.binance", "cannot read"),
+        (CAMPAIGN, "clock: wall", "3:8: clock", "the wall-clock driver is not available yet"),
+    ],
+)
+def test_wiring_error_names_the_place(tmp_path, base, body, where, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"extends: {base}\nname: broken\n{body}\n")
+    with pytest.raises(ScenarioError) as err:
+        run_scenario_file(path)
+    assert str(err.value).startswith(f"{path}:{where}: {message}")
+
+
+def test_error_in_an_inherited_block_points_into_the_base_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"extends: {CAMPAIGN}\nname: eur\nreport_currency: EUR\nfx: {{KRW: 1450}}\n")
+    with pytest.raises(ScenarioError) as err:
+        run_scenario_file(path)
+    base = CAMPAIGN.parent / "_campaign_base.yaml"
+    line = base.read_text().splitlines().index("  binance:") + 1
+    assert str(err.value) == (f"{base}:{line}:3: venues.binance: no FX rate for USDT: "
+                              "add fx: {USDT: <units per EUR>}")
