@@ -126,11 +126,12 @@ def _progress(run: Run) -> Callable[[int, int], None]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    _, registry = _registry()
+    pm, registry = _registry()
     results = []
     for path in args.scenarios:
         try:
-            load_scenario(path, registry)
+            # Wiring too (venues, capital, FX, feed files), as `run` would, without running.
+            Run(load_scenario(path, registry), registry, pm)
             results.append({"file": str(path), "valid": True})
         except ArbframeError as err:
             results.append({"file": str(path), "valid": False, "error": str(err)})

@@ -91,11 +91,17 @@ def _name(info: ComponentInfo) -> str:
 def get_plugin_manager(extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    if os.environ.get("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD") != "1":
-        pm.load_setuptools_entrypoints(GROUP)
-    for plugin in extra_plugins:
-        pm.register(plugin)
-    pm.check_pending()
+    try:
+        if os.environ.get("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD") != "1":
+            pm.load_setuptools_entrypoints(GROUP)
+        for plugin in extra_plugins:
+            pm.register(plugin)
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        raise ArbframeError(f"plugin {err.plugin!r}: {err}") from err
+    except ImportError as err:  # an entry point whose module does not import
+        raise ArbframeError(f"a plugin of the {GROUP!r} entry-point group failed to import: "
+                            f"{err}") from err
     if os.environ.get("ARBFRAME_TRACE_PLUGINS") == "1":
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from arbframe.components import Component, FeedEvent
+from arbframe.components import FeedEvent
 from arbframe.driver import DriveStats, run_simulated
 from arbframe.engine import Engine
 from arbframe.errors import ArbframeError, ConfigError
@@ -42,7 +42,6 @@ class Run:
         self.pm = pm
         self.hook = pm.hook
         self.fault_counts: Counter[str] = Counter()
-        self._registered: list[Component] = []
         self._wire()
 
     # ---- helpers for components ---------------------------------------------------------
@@ -117,11 +116,10 @@ class Run:
         self.guards = [self._build("guard", ("guards", i), b.get("name", b["type"]))
                        for i, b in enumerate(sc.get("guards", []))]
         self.engine.guards = self.guards
-        for slot, kind in (("sinks", "sink"), ("alerts", "alert")):
-            for i in range(len(sc.get(slot, []))):
-                component = self._build(kind, (slot, i), f"{slot}[{i}]")
-                self.pm.register(component, name=f"{slot}[{i}]:{id(component)}")
-                self._registered.append(component)
+        # Built now (config errors surface here); they receive events only while running.
+        self.listeners = [self._build(kind, (slot, i), f"{slot}[{i}]")
+                          for slot, kind in (("sinks", "sink"), ("alerts", "alert"))
+                          for i in range(len(sc.get(slot, [])))]
         self.faults = [self._build("fault", ("faults", i), f"faults[{i}]")
                        for i in range(len(sc.get("faults", [])))]
 
@@ -135,6 +133,8 @@ class Run:
 
     def execute(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         duration = parse_duration(self.scenario["duration"])
+        for listener in self.listeners:
+            self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
         try:
             self.strategy.on_start()
             for fault in self.faults:
@@ -144,9 +144,9 @@ class Run:
             summary = build_summary(self, self.stats)
             self.hook.arbframe_on_run_end(run=self, summary=summary)
         finally:
-            for component in self._registered:
-                component.close()
-                self.pm.unregister(component)
+            for listener in self.listeners:
+                listener.close()
+                self.pm.unregister(listener)
         return summary
 
     def write_outputs(self, out_dir: Path, summary: dict[str, Any]) -> None:
@@ -154,7 +154,7 @@ class Run:
         (out_dir / "summary.json").write_text(dumps(summary) + "\n")
         ledger = self.engine.ledger
         _write_jsonl(out_dir / "fills.jsonl", (f.as_dict() for f in ledger.fills))
-        _write_jsonl(out_dir / "trades.jsonl", (t.as_dict() for t in ledger.closed))
+        _write_jsonl(out_dir / "trades.jsonl", (t.as_dict() for t in ledger.closed if t.fills))
         _write_jsonl(out_dir / "orders.jsonl", (o.as_dict() for o in self.engine.orders.values()))
 
 

@@ -27,10 +27,13 @@ class LogAlerts(AlertChannel):
     def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
         super().__init__(config, name=name, run=run)
         self.max_rank = SEVERITIES.index(config.get("min_severity", "P1"))
-        self.stream: TextIO = (
-            run.resolve_path(config["path"]).open("a") if "path" in config else sys.stderr
-        )
+        self.stream: TextIO = sys.stderr
         self.sent = 0
+
+    @hookimpl
+    def arbframe_on_run_start(self, run: Any) -> None:
+        if "path" in self.config:  # opened when the run starts: validating writes nothing
+            self.stream = run.resolve_path(self.config["path"]).open("a")
 
     @hookimpl
     def arbframe_on_alert(self, run: Any, alert: Alert) -> None:

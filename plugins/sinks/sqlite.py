@@ -36,9 +36,14 @@ class SqliteSink(Sink):
 
     def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
         super().__init__(config, name=name, run=run)
-        path = run.resolve_path(config["path"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
+        self.db_path = run.resolve_path(config["path"])
+        self.db: sqlite3.Connection | None = None
+
+    @hookimpl
+    def arbframe_on_run_start(self, run: Any) -> None:
+        # Opened here, not at construction: `arbframe validate` builds sinks without running.
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.db_path)
         self.db.executescript(SCHEMA)
         cur = self.db.execute("INSERT INTO runs (scenario, seed) VALUES (?, ?)",
                               (run.name, run.seed))
@@ -47,6 +52,7 @@ class SqliteSink(Sink):
     @hookimpl
     def arbframe_on_fill(self, run: Any, fill: Fill) -> None:
         d = fill.as_dict()
+        assert self.db is not None
         self.db.execute(
             "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (self.run_id, fill.client_id, fill.trade_id, fill.venue, fill.symbol, fill.side,
@@ -56,18 +62,21 @@ class SqliteSink(Sink):
     @hookimpl
     def arbframe_on_trade_closed(self, run: Any, trade: Trade) -> None:
         d = trade.as_dict()
+        assert self.db is not None
         self.db.execute("INSERT INTO trades VALUES (?,?,?,?,?,?)",
                         (self.run_id, trade.trade_id, trade.symbol, d["net_pnl"],
                          trade.exit_reason, json.dumps(d)))
 
     @hookimpl
     def arbframe_on_run_end(self, run: Any, summary: dict[str, Any]) -> None:
+        assert self.db is not None
         self.db.execute("UPDATE runs SET passed = ?, summary = ? WHERE run_id = ?",
                         (int(summary["passed"]), json.dumps(summary, default=str), self.run_id))
 
     def close(self) -> None:
-        self.db.commit()
-        self.db.close()
+        if self.db is not None:
+            self.db.commit()
+            self.db.close()
 
 
 @hookimpl

@@ -1,0 +1,315 @@
+"""Hook specs, the component registry and third-party plugins."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbframe import hookspecs
+from arbframe.components import INTERFACE_VERSION, KINDS, Exchange, Feed, FeedEvent, Strategy
+from arbframe.errors import ArbframeError
+from arbframe.hookspecs import hookimpl
+from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.runner import Run
+from arbframe.scenario import load_scenario
+from arbframe.schema import composed_schema
+
+REPO = Path(__file__).resolve().parents[1]
+START_NS = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
+
+
+def hookspec_functions() -> dict[str, Any]:
+    specs = {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+             if hasattr(fn, "arbframe_spec")}
+    assert len(specs) >= 15  # 7 registration hooks and 8 run events at the time of writing
+    return specs
+
+
+# --- hook specs and their documentation ----------------------------------------------------
+
+
+def test_every_hookspec_has_a_docstring() -> None:
+    for name, fn in hookspec_functions().items():
+        assert fn.__doc__ and fn.__doc__.strip(), f"{name} has no docstring"
+
+
+def test_every_hookspec_is_documented() -> None:
+    docs = REPO / "docs" / "plugins.md"
+    assert docs.is_file(), "docs/plugins.md is missing"
+    text = docs.read_text(encoding="utf-8")
+    missing = [name for name in hookspec_functions() if name not in text]
+    assert missing == [], f"hooks not mentioned in docs/plugins.md: {missing}"
+
+
+def test_registration_hooks_cover_every_kind() -> None:
+    pm = get_plugin_manager()
+    registrars = [name for name in hookspec_functions() if name.startswith("arbframe_register_")]
+    assert len(registrars) == len(KINDS)
+    for name in registrars:
+        assert hasattr(pm.hook, name)
+
+
+# --- a third-party plugin ------------------------------------------------------------------
+
+
+class IdleStrategy(Strategy):
+    """Watches every quote and never trades."""
+
+    type_name = "idle"
+    description = "Counts quotes; never trades."
+    config_schema = {"type": "object", "additionalProperties": False,
+                     "properties": {"label": {"type": "string"}}}
+
+    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
+        super().__init__(config, name=name, run=run)
+        self.quotes: list[tuple[int, str, str]] = []
+        self.started = self.ended = False
+
+    def on_start(self) -> None:
+        self.started = True
+
+    def on_quote(self, ts: int, venue: str, symbol: str) -> None:
+        self.quotes.append((ts, venue, symbol))
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
+class StepsFeed(Feed):
+    """`count` books per venue, one a second, the bid stepping up by `step`."""
+
+    type_name = "steps"
+    description = "A staircase of books on each venue."
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["venues", "count"],
+        "properties": {
+            "venues": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "symbol": {"type": "string"},
+            "count": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "step": {"type": "number"},
+        },
+    }
+
+    def venues(self) -> list[str]:
+        return list(self.config["venues"])
+
+    def symbols(self) -> list[str]:
+        return [self.config.get("symbol", "BTC")]
+
+    def events(self) -> Iterator[FeedEvent]:
+        step = self.config.get("step", 1.0)
+        for i in range(self.config["count"]):
+            for venue in self.config["venues"]:
+                bid = 100.0 + i * step
+                yield (START_NS + i * 10**9, venue, self.symbols()[0],
+                       ((bid, 5.0),), ((bid + 0.5, 5.0),))
+
+
+class ThirdParty:
+    """A plugin object as a third party would ship it (one module, two component types)."""
+
+    @hookimpl
+    def arbframe_register_strategies(self, register: Any) -> None:
+        register(IdleStrategy)
+
+    @hookimpl
+    def arbframe_register_feeds(self, register: Any) -> None:
+        register(StepsFeed)
+
+
+def scenario_text(strategy: str = "{type: idle, label: watcher}", count: int = 5) -> str:
+    return f"""\
+name: third_party
+duration: 1h
+venues:
+  a: {{type: paper, quote: USDT, fees: {{taker_bps: 10}}, latency: 10ms,
+      markets: {{default: {{price_tick: "0.01", amount_step: "0.001"}}}}}}
+  b: {{type: paper, quote: USDT, fees: {{taker_bps: 10}}, latency: 10ms,
+      markets: {{default: {{price_tick: "0.01", amount_step: "0.001"}}}}}}
+capital: {{a: {{USDT: 10000, BTC: 1}}, b: {{USDT: 10000, BTC: 1}}}}
+feeds:
+  - {{type: steps, venues: [a, b], count: {count}}}
+strategy: {strategy}
+"""
+
+
+def test_third_party_plugin_runs_end_to_end(tmp_path: Path) -> None:
+    pm = get_plugin_manager(extra_plugins=(ThirdParty(),))
+    registry = build_registry(pm)
+    idle = registry.get("strategy", "idle")
+    assert idle.cls is IdleStrategy
+    assert idle.distribution == "<local>"
+    assert registry.get("feed", "steps").cls is StepsFeed
+    # The built-ins are still there, next to the new types.
+    assert {"paper", "spread_arb", "scripted"} <= {i.type_name for i in registry.all()}
+    schema = composed_schema(registry)
+    assert "idle" in schema["$defs"]["strategy_component"]["properties"]["type"]["enum"]
+    assert "steps" in schema["$defs"]["feeds_component"]["properties"]["type"]["enum"]
+
+    path = tmp_path / "third_party.yaml"
+    path.write_text(scenario_text(count=5))
+    run = Run(load_scenario(path, registry), registry, pm)
+    summary = run.execute()
+
+    assert isinstance(run.strategy, IdleStrategy)
+    assert run.strategy.config == {"label": "watcher"}
+    assert run.strategy.started and run.strategy.ended
+    assert isinstance(run.feeds[0], StepsFeed)
+    assert len(run.strategy.quotes) == 10
+    assert {v for _, v, _ in run.strategy.quotes} == {"a", "b"}
+    assert summary["events"]["quotes"] == 10
+    assert summary["portfolio"]["entries"] == 0 and summary["orders"] == {}
+    assert summary["passed"] is True
+    # The paper venues saw the custom feed's books.
+    assert run.venues["a"].books["BTC"].bids[0][0] == pytest.approx(104.0)
+
+
+def test_third_party_config_is_validated_against_its_schema(tmp_path: Path) -> None:
+    pm = get_plugin_manager(extra_plugins=(ThirdParty(),))
+    registry = build_registry(pm)
+    path = tmp_path / "bad.yaml"
+    path.write_text(scenario_text(strategy="{type: idle, lable: typo}"))
+    with pytest.raises(ArbframeError) as err:
+        load_scenario(path, registry)
+    assert str(err.value) == (f"{path}:11:24: strategy.lable: unknown key 'lable' "
+                              "(expected one of: label, type)")
+
+
+def test_without_the_plugin_its_types_are_unknown(tmp_path: Path) -> None:
+    registry = build_registry(get_plugin_manager())
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text())
+    with pytest.raises(ArbframeError, match=r"unknown feed type 'steps' \(known: replay, "):
+        load_scenario(path, registry)
+
+
+def test_plugin_managers_are_independent() -> None:
+    with_extra = build_registry(get_plugin_manager(extra_plugins=(ThirdParty(),)))
+    plain = build_registry(get_plugin_manager())
+    assert "idle" in with_extra.types("strategy")
+    assert "idle" not in plain.types("strategy")
+
+
+# --- the registry refuses bad registrations ------------------------------------------------
+
+
+def registrar(kind_hook: str, *classes: Any) -> Any:
+    """A plugin object whose `kind_hook` registration hook registers `classes`."""
+
+    def hook(register: Any) -> None:
+        for cls in classes:
+            register(cls)
+
+    hook.__name__ = kind_hook
+    return type("Plugin", (), {kind_hook: staticmethod(hookimpl(hook))})()
+
+
+class OtherPaper(Exchange):
+    type_name = "paper"
+
+
+class StairsAgain(Feed):
+    type_name = "steps"
+
+
+def test_duplicate_type_name_names_both_classes() -> None:
+    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_exchanges", OtherPaper),))
+    with pytest.raises(ArbframeError) as err:
+        build_registry(pm)
+    message = str(err.value)
+    assert "exchange type 'paper' is registered twice" in message
+    assert "arbframe_plugins.exchanges.paper.PaperExchange" in message
+    assert f"{__name__}.OtherPaper" in message
+
+
+def test_duplicate_between_two_third_parties(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pm = get_plugin_manager(extra_plugins=(
+        ThirdParty(), registrar("arbframe_register_feeds", StairsAgain)))
+    with pytest.raises(ArbframeError) as err:
+        build_registry(pm)
+    assert "feed type 'steps' is registered twice" in str(err.value)
+    assert "StepsFeed" in str(err.value) and "StairsAgain" in str(err.value)
+
+
+def test_registering_the_same_class_twice_is_harmless(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pm = get_plugin_manager(extra_plugins=(
+        registrar("arbframe_register_feeds", StepsFeed, StepsFeed),))
+    assert [i.cls for i in build_registry(pm).all()] == [StepsFeed]
+
+
+def test_refuses_a_class_of_the_wrong_kind() -> None:
+    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", StepsFeed),))
+    with pytest.raises(ArbframeError) as err:
+        build_registry(pm)
+    assert "StepsFeed is registered as a strategy but does not subclass Strategy" in \
+        str(err.value)
+
+
+def test_refuses_a_wrong_interface_version() -> None:
+    class Future(Strategy):
+        type_name = "from_the_future"
+        interface_version = INTERFACE_VERSION + 1
+
+    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", Future),))
+    with pytest.raises(ArbframeError) as err:
+        build_registry(pm)
+    assert f"targets interface version {INTERFACE_VERSION + 1}" in str(err.value)
+    assert f"speaks {INTERFACE_VERSION}" in str(err.value)
+
+
+def test_refuses_a_class_without_type_name() -> None:
+    class Nameless(Strategy):
+        pass
+
+    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", Nameless),))
+    with pytest.raises(ArbframeError, match="Nameless has no type_name"):
+        build_registry(pm)
+
+
+def test_refuses_an_instance_instead_of_a_class() -> None:
+    pm = get_plugin_manager(extra_plugins=(
+        registrar("arbframe_register_strategies", IdleStrategy({}, name="x", run=None)),))
+    with pytest.raises(ArbframeError, match="register\\(\\) takes a component class"):
+        build_registry(pm)
+
+
+# --- autoload ------------------------------------------------------------------------------
+
+
+def test_disable_autoload_gives_an_empty_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_registry(get_plugin_manager()).all()  # sanity: the built-ins are installed
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pm = get_plugin_manager()
+    registry = build_registry(pm)
+    assert registry.all() == []
+    assert all(registry.types(kind) == {} for kind in KINDS)
+    # Explicitly given plugins still load.
+    only = build_registry(get_plugin_manager(extra_plugins=(ThirdParty(),)))
+    assert sorted(i.type_name for i in only.all()) == ["idle", "steps"]
+
+
+def test_disable_autoload_in_a_fresh_interpreter() -> None:
+    code = ("import json; from arbframe.plugins import build_registry, get_plugin_manager; "
+            "print(json.dumps([i.type_name for i in build_registry(get_plugin_manager()).all()]))")
+    base = {k: v for k, v in os.environ.items() if k != "ARBFRAME_DISABLE_PLUGIN_AUTOLOAD"}
+
+    def types(env: dict[str, str]) -> list[str]:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, env={**base, **env})
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert types({"ARBFRAME_DISABLE_PLUGIN_AUTOLOAD": "1"}) == []
+    assert "paper" in types({})
