@@ -40,7 +40,7 @@ class Component:
         self.config = config
         self.name = name
         self.run = run
-        self.path: tuple[str | int, ...] = ()  # where its block sits in the scenario (set by Run)
+        self.scenario_path: tuple[str | int, ...] = ()  # where its block sits (set by Run)
 
 
 class Exchange(Component):

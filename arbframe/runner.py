@@ -75,7 +75,7 @@ class Run:
             component = self.registry.get(kind, block["type"]).cls(config, name=name, run=self)
         except ConfigError as err:
             raise self.error((*path, *err.key), err.message) from None
-        component.path = path
+        component.scenario_path = path
         return component
 
     def _wire(self) -> None:

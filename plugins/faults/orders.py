@@ -13,6 +13,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from arbframe.components import Fault
+from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import Order
 from arbframe.schema import DURATION
@@ -34,12 +35,12 @@ class _OrderFault(Fault):
         self.after = parse_duration(config.get("after", 0))
         self.until = parse_duration(config["until"]) if "until" in config else None
         self.left = config.get("count")
+        if config["venue"] not in run.venues:
+            raise ConfigError(f"unknown venue {config['venue']!r} "
+                              f"(venues: {', '.join(run.venues)})", ("venue",))
 
     def arm(self) -> None:
-        venue = self.config["venue"]
-        if venue not in self.run.venues:
-            raise self.run.error((*self.path, "venue"), f"unknown venue {venue!r}")
-        self.run.venues[venue].order_filters.append(self._filter)
+        self.run.venues[self.config["venue"]].order_filters.append(self._filter)
 
     def _matches(self, order: Order, now: int) -> bool:
         elapsed = now - self.run.engine.start
