@@ -22,7 +22,7 @@ REAL = Path(__file__).parent.parent / "scenarios" / "real_link_binance_huobi.yam
          "unknown venue 'kraken' (venues: upbit, binance)"),
         (REAL, "feeds:\n  - {type: replay, symbol: LINK, venues: {binance: nope.csv}}",
          "4:52: feeds[0].venues.binance", "cannot read"),
-        (CAMPAIGN, "faults: [{type: order_reject, venue: kraken}]", "3:40: faults[0].venue",
+        (CAMPAIGN, "faults: [{type: order_reject, venue: kraken}]", "3:38: faults[0].venue",
          "unknown venue 'kraken' (venues: upbit, binance)"),
         (CAMPAIGN, "clock: wall", "3:8: clock", "the wall-clock driver is not available yet"),
     ],
