@@ -1,14 +1,11 @@
-"""A third-party arbframe plugin: a ``sine`` feed and a ``jsonl_alerts`` alert channel.
-
-Registered through the ``arbframe`` entry-point group (pyproject.toml); see docs/plugins.md.
-"""
+"""A third-party arbframe plugin: a ``sine`` feed and a ``jsonl_alerts`` alert channel."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
 from arbframe.components import AlertChannel, Feed, FeedEvent
 from arbframe.errors import ConfigError
@@ -30,8 +27,7 @@ class SineFeed(Feed):
     type_name = "sine"
     description = "Two venues, constant mid, the second's premium a sine wave (deterministic)."
     config_schema = {
-        "type": "object",
-        "additionalProperties": False,
+        "type": "object", "additionalProperties": False,
         "required": ["symbol", "price", "venues"],
         "properties": {
             "symbol": {"type": "string", "minLength": 1},
@@ -62,8 +58,7 @@ class SineFeed(Feed):
     def events(self) -> Iterator[FeedEvent]:
         cfg, run = self.config, self.run
         symbol, size = cfg["symbol"], float(cfg.get("size", 10))
-        half = cfg.get("spread_bps", 2) / 2e4
-        amplitude = cfg.get("amplitude_bps", 50)
+        half, amplitude = cfg.get("spread_bps", 2) / 2e4, cfg.get("amplitude_bps", 50)
         # Mid in each venue's own quote currency (fx: units per report-currency unit).
         mids = [(v, cfg["price"] * run.fx_rate(run.venue_quote(v))) for v in self.venues()]
         t = 0
@@ -82,8 +77,7 @@ class JsonlAlerts(AlertChannel):
     type_name = "jsonl_alerts"
     description = "Alerts as JSON lines in a file."
     config_schema = {
-        "type": "object",
-        "additionalProperties": False,
+        "type": "object", "additionalProperties": False,
         "required": ["path"],
         "properties": {
             "path": {"type": "string", "minLength": 1},  # relative: to the scenario's directory
@@ -94,19 +88,25 @@ class JsonlAlerts(AlertChannel):
     def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
         super().__init__(config, name=name, run=run)
         self.rank = SEVERITIES.index(config.get("min_severity", "P3"))
-        path = run.resolve_path(config["path"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = path.open("a", encoding="utf-8")
+        self.path = run.resolve_path(config["path"])
+        self.file: TextIO | None = None
+
+    @hookimpl
+    def arbframe_on_run_start(self, run: Run) -> None:
+        # Opened here, not in __init__: `arbframe validate` builds components without a run.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.path.open("a", encoding="utf-8")
 
     @hookimpl
     def arbframe_on_alert(self, run: Run, alert: Alert) -> None:
-        if SEVERITIES.index(alert.severity) <= self.rank:
+        if self.file is not None and SEVERITIES.index(alert.severity) <= self.rank:
             row = {"run": run.name, "ts": alert.ts, "severity": alert.severity,
                    "title": alert.title, "detail": alert.detail}
             self.file.write(json.dumps(row) + "\n")
 
-    def close(self) -> None:
-        self.file.close()
+    def close(self) -> None:  # after every run, also a failed one
+        if self.file is not None:
+            self.file.close()
 
 
 @hookimpl
