@@ -44,13 +44,22 @@ class Component:
 
 
 class Exchange(Component):
-    """A venue: markets, balances, books, orders."""
+    """A venue: markets, balances, books, orders.
+
+    The engine and strategies read these attributes directly; a venue keeps them current.
+    """
 
     kind = "exchange"
-    quote: str
-    markets: dict[str, Market]
-    books: dict[str, Book]
-    balances: dict[str, Decimal]
+    quote: str  # the quote currency of every market on this venue
+    taker_bps: Decimal
+    markets: dict[str, Market]  # symbol -> market, filled by add_market()
+    books: dict[str, Book]  # symbol -> live book; the same object for the whole run
+    first_mid: dict[str, float]  # symbol -> mid of its first book (for equity_start)
+    balances: dict[str, Decimal]  # asset -> total balance
+
+    def add_market(self, symbol: str) -> None:
+        """Called at wiring for every symbol a feed quotes on this venue."""
+        raise NotImplementedError
 
     def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
         """A new book for `symbol` arrived from a feed (per quote: keep it cheap)."""

@@ -104,7 +104,8 @@ def arbframe_on_run_start(run: Run) -> None:
 
 @hookspec
 def arbframe_on_order_update(run: Run, order: Order) -> None:
-    """Called when an order changes state (accepted, filled, canceled, rejected)."""
+    """Called when an order changes state at its venue: open (a resting limit order),
+    partially filled, filled, canceled or rejected. Returns nothing."""
 
 
 @hookspec
@@ -119,7 +120,8 @@ def arbframe_on_trade_closed(run: Run, trade: Trade) -> None:
 
 @hookspec
 def arbframe_on_guard_decision(run: Run, decision: GuardDecision) -> None:
-    """Called for every guard decision that is not ALLOW. Returns nothing."""
+    """Called when a guard's verdict on a symbol changes to something other than ALLOW
+    (not on every refused quote: ``summary.guards`` counts those). Returns nothing."""
 
 
 @hookspec

@@ -7,7 +7,8 @@
 * R = net PnL / risk, risk = notional * stop_loss_bps / 1e4 (1 % of notional without a stop);
   avg_r is the mean R; expectancy is the mean net PnL per closed trade.
 * max_drawdown: the largest fall from a peak of realised equity (equity_start plus net PnL,
-  stepped at each close, in close order); max_drawdown_pct divides it by that peak.
+  stepped at each close, in close order); max_drawdown_pct: the largest such fall as a
+  percentage of the peak it fell from (the two may come from different falls).
 * sharpe: mean / sample standard deviation of per-trade returns (net PnL / notional), not
   annualised; 0 with fewer than two trades or no variance.
 * avg_hold_s: mean seconds from entry decision to the close of the last leg.
@@ -21,7 +22,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from arbframe.model import Trade
+from arbframe.model import Trade, money
 
 ZERO = Decimal(0)
 EXIT_REASONS = {"reversion", "take_profit", "stop_loss", "max_hold", "end_of_run"}
@@ -59,20 +60,16 @@ def kpis(trades: list[Trade], equity_start: Decimal, opened: list[Trade]) -> dic
     }
 
 
-def money(value: Decimal) -> str:
-    """An exact amount as plain decimal text: no exponent, no trailing zeros."""
-    return format(value.normalize(), "f")
-
-
 def _max_drawdown(closed: list[Trade], equity_start: Decimal) -> tuple[Decimal, float]:
+    """Largest fall from a peak, in money and (separately) as a fraction of that peak."""
     equity = peak = equity_start
     worst, worst_pct = ZERO, 0.0
     for trade in closed:
         equity += trade.net_pnl
         peak = max(peak, equity)
-        if peak - equity > worst:
-            worst = peak - equity
-            worst_pct = float(worst / peak) if peak > 0 else 0.0
+        worst = max(worst, peak - equity)
+        if peak > 0:
+            worst_pct = max(worst_pct, float((peak - equity) / peak))
     return worst, worst_pct
 
 

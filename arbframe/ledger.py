@@ -16,8 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from arbframe.kpi import money
-from arbframe.model import BUY, Fill, Trade
+from arbframe.model import BUY, Fill, Trade, money
 
 if TYPE_CHECKING:
     from arbframe.components import Exchange

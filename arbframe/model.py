@@ -14,6 +14,11 @@ from typing import Any
 # A book side: (price, size) pairs, best first.
 Levels = tuple[tuple[float, float], ...] | list[tuple[float, float]]
 
+def money(value: Decimal) -> str:
+    """An exact amount as plain decimal text: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
+
+
 BUY = "buy"
 SELL = "sell"
 MARKET = "market"
@@ -101,12 +106,12 @@ class Order:
             "symbol": self.symbol,
             "side": self.side,
             "type": self.type,
-            "amount": str(self.amount),
-            "price": None if self.price is None else str(self.price),
+            "amount": money(self.amount),
+            "price": None if self.price is None else money(self.price),
             "status": self.status.value,
-            "filled": str(self.filled),
-            "cost": str(self.cost),
-            "fee": str(self.fee),
+            "filled": money(self.filled),
+            "cost": money(self.cost),
+            "fee": money(self.fee),
             "trade_id": self.trade_id,
             "role": self.role,
             "reason": self.reason,
@@ -143,17 +148,17 @@ class Fill:
             "venue": self.venue,
             "symbol": self.symbol,
             "side": self.side,
-            "price": str(self.price),
-            "amount": str(self.amount),
+            "price": money(self.price),
+            "amount": money(self.amount),
             "quote": self.quote,
-            "fee": str(self.fee),
+            "fee": money(self.fee),
             "fee_asset": self.fee_asset,
             "client_id": self.client_id,
             "trade_id": self.trade_id,
             "role": self.role,
             "liquidity": self.liquidity,
-            "slippage": str(self.slippage),
-            "fx": str(self.fx),
+            "slippage": money(self.slippage),
+            "fx": money(self.fx),
         }
 
 
@@ -200,12 +205,12 @@ class Trade:
             if self.exit_spread_bps is None
             else round(self.exit_spread_bps, 4),
             "exit_reason": self.exit_reason,
-            "notional": str(self.notional),
-            "gross_pnl": str(self.gross_pnl),
-            "fees": str(self.fees),
-            "slippage": str(self.slippage),
-            "net_pnl": str(self.net_pnl),
-            "r": str(self.r_multiple.quantize(Decimal("0.0001"))),
+            "notional": money(self.notional),
+            "gross_pnl": money(self.gross_pnl),
+            "fees": money(self.fees),
+            "slippage": money(self.slippage),
+            "net_pnl": money(self.net_pnl),
+            "r": money(self.r_multiple.quantize(Decimal("0.0001"))),
             "fills": [f.client_id for f in self.fills],
         }
 

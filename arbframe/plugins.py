@@ -98,7 +98,7 @@ def get_plugin_manager(extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginMana
             pm.register(plugin)
         pm.check_pending()
     except pluggy.PluginValidationError as err:
-        raise ArbframeError(f"plugin {err.plugin!r}: {err}") from err
+        raise ArbframeError(f"plugin {err.plugin!r}: {' '.join(str(err).split())}") from err
     except ImportError as err:  # an entry point whose module does not import
         raise ArbframeError(f"a plugin of the {GROUP!r} entry-point group failed to import: "
                             f"{err}") from err

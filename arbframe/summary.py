@@ -6,8 +6,8 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from arbframe.kpi import kpis, money
-from arbframe.model import Trade
+from arbframe.kpi import kpis
+from arbframe.model import Trade, money
 
 if TYPE_CHECKING:
     from arbframe.driver import DriveStats
@@ -71,6 +71,7 @@ def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
         "routes": routes,
         "orders": dict(sorted(engine.order_counts.items())),
         "guards": {name: dict(sorted(c.items())) for name, c in sorted(engine.guard_counts.items())},
+        "guard_state": {guard.name: guard.state() for guard in engine.guards},
         "alerts": dict(sorted(engine.alert_counts.items())),
         "faults": dict(sorted(run.fault_counts.items())),
         "ledger": ledger.reconcile(engine.venues),

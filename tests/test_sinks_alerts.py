@@ -21,8 +21,8 @@ def test_sqlite_sink_stores_fills_trades_and_summary(run_scenario, tmp_path):
     result = run_scenario(scenario)
     db = sqlite3.connect(tmp_path / "out" / "run.db")
     rows = db.execute("SELECT client_id, venue, side, price, amount, fee FROM fills").fetchall()
-    assert rows == [(f.client_id, f.venue, f.side, str(f.price), str(f.amount), str(f.fee))
-                    for f in result.fills]
+    assert [(c, v, s, D(p), D(a), D(fee)) for c, v, s, p, a, fee in rows] == [
+        (f.client_id, f.venue, f.side, f.price, f.amount, f.fee) for f in result.fills]
     [(trade_id, net, reason)] = db.execute("SELECT trade_id, net_pnl, exit_reason FROM trades")
     assert (trade_id, D(net), reason) == ("BTC-1", result.trades[0].net_pnl, "reversion")
     passed, summary = db.execute("SELECT passed, summary FROM runs").fetchone()

@@ -35,9 +35,13 @@ class _OrderFault(Fault):
         self.after = parse_duration(config.get("after", 0))
         self.until = parse_duration(config["until"]) if "until" in config else None
         self.left = config.get("count")
-        if config["venue"] not in run.venues:
+        venue = run.venues.get(config["venue"])
+        if venue is None:
             raise ConfigError(f"unknown venue {config['venue']!r} "
                               f"(venues: {', '.join(run.venues)})", ("venue",))
+        if not hasattr(venue, "order_filters"):  # the hook the paper venue offers
+            raise ConfigError(f"venue {config['venue']!r} ({venue.type_name}) does not "
+                              "support order faults", ("venue",))
 
     def arm(self) -> None:
         self.run.venues[self.config["venue"]].order_filters.append(self._filter)
