@@ -97,6 +97,7 @@ def load_scenario(
     data = _plain(root)
     _raise_first(_core_problems(root, data))
     _raise_first(_component_problems(root, data, registry))
+    _rebase_paths(root, data, registry, Path(path).parent)
     return LoadedScenario(Path(path), data, root)
 
 
@@ -263,35 +264,70 @@ def _core_problems(root: _Node, data: dict[str, Any]) -> list[_Problem]:
     return [p for e in _by_relevance(errors) for p in _explain(e, root, [])]
 
 
-def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -> list[_Problem]:
-    problems: list[_Problem] = []
+def _blocks(data: dict[str, Any]) -> Iterable[tuple[str, list[str | int], dict[str, Any]]]:
+    """Every component block: (kind, its key path, the block)."""
     for slot, kind in SLOTS.items():
         if slot not in data:
             continue
         if slot == "venues":
-            blocks = [([slot, name], block) for name, block in data[slot].items()]
+            yield from ((kind, [slot, name], block) for name, block in data[slot].items())
         elif slot == "strategy":
-            blocks = [([slot], data[slot])]
+            yield kind, [slot], data[slot]
         else:
-            blocks = [([slot, i], block) for i, block in enumerate(data[slot])]
+            yield from ((kind, [slot, i], block) for i, block in enumerate(data[slot]))
+
+
+def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -> list[_Problem]:
+    problems: list[_Problem] = []
+    for kind, prefix, block in _blocks(data):
         types = registry.types(kind)
-        for prefix, block in blocks:
-            info = types.get(block["type"])
-            if info is None:
-                known = ", ".join(sorted(types)) or "none registered"
-                where = [*prefix, "type"]
-                problems.append(_Problem(_locate(root, where).pos, _key_path(where),
-                                         f"unknown {kind} type {block['type']!r} (known: {known})"))
-                continue
-            schema = component_schema(info.schema, info.type_name)
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as e:  # a plugin bug, not the scenario's: no position
-                raise ArbframeError(f"{kind} type {info.type_name!r} ({info.plugin}) has an "
-                                    f"invalid config_schema: {e.message}") from None
-            errors = Draft202012Validator(schema).iter_errors(block)
-            problems += [p for e in _by_relevance(errors) for p in _explain(e, root, prefix)]
+        info = types.get(block["type"])
+        if info is None:
+            known = ", ".join(sorted(types)) or "none registered"
+            where = [*prefix, "type"]
+            problems.append(_Problem(_locate(root, where).pos, _key_path(where),
+                                     f"unknown {kind} type {block['type']!r} (known: {known})"))
+            continue
+        schema = component_schema(info.schema, info.type_name)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as e:  # a plugin bug, not the scenario's: no position
+            raise ArbframeError(f"{kind} type {info.type_name!r} ({info.plugin}) has an "
+                                f"invalid config_schema: {e.message}") from None
+        errors = Draft202012Validator(schema).iter_errors(block)
+        problems += [p for e in _by_relevance(errors) for p in _explain(e, root, prefix)]
     return problems
+
+
+def _rebase_paths(root: _Node, data: dict[str, Any], registry: Registry, top: Path) -> None:
+    """Make relative paths (schema `"format": "path"`) relative to the scenario run.
+
+    A path is written relative to the file that holds it; an `extends:` base may sit in
+    another folder, so its paths are rewritten relative to the scenario file being run,
+    which is what components resolve them against.
+    """
+
+    def walk(schema: dict[str, Any], node: _Node, container: Any, key: Any) -> None:
+        value = container[key]
+        if schema.get("format") == "path" and isinstance(value, str):
+            declared = Path(node.pos.file).parent
+            if not Path(value).is_absolute() and declared != top:
+                container[key] = os.path.relpath(declared / value, top)
+        elif isinstance(value, dict):
+            props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+            for k in value:
+                sub = props.get(k, extra)
+                if isinstance(sub, dict):
+                    walk(sub, node.value[k], value, k)
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for i in range(len(value)):
+                walk(schema["items"], node.value[i], value, i)
+
+    for kind, prefix, block in _blocks(data):
+        node, container = root, data
+        for part in prefix[:-1]:
+            node, container = node.value[part], container[part]
+        walk(registry.get(kind, block["type"]).schema, node.value[prefix[-1]], container, prefix[-1])
 
 
 def _by_relevance(errors: Iterable[ValidationError]) -> list[ValidationError]:

@@ -44,3 +44,23 @@ def test_error_in_an_inherited_block_points_into_the_base_file(tmp_path):
     line = base.read_text().splitlines().index("  binance:") + 1
     assert str(err.value) == (f"{base}:{line}:3: venues.binance: no FX rate for USDT: "
                               "add fx: {USDT: <units per EUR>}")
+
+
+def test_paths_in_a_base_file_are_relative_to_that_file(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "books.csv").write_text(
+        "at,venue,symbol,bid,ask\n0,a,BTC,99.9,100\n1,b,BTC,100.6,100.7\n3,b,BTC,99.8,99.85\n")
+    base = tmp_path / "base" / "base.yaml"
+    base.write_text(
+        "name: base\nduration: 1m\n"
+        "venues: {a: {type: paper, quote: USDT}, b: {type: paper, quote: USDT}}\n"
+        "capital: {a: {USDT: 1000, BTC: 1}, b: {USDT: 1000, BTC: 1}}\n"
+        "feeds: [{type: scripted, csv: books.csv}]\n"
+        "strategy: {type: spread_arb, entry_bps: 10, exit_bps: 5, size: {base: 0.5}}\n"
+        "sinks: [{type: sqlite, path: out/run.db}]\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("extends: base/base.yaml\nname: top\n")
+    result = run_scenario_file(top)
+    assert result.summary["events"]["quotes"] == 3
+    assert result.summary["portfolio"]["trades_closed"] == 1
+    assert (tmp_path / "base" / "out" / "run.db").exists()  # where the base file said

@@ -20,7 +20,8 @@ class LogAlerts(AlertChannel):
         "additionalProperties": False,
         "properties": {
             "min_severity": {"enum": SEVERITIES},
-            "path": {"type": "string", "description": "File to append to (default stderr)."},
+            "path": {"type": "string", "format": "path",
+                     "description": "File to append to (default stderr)."},
         },
     }
 

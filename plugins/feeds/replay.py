@@ -110,7 +110,7 @@ class ReplayFeed(Feed):
         "properties": {
             "symbol": {"type": "string", "minLength": 1},
             "venues": {"type": "object", "minProperties": 1,
-                       "additionalProperties": {"type": "string", "minLength": 1}},
+                       "additionalProperties": {"type": "string", "minLength": 1, "format": "path"}},
             "levels": {"type": "integer", "minimum": 1,
                        "description": "levels per side to use; default: all in the file"},
             "columns": {

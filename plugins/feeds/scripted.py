@@ -105,7 +105,7 @@ class ScriptedFeed(Feed):
         "properties": {
             "start": {"type": "string", "minLength": 1, "default": DEFAULT_START},
             "events": {"type": "array", "items": {"oneOf": [_TOP_EVENT, _LEVELS_EVENT, _FX_EVENT]}},
-            "csv": {"type": "string", "minLength": 1},
+            "csv": {"type": "string", "minLength": 1, "format": "path"},
             "size": {**POSITIVE_DECIMAL, "default": DEFAULT_SIZE},
         },
         # Exactly one source: `oneOf` fails both when neither and when both are given.

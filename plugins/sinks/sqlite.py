@@ -31,7 +31,8 @@ class SqliteSink(Sink):
         "type": "object",
         "additionalProperties": False,
         "required": ["path"],
-        "properties": {"path": {"type": "string", "description": "Database file."}},
+        "properties": {"path": {"type": "string", "format": "path",
+                                "description": "Database file."}},
     }
 
     def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
