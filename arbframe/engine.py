@@ -113,19 +113,27 @@ class Engine:
         until = self.cooldowns.get(intent.symbol)
         if until is not None and intent.ts < until:
             return GuardDecision(intent.ts, "cooldown", Action.COOLDOWN, "cooling down", until=until)
-        verdict = GuardDecision(intent.ts, "", Action.ALLOW)
+        # This runs on every quote that shows an edge, blocked or not (e.g. all day once the
+        # daily loss limit is hit), so no objects are built that the answer does not need.
+        verdict: GuardDecision | None = None  # None: every guard allowed so far
         for guard in self.guards:
             decision = guard.check(intent)
             if decision is None or decision.action is Action.ALLOW:
                 continue
-            counts = self.guard_counts.setdefault(guard.name, Counter())
+            counts = self.guard_counts.get(guard.name)
+            if counts is None:
+                counts = self.guard_counts[guard.name] = Counter()
             counts[decision.action.value] += 1
             self.hook.arbframe_on_guard_decision(run=self.run, decision=decision)
-            if ACTION_RANK[decision.action] > ACTION_RANK[verdict.action] or (
-                decision.action is verdict.action is Action.DEGRADE
-                and decision.scale < verdict.scale
+            if (
+                verdict is None
+                or ACTION_RANK[decision.action] > ACTION_RANK[verdict.action]
+                or (decision.action is verdict.action is Action.DEGRADE
+                    and decision.scale < verdict.scale)
             ):
                 verdict = decision
+        if verdict is None:
+            return GuardDecision(intent.ts, "", Action.ALLOW)
         if verdict.action is Action.COOLDOWN and verdict.until is not None:
             self.cooldowns[intent.symbol] = verdict.until
         return verdict

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -35,8 +36,6 @@ REAL = ROOT / "scenarios" / "real_link_binance_huobi.yaml"
 
 INTERVAL_MS = 100  # the synthetic feed's default interval; every venue quotes every symbol once
 VENUES = 2  # upbit and binance in the base scenario
-# Ten BTC-like assets for the multi-symbol case (same tick grids as the base scenario).
-TEN_SYMBOLS = {f"X{i:02d}": 60000.0 * (1 + 0.05 * i) for i in range(10)}
 
 TARGETS = {
     "throughput_1_symbol": (">=", 150_000, "quotes/s"),
@@ -49,7 +48,7 @@ TARGETS = {
 # ---- scenarios --------------------------------------------------------------------------
 
 
-def scenario(quotes: int, symbols: int = 1, trading: bool = True) -> dict[str, Any]:
+def scenario(quotes: int, symbols: int = 1) -> dict[str, Any]:
     """An override of the campaign base that makes exactly `quotes` quote events flow."""
     per_interval = VENUES * symbols
     intervals = -(-quotes // per_interval)
@@ -57,12 +56,12 @@ def scenario(quotes: int, symbols: int = 1, trading: bool = True) -> dict[str, A
     # next interval starts: `intervals` whole intervals, i.e. per_interval * intervals quotes.
     over: dict[str, Any] = {
         "extends": str(BASE),
-        "name": f"bench_{symbols}sym{'' if trading else '_notrade'}",
+        "name": f"bench_{symbols}sym",
         "duration": f"{intervals * INTERVAL_MS - 1}ms",
     }
     if symbols > 1:
-        prices = dict(list(TEN_SYMBOLS.items())[:symbols]) if symbols <= 10 else {
-            f"X{i:03d}": 60000.0 * (1 + 0.01 * i) for i in range(symbols)}
+        # BTC-like assets X00, X01, ...: the base scenario's tick grids suit them.
+        prices = {f"X{i:02d}": 60000.0 * (1 + 0.05 * i) for i in range(symbols)}
         over["feeds"] = [{
             "type": "synthetic", "symbols": prices, "venues": ["upbit", "binance"],
             "pattern": "mixed", "tick": {"upbit": 1000, "binance": 0.01},
@@ -72,8 +71,6 @@ def scenario(quotes: int, symbols: int = 1, trading: bool = True) -> dict[str, A
             "upbit": {"KRW": 13_500_000 * symbols, **dict.fromkeys(prices, 0.2)},
             "binance": {"USDT": 10_000 * symbols, **dict.fromkeys(prices, 0.2)},
         }
-    if not trading:  # same quotes, same per-quote checks, but no entry ever qualifies
-        over["strategy"] = {"entry_bps": 1e9}
     return over
 
 
@@ -88,30 +85,35 @@ def make_run(spec: dict[str, Any] | Path, workdir: Path) -> Run:
     return Run(load_scenario(path, registry), registry, pm)
 
 
-def timed_execute(run: Run) -> tuple[float, dict[str, Any]]:
-    """Wall time of Run.execute (feed generation, engine, strategy, venues, summary)."""
+def timed_execute(run: Run) -> tuple[float, float, dict[str, Any]]:
+    """Wall and CPU time of Run.execute (feed generation, engine, strategy, venues, summary)."""
     gc.collect()
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     summary = run.execute()
-    return time.perf_counter() - started, summary
+    return time.perf_counter() - wall, time.process_time() - cpu, summary
 
 
 def best_of(repeat: int, spec: dict[str, Any] | Path, workdir: Path) -> dict[str, Any]:
     """Run `repeat` times; keep the fastest (the machine may be busy with other work)."""
-    times = []
+    times, cpu_times = [], []
     summary: dict[str, Any] = {}
     for _ in range(repeat):
-        elapsed, summary = timed_execute(make_run(spec, workdir))
+        elapsed, cpu, summary = timed_execute(make_run(spec, workdir))
         times.append(elapsed)
+        cpu_times.append(cpu)
     quotes = summary["events"]["quotes"]
     return {
         "quotes": quotes,
         "seconds_best": round(min(times), 4),
         "seconds_all": [round(t, 4) for t in times],
         "quotes_per_s": round(quotes / min(times)),
+        # The same from this process's CPU time (higher when it had to wait for the CPU).
+        "quotes_per_cpu_s": round(quotes / min(cpu_times)),
         "orders": summary["orders"].get("submitted", 0),
         "trades": summary["portfolio"]["trades_closed"],
         "orders_per_million_quotes": round(summary["orders"].get("submitted", 0) * 1e6 / quotes),
+        # Entry intents the guards refused (each one costs a guard round on its quote).
+        "guard_refusals": sum(sum(c.values()) for c in summary["guards"].values()),
     }
 
 
@@ -154,7 +156,7 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
     run.strategy.on_quote = wrap_quote(run.strategy.on_quote)  # type: ignore[method-assign]
     gc.collect()
     run.execute()
-    raw = percentiles(samples)
+    measured, raw = len(samples), percentiles(samples)
 
     # Calibration: the same wrappers around no-ops, in a loop shaped like the driver's.
     samples.clear()
@@ -166,7 +168,7 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
     empty = percentiles(samples)
     overhead = empty["median"]
     return {
-        "quotes": len(samples),
+        "quotes": measured,
         "raw_ns": raw,
         "empty_wrapper_ns": empty,
         "median_us": round(max(raw["median"] - overhead, 0) / 1000, 2),
@@ -231,34 +233,38 @@ def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def differential(trading: dict[str, Any], repeat: int, quotes: int, workdir: Path) -> dict[str, Any]:
-    """Cross-check: (time with trading - time of the same quotes without) / orders."""
-    quiet = best_of(repeat, scenario(quotes, trading=False), workdir)
-    orders = trading["orders"]
-    extra = trading["seconds_best"] - quiet["seconds_best"]
-    return {
-        "no_trading_seconds_best": quiet["seconds_best"],
-        "no_trading_orders": quiet["orders"],
-        "per_order_us": round(extra / orders * 1e6, 2) if orders else None,
-    }
-
-
 # ---- peak memory ------------------------------------------------------------------------
 
 
 def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """getrusage's peak RSS. Linux keeps it across exec, so a child started by a big parent
+    reports at least the parent's size: peak_rss_mib() is preferred where it exists."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes / KiB
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set size of this process's own address space (VmHWM), in MiB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return _maxrss_mib()
 
 
 def memory_child(quotes: int) -> None:
     """Runs in a fresh interpreter: one run, then the peak resident set size."""
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(scenario(quotes), Path(tmp))
-        before = _maxrss_mib()
+        before = _peak_rss_mib()
         summary = run.execute()
         print(json.dumps({"quotes": summary["events"]["quotes"],
                           "rss_before_run_mib": round(before, 1),
-                          "peak_rss_mib": round(_maxrss_mib(), 1)}))
+                          "peak_rss_mib": round(_peak_rss_mib(), 1),
+                          "ru_maxrss_mib": round(_maxrss_mib(), 1)}))
 
 
 def peak_memory(quotes: int) -> dict[str, Any]:
@@ -294,62 +300,71 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(text, flush=True)
 
+    def verdict(c: dict[str, Any]) -> str:
+        return f"target {c['target']}: {'met' if c['met'] else 'NOT MET'}"
+
     n = args.quotes
-    say(f"arbframe benchmarks: {n:,} quotes per run, best of {args.repeat}, "
-        f"Python {platform.python_version()} on {platform.machine()}")
+    say(f"arbframe benchmarks: {n:,} quotes per run, best of {args.repeat} "
+        f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs)")
+    # Memory first, while this process is still small (see _maxrss_mib).
+    memory = peak_memory(n)
+    mem = check("peak_rss_mib", memory["peak_rss_mib"])
+    say(f"  peak memory, fresh process: {memory['peak_rss_mib']:.1f} MiB resident "
+        f"({memory['rss_before_run_mib']:.1f} MiB before the run)  {verdict(mem)}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         one = best_of(args.repeat, scenario(n, 1), work)
-        say(f"  end to end, 1 symbol:   {one['quotes_per_s']:>9,} quotes/s  "
-            f"({one['orders']:,} orders, {one['trades']:,} trades)")
+        thr = check("throughput_1_symbol", one["quotes_per_s"])
+        say(f"  end to end, 1 symbol:   {one['quotes_per_s']:>9,} quotes/s  {verdict(thr)}")
+        say(f"      {one['quotes_per_cpu_s']:,} quotes per CPU second; runs took "
+            f"{', '.join(f'{t:.2f}' for t in one['seconds_all'])} s")
+        say(f"      {one['orders']:,} orders, {one['trades']:,} trades, "
+            f"{one['guard_refusals']:,} entries refused by guards")
         ten = best_of(args.repeat, scenario(n, 10), work)
-        say(f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s  "
-            f"({ten['orders']:,} orders, {ten['trades']:,} trades)")
+        say(f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s "
+            f"({ten['quotes_per_cpu_s']:,} per CPU second)")
+        say(f"      {ten['orders']:,} orders, {ten['trades']:,} trades, "
+            f"{ten['guard_refusals']:,} entries refused by guards")
         latency = decision_latency(n, work)
-        say(f"  decision latency:       median {latency['median_us']} us, "
-            f"p99 {latency['p99_us']} us (timing cost "
-            f"{latency['empty_wrapper_ns']['median']} ns subtracted)")
+        lat = check("decision_p99_us", latency["p99_us"])
+        say(f"  decision latency per quote: median {latency['median_us']} us, "
+            f"p99 {latency['p99_us']} us  {verdict(lat)}")
+        say(f"      after subtracting the timing's own cost, "
+            f"{latency['empty_wrapper_ns']['median']} ns (raw median "
+            f"{latency['raw_ns']['median']} ns, p99 {latency['raw_ns']['p99']} ns)")
         orders = order_overhead(n, work)
-        say(f"  per-order overhead:     {orders['per_order_us']} us over {orders['orders']:,} "
-            f"orders (direct timing)")
-        cross = differential(one, args.repeat, n, work)
-        say(f"                          {cross['per_order_us']} us (cross-check: trading run "
-            f"minus a no-trading run, per order)")
-        memory = peak_memory(n)
-        say(f"  peak memory:            {memory['peak_rss_mib']} MiB resident "
-            f"({memory['rss_before_run_mib']} MiB before the run)")
+        ovh = check("order_overhead_us", orders["per_order_us"])
+        say(f"  per-order overhead: {orders['per_order_us']} us  {verdict(ovh)}")
+        say(f"      submit to strategy update, timed over {orders['orders']:,} orders "
+            f"({orders['wrapper_ns_per_call']} ns timing cost per call subtracted)")
         replay = best_of(max(args.repeat, 5), REAL, work)
-        say(f"  replay (real LINK data): {replay['quotes_per_s']:>8,} quotes/s  "
-            f"({replay['quotes']:,} quotes)")
+        say(f"  replay feed, {REAL.name}: {replay['quotes_per_s']:,} quotes/s "
+            f"({replay['quotes']:,} quotes, {replay['orders']:,} orders)")
 
     checks = {
-        "throughput_1_symbol": check("throughput_1_symbol", one["quotes_per_s"]),
-        "decision_p99_us": check("decision_p99_us", latency["p99_us"]),
-        "order_overhead_us": check("order_overhead_us", orders["per_order_us"]),
-        "peak_rss_mib": check("peak_rss_mib", memory["peak_rss_mib"]),
+        "throughput_1_symbol": thr,
+        "decision_p99_us": lat,
+        "order_overhead_us": ovh,
+        "peak_rss_mib": mem,
     }
     orders_ok = all(100 <= r["orders_per_million_quotes"] for r in (one, ten))
-    results = {
-        "quotes": n,
-        "repeat": args.repeat,
-        "python": platform.python_version(),
-        "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
-        "decision_latency": latency,
-        "order_overhead": {"direct": orders, "differential": cross},
-        "memory": memory,
-        "orders_per_million_quotes_ok": orders_ok,
-        "targets": checks,
-    }
+    say(f"  orders per million quotes: {one['orders_per_million_quotes']:,} (1 symbol), "
+        f"{ten['orders_per_million_quotes']:,} (10 symbols): "
+        f"{'ok' if orders_ok else 'TOO FEW (want hundreds or more)'}")
+    say(f"targets met: {sum(c['met'] for c in checks.values())} of {len(checks)}")
     if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    say("targets:")
-    for key, c in checks.items():
-        say(f"  {key:<22} {c['value']!s:>12}  target {c['target']:<18} "
-            f"{'met' if c['met'] else 'NOT MET'}")
-    say(f"  {'orders per 1M quotes':<22} {one['orders_per_million_quotes']:>12,}  "
-        f"(10 symbols: {ten['orders_per_million_quotes']:,}; should be hundreds or more) "
-        f"{'ok' if orders_ok else 'TOO FEW'}")
+        print(json.dumps({
+            "quotes": n,
+            "repeat": args.repeat,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
+            "decision_latency": latency,
+            "order_overhead": orders,
+            "memory": memory,
+            "orders_per_million_quotes_ok": orders_ok,
+            "targets": checks,
+        }, indent=2))
     return 0
 
 

@@ -229,7 +229,12 @@ class _BookShape:
         tick = self.tick
         centre = round(price * self.rate / tick)
         bid, ask = (centre - self.half) * tick, (centre + self.half) * tick
-        return [(bid - o, s) for o, s in self.levels], [(ask + o, s) for o, s in self.levels]
+        # Runs once per quote: one loop filling both sides is cheaper than two comprehensions.
+        bids, asks = [], []
+        for o, s in self.levels:
+            bids.append((bid - o, s))
+            asks.append((ask + o, s))
+        return bids, asks
 
 
 @hookimpl

@@ -38,6 +38,8 @@ EXIT_REASONS = ("reversion", "take_profit", "stop_loss", "max_hold", "end_of_run
 class SymbolState:
     symbol: str
     books: list[tuple[str, Book, str]]  # (venue, its live book of the symbol, quote currency)
+    # Entry routes to check, in order: (index in books to buy, to sell, their taker fees).
+    routes: list[tuple[int, int, float, float]] = field(default_factory=list)
     trade: Trade | None = None
     phase: str = "flat"  # flat, entering, open, partial, exiting, unwinding, halted
     target: dict[str, Decimal] = field(default_factory=dict)
@@ -108,6 +110,8 @@ class SpreadArb(Strategy):
         self.stop_loss_bps = config.get("stop_loss_bps")
         self.max_hold = parse_duration(config["max_hold"]) if "max_hold" in config else None
         self.size = config["size"]
+        # Notional per trade when sized in the quote currency; exact, converted once.
+        self.quote_notional = Decimal(str(self.size["quote"])) if "quote" in self.size else None
         self.partial = config.get("partial_close")
         leg_risk = config.get("leg_risk", {})
         self.rebalance = leg_risk.get("policy", "unwind") == "rebalance"
@@ -143,11 +147,15 @@ class SpreadArb(Strategy):
         symbols = self.config.get("symbols") or sorted(
             {s for n in names for s in self.venues[n].markets}
         )
+        fee = self.fee_bps
         for symbol in symbols:
             books = [(n, self.venues[n].books[symbol], self.venues[n].quote)
                      for n in names if symbol in self.venues[n].markets]
             if len(books) >= 2:
-                self.states[symbol] = SymbolState(symbol, books)
+                routes = [(i, j, fee[buy], fee[sell])
+                          for i, (buy, _, _) in enumerate(books)
+                          for j, (sell, _, _) in enumerate(books) if buy is not sell]
+                self.states[symbol] = SymbolState(symbol, books, routes)
 
     # ---- per quote (hot path) -----------------------------------------------------------
 
@@ -172,22 +180,21 @@ class SpreadArb(Strategy):
         until = self.engine.cooldowns.get(st.symbol)
         if until is not None and ts < until:
             return
-        fx, fee = self.fx, self.fee_bps
-        tops = []
+        fx = self.fx
+        bids, asks = [], []  # best prices in the report currency, in the order of st.books
         oldest = ts - self.max_book_age if self.max_book_age is not None else None
-        for venue, book, quote in st.books:
+        for _, book, quote in st.books:
             if not book.bids or not book.asks or (oldest is not None and book.ts < oldest):
                 return
             rate = fx[quote]
-            tops.append((venue, book.bids[0][0] / rate, book.asks[0][0] / rate))
-        for buy, _, ask in tops:
-            for sell, bid, _ in tops:
-                if buy is sell:
-                    continue
-                spread = (bid - ask) / ask * 1e4
-                if spread - fee[buy] - fee[sell] >= self.entry_bps:
-                    self._enter(ts, st, buy, sell, spread, ask)
-                    return
+            bids.append(book.bids[0][0] / rate)
+            asks.append(book.asks[0][0] / rate)
+        for buy, sell, fee_buy, fee_sell in st.routes:
+            ask = asks[buy]
+            spread = (bids[sell] - ask) / ask * 1e4
+            if spread - fee_buy - fee_sell >= self.entry_bps:
+                self._enter(ts, st, st.books[buy][0], st.books[sell][0], spread, ask)
+                return
 
     def _manage(self, ts: int, st: SymbolState) -> None:
         trade = st.trade
@@ -217,8 +224,8 @@ class SpreadArb(Strategy):
     # ---- lifecycle ----------------------------------------------------------------------
 
     def _enter(self, ts: int, st: SymbolState, buy: str, sell: str, spread: float, ask: float) -> None:
-        if "quote" in self.size:
-            notional = Decimal(str(self.size["quote"]))
+        if self.quote_notional is not None:
+            notional = self.quote_notional
         else:
             notional = Decimal(str(self.size["base"])) * Decimal(repr(ask))
         decision = self.engine.check_entry(Intent(ts, st.symbol, buy, sell, notional))
