@@ -38,6 +38,8 @@ class Engine:
         self.guard_counts: dict[str, Counter[str]] = {}
         self.alert_counts: Counter[str] = Counter()
         self.cooldowns: dict[str, int] = {}  # symbol -> ts until which entries are refused
+        self._last_refusal: dict[tuple[str, str], tuple[Action, str]] = {}
+        self.start_fx = dict(fx)  # the rates equity_start is valued at
         self.closing = False  # set once the run is winding down: timers stop firing
         self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
@@ -124,7 +126,11 @@ class Engine:
             if counts is None:
                 counts = self.guard_counts[guard.name] = Counter()
             counts[decision.action.value] += 1
-            self.hook.arbframe_on_guard_decision(run=self.run, decision=decision)
+            # Refusals repeat on every quote that shows an edge: tell plugins of changes only.
+            key = (guard.name, intent.symbol)
+            if self._last_refusal.get(key) != (decision.action, decision.reason):
+                self._last_refusal[key] = (decision.action, decision.reason)
+                self.hook.arbframe_on_guard_decision(run=self.run, decision=decision)
             if (
                 verdict is None
                 or ACTION_RANK[decision.action] > ACTION_RANK[verdict.action]
@@ -133,6 +139,9 @@ class Engine:
             ):
                 verdict = decision
         if verdict is None:
+            if self._last_refusal:
+                self._last_refusal = {k: v for k, v in self._last_refusal.items()
+                                      if k[1] != intent.symbol}
             return GuardDecision(intent.ts, "", Action.ALLOW)
         if verdict.action is Action.COOLDOWN and verdict.until is not None:
             self.cooldowns[intent.symbol] = verdict.until

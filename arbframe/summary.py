@@ -83,12 +83,13 @@ def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
 
 
 def _equity(run: Run, start: bool) -> Decimal:
-    """Balances valued in the report currency at the first (or last) mid of each venue."""
+    """Balances valued in the report currency at the first (or last) mid of each venue,
+    and the FX rates of the scenario's `fx:` (or those in force at the end)."""
     total = Decimal(0)
     engine = run.engine
     for name, venue in engine.venues.items():
         balances = engine.ledger.start_balances[name] if start else venue.balances
-        rate = engine.fx[venue.quote]
+        rate = (engine.start_fx if start else engine.fx)[venue.quote]
         for asset, amount in balances.items():
             if asset == venue.quote:
                 total += amount / rate

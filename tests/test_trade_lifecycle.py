@@ -100,11 +100,13 @@ def test_stop_loss_take_profit_max_hold(run_scenario):
     assert [t.exit_reason for t in result.trades] == ["take_profit"]
     assert result.trades[0].net_pnl > 0
 
-    stale = entry + [book("40s", "a", 99.90, 100.00)]
-    result = run_scenario(two_venue_scenario(stale, max_hold="30s"))
-    [trade] = result.trades
-    assert trade.exit_reason == "max_hold"
-    assert trade.closed_at - trade.opened_at == 39_010_000_000
+    quiet = entry + [book("40s", "a", 99.90, 100.00)]  # no quote between 1s and 40s
+    result = run_scenario(two_venue_scenario(quiet, max_hold="30s"))
+    # the spread is still there at 40s, so a second trade opens and is closed at the end
+    assert [t.exit_reason for t in result.trades] == ["max_hold", "end_of_run"]
+    trade = result.trades[0]
+    # the timer fires at entry + 30 s, not at the next quote; the legs fill 10 ms later
+    assert trade.closed_at - trade.opened_at == 30_010_000_000
 
 
 def test_partial_close_then_exit(run_scenario):

@@ -117,7 +117,7 @@ class PaperExchange(Exchange):
 
     def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
         book = self.books[symbol]
-        if not book.ts:
+        if symbol not in self.first_mid and bids and asks:  # only until the first full book
             self.first_mid[symbol] = (bids[0][0] + asks[0][0]) / 2
         book.bids = bids
         book.asks = asks

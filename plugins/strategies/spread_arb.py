@@ -346,9 +346,21 @@ class SpreadArb(Strategy):
             self.engine.trade_closed(trade.trade_id, reason, st.exit_spread)
             st.exit_reason, st.exit_spread = "", None
             return
+        just_opened = st.phase in ("entering", "unwinding")
         st.phase = "open"
         if self.engine.closing and self.close_at_end:
             self._exit(st, "end_of_run", None)
+        elif just_opened and self.max_hold is not None:
+            # Time exits must not wait for a quote: a quiet market is when they matter.
+            due = max(0, trade.opened_at + self.max_hold - self.engine.now)
+            self.engine.set_timer(due, (st.symbol, trade.trade_id))
+
+    def on_timer(self, ts: int, payload: Any) -> None:
+        symbol, trade_id = payload
+        st = self.states[symbol]
+        if st.trade is not None and st.trade.trade_id == trade_id and st.phase == "open" \
+                and not st.inflight:
+            self._exit(st, "max_hold", self._current_spread(st))
 
     def on_end(self) -> None:
         if not self.close_at_end:
