@@ -80,7 +80,7 @@ class JsonlAlerts(AlertChannel):
         "type": "object", "additionalProperties": False,
         "required": ["path"],
         "properties": {
-            "path": {"type": "string", "minLength": 1},  # relative: to the scenario's directory
+            "path": {"type": "string", "minLength": 1, "format": "path"},  # relative to its file
             "min_severity": {"enum": SEVERITIES, "default": "P3"},
         },
     }
