@@ -422,8 +422,7 @@ def test_no_command_prints_help_and_exits_2() -> None:
 
 def test_console_script_and_version() -> None:
     script = shutil.which("arbframe") or str(Path(sys.executable).with_name("arbframe"))
-    if not Path(script).exists():
-        pytest.skip("the arbframe console script is not installed")
+    assert Path(script).exists(), "installing arbframe must install the `arbframe` script"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == f"arbframe {version('arbframe')}"
