@@ -6,6 +6,7 @@ import copy
 import json
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from arbframe.plugins import Registry
@@ -24,7 +25,11 @@ SLOTS = {
 
 @cache
 def _load(name: str) -> dict[str, Any]:
-    return json.loads(files("arbframe.schemas").joinpath(name).read_text())
+    try:
+        folder: Any = files("arbframe.schemas")
+    except ModuleNotFoundError:  # a source checkout imported without installing it
+        folder = Path(__file__).resolve().parent.parent / "schemas"
+    return json.loads(folder.joinpath(name).read_text())
 
 
 def core_schema() -> dict[str, Any]:

@@ -43,8 +43,12 @@ ERROR_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): "
 
 def arbframe(*args: str | Path, cwd: Path = REPO,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m arbframe ARGS` in a subprocess (exercises arbframe/__main__.py)."""
-    return subprocess.run([sys.executable, "-m", "arbframe", *map(str, args)], cwd=cwd,
+    """`python -m arbframe ARGS` in a subprocess (exercises arbframe/__main__.py).
+
+    -P keeps the working directory off sys.path, so the installed package is what runs,
+    not the source folder beside the tests.
+    """
+    return subprocess.run([sys.executable, "-P", "-m", "arbframe", *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=300)
 
 
