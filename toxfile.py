@@ -2,7 +2,8 @@
 
 A new scenario file joins the matrix without touching tox.ini: ``tox`` runs it after the unit
 tests, ``tox -m scenarios`` runs every scenario, ``tox -e scenario-<stem>`` runs one. Files whose
-name starts with ``_`` are ``extends:`` bases, not scenarios. Needs tox >= 4.29 (``tox_extend_envs``).
+name starts with ``_`` are ``extends:`` bases, not scenarios.
+Needs tox >= 4.29 (``tox_extend_envs``).
 """
 
 from __future__ import annotations

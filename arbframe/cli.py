@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`: not an error worth a traceback
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
         return 1
 
 
@@ -47,32 +47,48 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"arbframe {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
-    run = sub.add_parser("run", help="run a scenario and check its expectations",
-                         description="Run a scenario. Exit 0 when every expectation holds, "
-                         "1 when one fails, 2 on invalid input.")
+    run = sub.add_parser(
+        "run",
+        help="run a scenario and check its expectations",
+        description="Run a scenario. Exit 0 when every expectation holds, "
+        "1 when one fails, 2 on invalid input.",
+    )
     run.add_argument("scenario", type=Path, help="scenario YAML file")
     run.add_argument("--out", type=Path, help="write summary.json, fills/trades/orders.jsonl here")
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress line on stderr (default: when stderr is a terminal)")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
     run.set_defaults(func=cmd_run)
 
-    validate = sub.add_parser("validate", help="check scenario files without running them",
-                              description="Validate scenario files. Exit 0 if all are valid, 2 "
-                              "otherwise; each error names file:line:column and the key.")
+    validate = sub.add_parser(
+        "validate",
+        help="check scenario files without running them",
+        description="Validate scenario files. Exit 0 if all are valid, 2 "
+        "otherwise; each error names file:line:column and the key.",
+    )
     validate.add_argument("scenarios", type=Path, nargs="+", help="scenario YAML files")
     validate.add_argument("--json", action="store_true", help="machine-readable result")
     validate.set_defaults(func=cmd_validate)
 
-    plugins = sub.add_parser("plugins", help="list plugin kinds, types and their packages",
-                             description="List every registered component type.")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list plugin kinds, types and their packages",
+        description="List every registered component type.",
+    )
     plugins.add_argument("--json", action="store_true", help="machine-readable listing")
     plugins.set_defaults(func=cmd_plugins)
 
-    schema = sub.add_parser("schema", help="print the composed JSON Schema",
-                            description="Print the scenario schema composed with every "
-                            "installed plugin's config schema (for editors), or the summary's.")
+    schema = sub.add_parser(
+        "schema",
+        help="print the composed JSON Schema",
+        description="Print the scenario schema composed with every "
+        "installed plugin's config schema (for editors), or the summary's.",
+    )
     schema.add_argument("which", nargs="?", choices=["scenario", "summary"], default="scenario")
     schema.set_defaults(func=cmd_schema)
     return parser
@@ -139,16 +155,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(f"{r['file']}: ok" if r["valid"] else r["error"],
-                  file=sys.stdout if r["valid"] else sys.stderr)
+            print(
+                f"{r['file']}: ok" if r["valid"] else r["error"],
+                file=sys.stdout if r["valid"] else sys.stderr,
+            )
     return 0 if all(r["valid"] for r in results) else 2
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     _, registry = _registry()
     rows = [
-        {"kind": i.kind, "type": i.type_name, "plugin": i.plugin, "distribution": i.distribution,
-         "class": f"{i.cls.__module__}.{i.cls.__qualname__}", "description": i.cls.description}
+        {
+            "kind": i.kind,
+            "type": i.type_name,
+            "plugin": i.plugin,
+            "distribution": i.distribution,
+            "class": f"{i.cls.__module__}.{i.cls.__qualname__}",
+            "description": i.cls.description,
+        }
         for i in registry.all()
     ]
     if args.json:
@@ -159,8 +183,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     widths = [max(len(r[k]) for r in rows) for k in ("kind", "type", "distribution")]
     for r in rows:
-        print(f"{r['kind']:<{widths[0]}}  {r['type']:<{widths[1]}}  "
-              f"{r['distribution']:<{widths[2]}}  {r['description']}")
+        print(
+            f"{r['kind']:<{widths[0]}}  {r['type']:<{widths[1]}}  "
+            f"{r['distribution']:<{widths[2]}}  {r['description']}"
+        )
     return 0
 
 

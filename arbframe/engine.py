@@ -114,7 +114,9 @@ class Engine:
         """Ask every guard tier; the most restrictive verdict wins (exits are never asked)."""
         until = self.cooldowns.get(intent.symbol)
         if until is not None and intent.ts < until:
-            return GuardDecision(intent.ts, "cooldown", Action.COOLDOWN, "cooling down", until=until)
+            return GuardDecision(
+                intent.ts, "cooldown", Action.COOLDOWN, "cooling down", until=until
+            )
         # This runs on every quote that shows an edge, blocked or not (e.g. all day once the
         # daily loss limit is hit), so no objects are built that the answer does not need.
         verdict: GuardDecision | None = None  # None: every guard allowed so far
@@ -134,14 +136,17 @@ class Engine:
             if (
                 verdict is None
                 or ACTION_RANK[decision.action] > ACTION_RANK[verdict.action]
-                or (decision.action is verdict.action is Action.DEGRADE
-                    and decision.scale < verdict.scale)
+                or (
+                    decision.action is verdict.action is Action.DEGRADE
+                    and decision.scale < verdict.scale
+                )
             ):
                 verdict = decision
         if verdict is None:
             if self._last_refusal:
-                self._last_refusal = {k: v for k, v in self._last_refusal.items()
-                                      if k[1] != intent.symbol}
+                self._last_refusal = {
+                    k: v for k, v in self._last_refusal.items() if k[1] != intent.symbol
+                }
             return GuardDecision(intent.ts, "", Action.ALLOW)
         if verdict.action is Action.COOLDOWN and verdict.until is not None:
             self.cooldowns[intent.symbol] = verdict.until

@@ -53,9 +53,9 @@ def kpis(trades: list[Trade], equity_start: Decimal, opened: list[Trade]) -> dic
         "max_drawdown": money(drawdown),
         "max_drawdown_pct": round(drawdown_pct * 100, 6),
         "sharpe": round(_sharpe(returns), 6),
-        "avg_hold_s": round(
-            sum((t.closed_at or 0) - t.opened_at for t in closed) / n / 1e9, 6
-        ) if n else 0.0,
+        "avg_hold_s": round(sum((t.closed_at or 0) - t.opened_at for t in closed) / n / 1e9, 6)
+        if n
+        else 0.0,
         "exit_reasons": dict(sorted(Counter(t.exit_reason for t in closed).items())),
     }
 

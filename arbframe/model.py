@@ -14,6 +14,7 @@ from typing import Any
 # A book side: (price, size) pairs, best first.
 Levels = tuple[tuple[float, float], ...] | list[tuple[float, float]]
 
+
 def money(value: Decimal) -> str:
     """An exact amount as plain decimal text: no exponent, no trailing zeros."""
     return format(value.normalize(), "f")

@@ -100,8 +100,9 @@ def get_plugin_manager(extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginMana
     except pluggy.PluginValidationError as err:
         raise ArbframeError(f"plugin {err.plugin!r}: {' '.join(str(err).split())}") from err
     except ImportError as err:  # an entry point whose module does not import
-        raise ArbframeError(f"a plugin of the {GROUP!r} entry-point group failed to import: "
-                            f"{err}") from err
+        raise ArbframeError(
+            f"a plugin of the {GROUP!r} entry-point group failed to import: {err}"
+        ) from err
     if os.environ.get("ARBFRAME_TRACE_PLUGINS") == "1":
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
@@ -119,8 +120,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
             def register(cls: type[Component], _kind=kind, _impl=impl, _dist=dist_name) -> None:
                 if not isinstance(cls, type):  # e.g. an instance: issubclass would TypeError
-                    raise ArbframeError(f"plugin {_impl.plugin_name}: register() takes a "
-                                        f"component class, got {cls!r}")
+                    raise ArbframeError(
+                        f"plugin {_impl.plugin_name}: register() takes a "
+                        f"component class, got {cls!r}"
+                    )
                 registry.add(ComponentInfo(_kind, cls.type_name, cls, _impl.plugin_name, _dist))
 
             impl.function(register=register)

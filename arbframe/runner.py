@@ -81,47 +81,66 @@ class Run:
     def _wire(self) -> None:
         sc = self.scenario
         if sc.get("clock", "simulated") != "simulated":
-            raise self.error(("clock",), "the wall-clock driver is not available yet; "
-                             "use clock: simulated")
+            raise self.error(
+                ("clock",), "the wall-clock driver is not available yet; use clock: simulated"
+            )
         if sc.get("mode", "paper") in ("shadow", "live"):
-            raise self.error(("mode",), f"mode {sc['mode']} needs real venues, which are not "
-                             "available yet; use backtest or paper")
-        self.venues = {name: self._build("exchange", ("venues", name), name)
-                       for name in sc["venues"]}
+            raise self.error(
+                ("mode",),
+                f"mode {sc['mode']} needs real venues, which are not "
+                "available yet; use backtest or paper",
+            )
+        self.venues = {
+            name: self._build("exchange", ("venues", name), name) for name in sc["venues"]
+        }
         self.fx = {cur: Decimal(str(rate)) for cur, rate in sc.get("fx", {}).items()}
         self.fx[self.report_currency] = Decimal(1)
         for name, venue in self.venues.items():
             if venue.quote not in self.fx:
-                raise self.error(("venues", name), f"no FX rate for {venue.quote}: add "
-                                 f"fx: {{{venue.quote}: <units per {self.report_currency}>}}")
+                raise self.error(
+                    ("venues", name),
+                    f"no FX rate for {venue.quote}: add "
+                    f"fx: {{{venue.quote}: <units per {self.report_currency}>}}",
+                )
         for venue, assets in sc.get("capital", {}).items():
             if venue not in self.venues:
-                raise self.error(("capital", venue), f"unknown venue {venue!r} "
-                                 f"(venues: {', '.join(self.venues)})")
+                raise self.error(
+                    ("capital", venue),
+                    f"unknown venue {venue!r} (venues: {', '.join(self.venues)})",
+                )
             for asset, amount in assets.items():
                 self.venues[venue].balances[asset] = Decimal(str(amount))
-        self.feeds = [self._build("feed", ("feeds", i), f"feeds[{i}]")
-                      for i in range(len(sc["feeds"]))]
+        self.feeds = [
+            self._build("feed", ("feeds", i), f"feeds[{i}]") for i in range(len(sc["feeds"]))
+        ]
         for i, feed in enumerate(self.feeds):
             for venue in feed.venues():
                 if venue not in self.venues:
-                    raise self.error(("feeds", i), f"feed quotes unknown venue {venue!r} "
-                                     f"(venues: {', '.join(self.venues)})")
+                    raise self.error(
+                        ("feeds", i),
+                        f"feed quotes unknown venue {venue!r} (venues: {', '.join(self.venues)})",
+                    )
                 for symbol in feed.symbols():
                     if symbol not in self.venues[venue].markets:
                         self.venues[venue].add_market(symbol)
         self.engine = Engine(self, self.venues, self.fx)
         self.strategy = self._build("strategy", ("strategy",), "strategy")
         self.engine.strategy = self.strategy
-        self.guards = [self._build("guard", ("guards", i), b.get("name", b["type"]))
-                       for i, b in enumerate(sc.get("guards", []))]
+        self.guards = [
+            self._build("guard", ("guards", i), b.get("name", b["type"]))
+            for i, b in enumerate(sc.get("guards", []))
+        ]
         self.engine.guards = self.guards
         # Built now (config errors surface here); they receive events only while running.
-        self.listeners = [self._build(kind, (slot, i), f"{slot}[{i}]")
-                          for slot, kind in (("sinks", "sink"), ("alerts", "alert"))
-                          for i in range(len(sc.get(slot, [])))]
-        self.faults = [self._build("fault", ("faults", i), f"faults[{i}]")
-                       for i in range(len(sc.get("faults", [])))]
+        self.listeners = [
+            self._build(kind, (slot, i), f"{slot}[{i}]")
+            for slot, kind in (("sinks", "sink"), ("alerts", "alert"))
+            for i in range(len(sc.get(slot, [])))
+        ]
+        self.faults = [
+            self._build("fault", ("faults", i), f"faults[{i}]")
+            for i in range(len(sc.get("faults", [])))
+        ]
 
     def _events(self) -> Iterator[FeedEvent]:
         streams = [feed.events() for feed in self.feeds]

@@ -140,7 +140,7 @@ def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
     base = str(Path(file).parent / base_ref.value)
     seen = [*chain, os.path.realpath(file)]
     if os.path.realpath(base) in seen:
-        names = [Path(f).name for f in seen[seen.index(os.path.realpath(base)):]]
+        names = [Path(f).name for f in seen[seen.index(os.path.realpath(base)) :]]
         cycle = " -> ".join([*names, Path(base).name])
         raise _Problem(base_ref.pos, "extends", f"extends cycle: {cycle}").error()
     return _merge(_load_file(base, seen, base_ref), root)
@@ -160,8 +160,9 @@ def _parse(text: str, file: str, depth: int) -> Any:
         line = text.count("\n", 0, e.position) + 1
         col = e.position - text.rfind("\n", 0, e.position)
         char = e.character if isinstance(e.character, int) else ord(e.character)
-        raise ScenarioError(file, line, col, "", f"unacceptable character #x{char:04x}: "
-                            f"{e.reason}") from None
+        raise ScenarioError(
+            file, line, col, "", f"unacceptable character #x{char:04x}: {e.reason}"
+        ) from None
     except (YAMLError, ValueError) as e:  # ValueError: e.g. `2024-13-45`, `!!int x`
         raise ScenarioError(file, None, None, "", f"invalid YAML: {e}") from None
     return _nodes(doc, _Pos(depth, 1, 1, file), file, [])
@@ -169,6 +170,7 @@ def _parse(text: str, file: str, depth: int) -> Any:
 
 def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
     """Turn ruamel's values into plain values inside _Nodes, keeping positions."""
+
     def at(lc: Any, key: Any, offset: int) -> _Pos:
         mark = lc.data.get(key) if lc is not None else None  # missing for `<<` merged keys
         return _Pos(pos.depth, mark[offset] + 1, mark[offset + 1] + 1, file) if mark else pos
@@ -178,8 +180,9 @@ def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
         for key, value in obj.items():
             key_pos = at(obj.lc, key, 0)
             if not isinstance(key, str):
-                raise _Problem(key_pos, _key_path(path), f"keys must be strings, got "
-                               f"{_kind(key)} {key!r}").error()
+                raise _Problem(
+                    key_pos, _key_path(path), f"keys must be strings, got {_kind(key)} {key!r}"
+                ).error()
             value_pos = at(obj.lc, key, 2)
             if value is None and value_pos.line != key_pos.line:
                 value_pos = key_pos  # `key:` with nothing after: ruamel marks the next line
@@ -187,8 +190,10 @@ def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
             out[str(key)] = _Node(child, value_pos, key_pos)
         return out
     if isinstance(obj, list):
-        return [_Node(_nodes(v, at(obj.lc, i, 0), file, [*path, i]), at(obj.lc, i, 0))
-                for i, v in enumerate(obj)]
+        return [
+            _Node(_nodes(v, at(obj.lc, i, 0), file, [*path, i]), at(obj.lc, i, 0))
+            for i, v in enumerate(obj)
+        ]
     if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, str):
@@ -227,6 +232,7 @@ def _substitute(node: _Node, env: Mapping[str, str], path: list[str | int]) -> N
         for i, child in enumerate(node.value):
             _substitute(child, env, [*path, i])
     elif isinstance(node.value, str):
+
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if env.get(name):
@@ -235,8 +241,9 @@ def _substitute(node: _Node, env: Mapping[str, str], path: list[str | int]) -> N
                 return default
             if name in env:
                 return ""
-            raise _Problem(node.pos, _key_path(path),
-                           f"environment variable {name} is not set").error()
+            raise _Problem(
+                node.pos, _key_path(path), f"environment variable {name} is not set"
+            ).error()
 
         node.value = _ENV_VAR.sub(replace, node.value)
 
@@ -285,15 +292,22 @@ def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -
         if info is None:
             known = ", ".join(sorted(types)) or "none registered"
             where = [*prefix, "type"]
-            problems.append(_Problem(_locate(root, where).pos, _key_path(where),
-                                     f"unknown {kind} type {block['type']!r} (known: {known})"))
+            problems.append(
+                _Problem(
+                    _locate(root, where).pos,
+                    _key_path(where),
+                    f"unknown {kind} type {block['type']!r} (known: {known})",
+                )
+            )
             continue
         schema = component_schema(info.schema, info.type_name)
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as e:  # a plugin bug, not the scenario's: no position
-            raise ArbframeError(f"{kind} type {info.type_name!r} ({info.plugin}) has an "
-                                f"invalid config_schema: {e.message}") from None
+            raise ArbframeError(
+                f"{kind} type {info.type_name!r} ({info.plugin}) has an "
+                f"invalid config_schema: {e.message}"
+            ) from None
         errors = Draft202012Validator(schema).iter_errors(block)
         problems += [p for e in _by_relevance(errors) for p in _explain(e, root, prefix)]
     return problems
@@ -327,7 +341,9 @@ def _rebase_paths(root: _Node, data: dict[str, Any], registry: Registry, top: Pa
         node, container = root, data
         for part in prefix[:-1]:
             node, container = node.value[part], container[part]
-        walk(registry.get(kind, block["type"]).schema, node.value[prefix[-1]], container, prefix[-1])
+        walk(
+            registry.get(kind, block["type"]).schema, node.value[prefix[-1]], container, prefix[-1]
+        )
 
 
 def _by_relevance(errors: Iterable[ValidationError]) -> list[ValidationError]:
@@ -345,18 +361,34 @@ def _explain(error: ValidationError, root: _Node, prefix: list[str | int]) -> li
         known = error.schema.get("properties", {})
         patterns = error.schema.get("patternProperties", {})
         expected = ", ".join(sorted(known)) or "none"
-        return [_Problem(_locate(root, [*path, k]).key_pos or node.pos, _key_path([*path, k]),
-                         f"unknown key {k!r} (expected one of: {expected})")
-                for k in instance
-                if k not in known and not any(re.search(p, k) for p in patterns)]
+        return [
+            _Problem(
+                _locate(root, [*path, k]).key_pos or node.pos,
+                _key_path([*path, k]),
+                f"unknown key {k!r} (expected one of: {expected})",
+            )
+            for k in instance
+            if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
     if error.validator == "required":
-        return [_Problem(node.pos, here, f"missing required key {k!r}")
-                for k in error.validator_value if k not in instance]
-    if "propertyNames" in error.relative_schema_path and isinstance(node.value, dict) \
-            and instance in node.value:
+        return [
+            _Problem(node.pos, here, f"missing required key {k!r}")
+            for k in error.validator_value
+            if k not in instance
+        ]
+    if (
+        "propertyNames" in error.relative_schema_path
+        and isinstance(node.value, dict)
+        and instance in node.value
+    ):
         key_node = node.value[instance]
-        return [_Problem(key_node.key_pos or node.pos, _key_path([*path, instance]),
-                         f"key {_one_line(error.message)}")]
+        return [
+            _Problem(
+                key_node.key_pos or node.pos,
+                _key_path([*path, instance]),
+                f"key {_one_line(error.message)}",
+            )
+        ]
     if error.validator in ("anyOf", "oneOf") and error.context:
         return _explain_branches(error, root, prefix, node, here)
     return [_Problem(node.pos, here, _one_line(error.message))]
@@ -369,20 +401,29 @@ def _explain_branches(
     branches: dict[int, list[ValidationError]] = {}
     for sub in error.context or []:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    fitting = [errs for errs in branches.values()
-               if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    fitting = [
+        errs
+        for errs in branches.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errs)
+    ]
     instance = error.instance
-    summary = next((text for branches_, text in _SUMMARIES if branches_ == error.validator_value),
-                   None)
+    summary = next(
+        (text for branches_, text in _SUMMARIES if branches_ == error.validator_value), None
+    )
     is_number = isinstance(instance, (int, float)) and not isinstance(instance, bool)
     if summary is not None and not (is_number and len(fitting) == 1):
         return [_Problem(node.pos, here, f"{_short(instance)} {summary}")]
     if len(fitting) == 1:
         return [p for e in _by_relevance(fitting[0]) for p in _explain(e, root, prefix)]
     if not fitting:
-        types = [t for e in error.context or [] if e.validator == "type"
-                 for t in ([e.validator_value] if isinstance(e.validator_value, str)
-                           else e.validator_value)]
+        types = [
+            t
+            for e in error.context or []
+            if e.validator == "type"
+            for t in (
+                [e.validator_value] if isinstance(e.validator_value, str) else e.validator_value
+            )
+        ]
         names = ", ".join(repr(t) for t in dict.fromkeys(types))
         return [_Problem(node.pos, here, f"{_short(instance)} is not of type {names}")]
     return _explain(best_match(error.context or []), root, prefix)

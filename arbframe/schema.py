@@ -65,8 +65,10 @@ def composed_schema(registry: Registry) -> dict[str, Any]:
             branch = component_schema(info.schema, name)
             branch["description"] = info.cls.description or branch.get("description", "")
             branches.append(
-                {"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
-                 "then": branch}
+                {
+                    "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+                    "then": branch,
+                }
             )
         # No registered type: nothing can fill the slot (`false`: no value for `type` is
         # valid). `allOf` and `enum` must not be empty in a valid (or sensible) schema.

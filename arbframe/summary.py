@@ -51,8 +51,15 @@ def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
     }
     routes = {
         sym: {
-            route: kpis([t for t in closed if t.symbol == sym and
-                         f"{t.buy_venue}_to_{t.sell_venue}" == route], equity_start, trades)
+            route: kpis(
+                [
+                    t
+                    for t in closed
+                    if t.symbol == sym and f"{t.buy_venue}_to_{t.sell_venue}" == route
+                ],
+                equity_start,
+                trades,
+            )
             for route, trades in sorted(per.items())
         }
         for sym, per in sorted(by_route.items())
@@ -63,14 +70,19 @@ def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
         "mode": run.scenario.get("mode", "paper"),
         "clock": run.scenario.get("clock", "simulated"),
         "report_currency": run.report_currency,
-        "time": {"start_ns": stats.start, "end_ns": stats.end,
-                 "elapsed_s": round((stats.end - stats.start) / 1e9, 6)},
+        "time": {
+            "start_ns": stats.start,
+            "end_ns": stats.end,
+            "elapsed_s": round((stats.end - stats.start) / 1e9, 6),
+        },
         "events": {"quotes": stats.quotes, "fx_updates": stats.fx_updates},
         "portfolio": portfolio,
         "symbols": symbols,
         "routes": routes,
         "orders": dict(sorted(engine.order_counts.items())),
-        "guards": {name: dict(sorted(c.items())) for name, c in sorted(engine.guard_counts.items())},
+        "guards": {
+            name: dict(sorted(c.items())) for name, c in sorted(engine.guard_counts.items())
+        },
         "guard_state": {guard.name: guard.state() for guard in engine.guards},
         "alerts": dict(sorted(engine.alert_counts.items())),
         "faults": dict(sorted(run.fault_counts.items())),
@@ -127,8 +139,15 @@ def evaluate(expect: dict[str, dict[str, Any]], summary: dict[str, Any]) -> list
         try:
             actual = lookup(summary, path)
         except KeyError:
-            results.append({"name": path, "expected": checks, "actual": None, "passed": False,
-                            "error": "no such value in the summary"})
+            results.append(
+                {
+                    "name": path,
+                    "expected": checks,
+                    "actual": None,
+                    "passed": False,
+                    "error": "no such value in the summary",
+                }
+            )
             continue
         passed = True
         for op, expected in checks.items():

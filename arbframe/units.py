@@ -1,12 +1,19 @@
-"""Durations in scenario files: ``250ms``, ``30s``, ``2m``, ``1h``, ``1h30m``, or a number of seconds."""
+"""Durations (``250ms``, ``30s``, ``2m``, ``1h30m`` or seconds) and ISO times, in nanoseconds."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 
-NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-      "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ns|us|ms|s|m|h|d)\s*)+$"
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)")
 

@@ -62,10 +62,15 @@ def scenario(quotes: int, symbols: int = 1) -> dict[str, Any]:
     if symbols > 1:
         # BTC-like assets X00, X01, ...: the base scenario's tick grids suit them.
         prices = {f"X{i:02d}": 60000.0 * (1 + 0.05 * i) for i in range(symbols)}
-        over["feeds"] = [{
-            "type": "synthetic", "symbols": prices, "venues": ["upbit", "binance"],
-            "pattern": "mixed", "tick": {"upbit": 1000, "binance": 0.01},
-        }]
+        over["feeds"] = [
+            {
+                "type": "synthetic",
+                "symbols": prices,
+                "venues": ["upbit", "binance"],
+                "pattern": "mixed",
+                "tick": {"upbit": 1000, "binance": 0.01},
+            }
+        ]
         # Same capital per symbol as the base scenario has for its one symbol.
         over["capital"] = {
             "upbit": {"KRW": 13_500_000 * symbols, **dict.fromkeys(prices, 0.2)},
@@ -123,8 +128,11 @@ def best_of(repeat: int, spec: dict[str, Any] | Path, workdir: Path) -> dict[str
 def percentiles(samples: list[int]) -> dict[str, float]:
     ordered = sorted(samples)
     n = len(ordered)
-    return {"median": ordered[n // 2], "p99": ordered[min(n - 1, (99 * n) // 100)],
-            "max": ordered[-1]}
+    return {
+        "median": ordered[n // 2],
+        "p99": ordered[min(n - 1, (99 * n) // 100)],
+        "max": ordered[-1],
+    }
 
 
 def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
@@ -143,12 +151,14 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
         def timed(ts: int, symbol: str, bids: Any, asks: Any) -> None:
             started[0] = clock()
             on_book(ts, symbol, bids, asks)
+
         return timed
 
     def wrap_quote(on_quote: Callable[..., None]) -> Callable[..., None]:
         def timed(ts: int, venue: str, symbol: str) -> None:
             on_quote(ts, venue, symbol)
             samples.append(clock() - started[0])
+
         return timed
 
     for venue in run.venues.values():  # the driver looks these up when the run starts
@@ -206,6 +216,7 @@ def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
                 total[0] += clock() - t0
                 total[1] += 1
                 depth[0] = 0
+
         return timed
 
     engine = run.engine
@@ -261,16 +272,24 @@ def memory_child(quotes: int) -> None:
         run = make_run(scenario(quotes), Path(tmp))
         before = _peak_rss_mib()
         summary = run.execute()
-        print(json.dumps({"quotes": summary["events"]["quotes"],
-                          "rss_before_run_mib": round(before, 1),
-                          "peak_rss_mib": round(_peak_rss_mib(), 1),
-                          "ru_maxrss_mib": round(_maxrss_mib(), 1)}))
+        print(
+            json.dumps(
+                {
+                    "quotes": summary["events"]["quotes"],
+                    "rss_before_run_mib": round(before, 1),
+                    "peak_rss_mib": round(_peak_rss_mib(), 1),
+                    "ru_maxrss_mib": round(_maxrss_mib(), 1),
+                }
+            )
+        )
 
 
 def peak_memory(quotes: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--quotes", str(quotes), "--memory-child"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out.splitlines()[-1])
 
@@ -281,8 +300,7 @@ def peak_memory(quotes: int) -> dict[str, Any]:
 def check(key: str, value: float | None) -> dict[str, Any]:
     op, target, unit = TARGETS[key]
     met = value is not None and (value >= target if op == ">=" else value <= target)
-    return {"value": value, "target": f"{op} {target:,.1f} {unit}".replace(".0 ", " "),
-            "met": met}
+    return {"value": value, "target": f"{op} {target:,.1f} {unit}".replace(".0 ", " "), "met": met}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,42 +322,62 @@ def main(argv: list[str] | None = None) -> int:
         return f"target {c['target']}: {'met' if c['met'] else 'NOT MET'}"
 
     n = args.quotes
-    say(f"arbframe benchmarks: {n:,} quotes per run, best of {args.repeat} "
-        f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs)")
+    say(
+        f"arbframe benchmarks: {n:,} quotes per run, best of {args.repeat} "
+        f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs)"
+    )
     # Memory first, while this process is still small (see _maxrss_mib).
     memory = peak_memory(n)
     mem = check("peak_rss_mib", memory["peak_rss_mib"])
-    say(f"  peak memory, fresh process: {memory['peak_rss_mib']:.1f} MiB resident "
-        f"({memory['rss_before_run_mib']:.1f} MiB before the run)  {verdict(mem)}")
+    say(
+        f"  peak memory, fresh process: {memory['peak_rss_mib']:.1f} MiB resident "
+        f"({memory['rss_before_run_mib']:.1f} MiB before the run)  {verdict(mem)}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         one = best_of(args.repeat, scenario(n, 1), work)
         thr = check("throughput_1_symbol", one["quotes_per_s"])
         say(f"  end to end, 1 symbol:   {one['quotes_per_s']:>9,} quotes/s  {verdict(thr)}")
-        say(f"      {one['quotes_per_cpu_s']:,} quotes per CPU second; runs took "
-            f"{', '.join(f'{t:.2f}' for t in one['seconds_all'])} s")
-        say(f"      {one['orders']:,} orders, {one['trades']:,} trades, "
-            f"{one['guard_refusals']:,} entries refused by guards")
+        say(
+            f"      {one['quotes_per_cpu_s']:,} quotes per CPU second; runs took "
+            f"{', '.join(f'{t:.2f}' for t in one['seconds_all'])} s"
+        )
+        say(
+            f"      {one['orders']:,} orders, {one['trades']:,} trades, "
+            f"{one['guard_refusals']:,} entries refused by guards"
+        )
         ten = best_of(args.repeat, scenario(n, 10), work)
-        say(f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s "
-            f"({ten['quotes_per_cpu_s']:,} per CPU second)")
-        say(f"      {ten['orders']:,} orders, {ten['trades']:,} trades, "
-            f"{ten['guard_refusals']:,} entries refused by guards")
+        say(
+            f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s "
+            f"({ten['quotes_per_cpu_s']:,} per CPU second)"
+        )
+        say(
+            f"      {ten['orders']:,} orders, {ten['trades']:,} trades, "
+            f"{ten['guard_refusals']:,} entries refused by guards"
+        )
         latency = decision_latency(n, work)
         lat = check("decision_p99_us", latency["p99_us"])
-        say(f"  decision latency per quote: median {latency['median_us']} us, "
-            f"p99 {latency['p99_us']} us  {verdict(lat)}")
-        say(f"      after subtracting the timing's own cost, "
+        say(
+            f"  decision latency per quote: median {latency['median_us']} us, "
+            f"p99 {latency['p99_us']} us  {verdict(lat)}"
+        )
+        say(
+            f"      after subtracting the timing's own cost, "
             f"{latency['empty_wrapper_ns']['median']} ns (raw median "
-            f"{latency['raw_ns']['median']} ns, p99 {latency['raw_ns']['p99']} ns)")
+            f"{latency['raw_ns']['median']} ns, p99 {latency['raw_ns']['p99']} ns)"
+        )
         orders = order_overhead(n, work)
         ovh = check("order_overhead_us", orders["per_order_us"])
         say(f"  per-order overhead: {orders['per_order_us']} us  {verdict(ovh)}")
-        say(f"      submit to strategy update, timed over {orders['orders']:,} orders "
-            f"({orders['wrapper_ns_per_call']} ns timing cost per call subtracted)")
+        say(
+            f"      submit to strategy update, timed over {orders['orders']:,} orders "
+            f"({orders['wrapper_ns_per_call']} ns timing cost per call subtracted)"
+        )
         replay = best_of(max(args.repeat, 5), REAL, work)
-        say(f"  replay feed, {REAL.name}: {replay['quotes_per_s']:,} quotes/s "
-            f"({replay['quotes']:,} quotes, {replay['orders']:,} orders)")
+        say(
+            f"  replay feed, {REAL.name}: {replay['quotes_per_s']:,} quotes/s "
+            f"({replay['quotes']:,} quotes, {replay['orders']:,} orders)"
+        )
 
     checks = {
         "throughput_1_symbol": thr,
@@ -347,24 +385,31 @@ def main(argv: list[str] | None = None) -> int:
         "order_overhead_us": ovh,
         "peak_rss_mib": mem,
     }
-    orders_ok = all(100 <= r["orders_per_million_quotes"] for r in (one, ten))
-    say(f"  orders per million quotes: {one['orders_per_million_quotes']:,} (1 symbol), "
+    orders_ok = all(r["orders_per_million_quotes"] >= 100 for r in (one, ten))
+    say(
+        f"  orders per million quotes: {one['orders_per_million_quotes']:,} (1 symbol), "
         f"{ten['orders_per_million_quotes']:,} (10 symbols): "
-        f"{'ok' if orders_ok else 'TOO FEW (want hundreds or more)'}")
+        f"{'ok' if orders_ok else 'TOO FEW (want hundreds or more)'}"
+    )
     say(f"targets met: {sum(c['met'] for c in checks.values())} of {len(checks)}")
     if args.json:
-        print(json.dumps({
-            "quotes": n,
-            "repeat": args.repeat,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
-            "decision_latency": latency,
-            "order_overhead": orders,
-            "memory": memory,
-            "orders_per_million_quotes_ok": orders_ok,
-            "targets": checks,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "quotes": n,
+                    "repeat": args.repeat,
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
+                    "decision_latency": latency,
+                    "order_overhead": orders,
+                    "memory": memory,
+                    "orders_per_million_quotes_ok": orders_ok,
+                    "targets": checks,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -15,15 +15,30 @@ def two_venue_scenario(events: list[dict[str, Any]], **strategy: Any) -> dict[st
         "name": "hand_checked",
         "duration": "1h",
         "venues": {
-            "a": {"type": "paper", "quote": "USDT", "fees": {"taker_bps": 10},
-                  "latency": "10ms", "markets": market},
-            "b": {"type": "paper", "quote": "USDT", "fees": {"taker_bps": 20},
-                  "latency": "10ms", "markets": market},
+            "a": {
+                "type": "paper",
+                "quote": "USDT",
+                "fees": {"taker_bps": 10},
+                "latency": "10ms",
+                "markets": market,
+            },
+            "b": {
+                "type": "paper",
+                "quote": "USDT",
+                "fees": {"taker_bps": 20},
+                "latency": "10ms",
+                "markets": market,
+            },
         },
         "capital": {"a": {"USDT": 10000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}},
         "feeds": [{"type": "scripted", "size": 10, "events": copy.deepcopy(events)}],
-        "strategy": {"type": "spread_arb", "entry_bps": 10, "exit_bps": 5,
-                     "size": {"base": 0.5}, **strategy},
+        "strategy": {
+            "type": "spread_arb",
+            "entry_bps": 10,
+            "exit_bps": 5,
+            "size": {"base": 0.5},
+            **strategy,
+        },
     }
 
 

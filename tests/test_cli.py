@@ -25,8 +25,18 @@ SCENARIOS = REPO / "scenarios"
 BASE = SCENARIOS / "_campaign_base.yaml"
 C1 = SCENARIOS / "c1_mixed.yaml"
 SUMMARY_SCHEMA = json.loads((REPO / "schemas" / "summary.schema.json").read_text())
-KPI_KEYS = ("entries", "exits", "trades_closed", "wins", "winrate", "pnl", "fees", "slippage",
-            "max_drawdown", "sharpe")
+KPI_KEYS = (
+    "entries",
+    "exits",
+    "trades_closed",
+    "wins",
+    "winrate",
+    "pnl",
+    "fees",
+    "slippage",
+    "max_drawdown",
+    "sharpe",
+)
 BUILTIN_TYPES = {
     "exchange": {"paper"},
     "feed": {"synthetic", "scripted", "replay"},
@@ -37,19 +47,28 @@ BUILTIN_TYPES = {
     "fault": {"order_reject", "partial_fill"},
 }
 # file:line:col: [key.path: ]message -- one line.
-ERROR_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): "
-                        r"(?:(?P<key>[\w.\[\]'-]+): )?(?P<message>\S.*)$")
+ERROR_LINE = re.compile(
+    r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): "
+    r"(?:(?P<key>[\w.\[\]'-]+): )?(?P<message>\S.*)$"
+)
 
 
-def arbframe(*args: str | Path, cwd: Path = REPO,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def arbframe(
+    *args: str | Path, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m arbframe ARGS` in a subprocess (exercises arbframe/__main__.py).
 
     -P keeps the working directory off sys.path, so the installed package is what runs,
     not the source folder beside the tests.
     """
-    return subprocess.run([sys.executable, "-P", "-m", "arbframe", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "arbframe", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def repo_scenarios() -> list[Path]:
@@ -85,8 +104,9 @@ def located(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def c1_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str],
-                                                              Path]:
+def c1_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("c1") / "out"
     return arbframe("run", C1, "--out", out), out
 
@@ -102,7 +122,11 @@ def test_run_writes_outputs_that_agree(c1_run: tuple[Any, Path]) -> None:
     assert result.returncode == 0, result.stderr
     assert "all expectations hold" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "fills.jsonl", "orders.jsonl", "summary.json", "trades.jsonl"]
+        "fills.jsonl",
+        "orders.jsonl",
+        "summary.json",
+        "trades.jsonl",
+    ]
 
     summary = json.loads((out / "summary.json").read_text())
     Draft202012Validator(SUMMARY_SCHEMA).validate(summary)
@@ -135,8 +159,7 @@ def test_run_writes_outputs_that_agree(c1_run: tuple[Any, Path]) -> None:
         by_trade.setdefault(f["trade_id"], set()).add(f["client_id"])
     assert {t["trade_id"]: set(t["fills"]) for t in trades} == by_trade
     assert summary["symbols"]["BTC"]["trades_closed"] == sum(t["symbol"] == "BTC" for t in trades)
-    assert portfolio["wins"] == sum(
-        1 for t in trades if float(t["net_pnl"]) > 0)
+    assert portfolio["wins"] == sum(1 for t in trades if float(t["net_pnl"]) > 0)
     # Orders: the counts in the summary are those of orders.jsonl.
     assert summary["orders"]["submitted"] == len(orders)
     assert summary["orders"].get("filled", 0) == sum(o["status"] == "filled" for o in orders)
@@ -149,8 +172,7 @@ def test_run_is_deterministic_and_seed_matters(tmp_path: Path, c1_run: tuple[Any
     assert again.returncode == 0, again.stderr
     reference = (first / "summary.json").read_bytes()
     assert (tmp_path / "again" / "summary.json").read_bytes() == reference
-    assert (tmp_path / "again" / "fills.jsonl").read_bytes() == \
-        (first / "fills.jsonl").read_bytes()
+    assert (tmp_path / "again" / "fills.jsonl").read_bytes() == (first / "fills.jsonl").read_bytes()
 
     other = arbframe("run", C1, "--seed", "8", "--out", tmp_path / "other")
     assert other.returncode in (0, 1), other.stderr
@@ -170,8 +192,11 @@ def test_run_json_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_failing_expectation_exits_1_and_names_it(tmp_path: Path) -> None:
-    path = write_scenario(tmp_path, "name: impossible\nexpect:\n"
-                          "  portfolio.entries: {min: 100000}\n  portfolio.exits: {min: 1}\n")
+    path = write_scenario(
+        tmp_path,
+        "name: impossible\nexpect:\n"
+        "  portfolio.entries: {min: 100000}\n  portfolio.exits: {min: 1}\n",
+    )
     result = arbframe("run", path)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
@@ -191,10 +216,12 @@ def test_failing_expectation_exits_1_and_names_it(tmp_path: Path) -> None:
     assert isinstance(failed[0]["actual"], int) and failed[0]["actual"] < 100000
 
 
-def test_expectation_on_a_missing_value_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                              ) -> None:
-    path = write_scenario(tmp_path, "name: missing\nduration: 1m\n"
-                          "expect:\n  portfolio.no_such_kpi: {eq: 0}\n")
+def test_expectation_on_a_missing_value_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(
+        tmp_path, "name: missing\nduration: 1m\nexpect:\n  portfolio.no_such_kpi: {eq: 0}\n"
+    )
     assert main(["run", str(path), "--json"]) == 1
     summary = json.loads(capsys.readouterr().out)
     [failed] = [e for e in summary["expectations"] if not e["passed"]]
@@ -207,26 +234,66 @@ def test_expectation_on_a_missing_value_fails(tmp_path: Path, capsys: pytest.Cap
 # (body after the `extends:` line, expected line, col, key, message fragments)
 BAD_INPUTS = {
     # The flow mapping opened on line 3 is never closed; line 4 is where that shows.
-    "malformed_yaml": ("name: x\nvenues: {upbit: {type: paper}\nseed: 3\n",
-                       4, 1, None, ["expected ',' or '}'"]),
+    "malformed_yaml": (
+        "name: x\nvenues: {upbit: {type: paper}\nseed: 3\n",
+        4,
+        1,
+        None,
+        ["expected ',' or '}'"],
+    ),
     "mapping_in_scalar": ("name: a: b\n", 2, 8, None, ["mapping values are not allowed"]),
-    "unknown_key": ("name: x\nbogus_key: 1\n", 3, 1, "bogus_key",
-                    ["unknown key 'bogus_key'", "duration"]),
-    "unknown_strategy_type": ("name: x\nstrategy:\n  type: nosuch\n", 4, 9, "strategy.type",
-                              ["unknown strategy type 'nosuch'", "spread_arb"]),
-    "unknown_feed_type": ("name: x\nfeeds:\n  - type: nosuch\n", 4, 11, "feeds[0].type",
-                          ["unknown feed type 'nosuch'", "replay, scripted, synthetic"]),
+    "unknown_key": (
+        "name: x\nbogus_key: 1\n",
+        3,
+        1,
+        "bogus_key",
+        ["unknown key 'bogus_key'", "duration"],
+    ),
+    "unknown_strategy_type": (
+        "name: x\nstrategy:\n  type: nosuch\n",
+        4,
+        9,
+        "strategy.type",
+        ["unknown strategy type 'nosuch'", "spread_arb"],
+    ),
+    "unknown_feed_type": (
+        "name: x\nfeeds:\n  - type: nosuch\n",
+        4,
+        11,
+        "feeds[0].type",
+        ["unknown feed type 'nosuch'", "replay, scripted, synthetic"],
+    ),
     "out_of_range_core": ("name: x\nseed: -5\n", 3, 7, "seed", ["-5", "minimum of 0"]),
-    "out_of_range_plugin": ("name: x\nstrategy:\n  entry_bps: -1\n", 4, 14,
-                            "strategy.entry_bps", ["-1", "minimum of 0"]),
-    "missing_env_var": ("name: ${ARBFRAME_TEST_SURELY_UNSET}\n", 2, 7, "name",
-                        ["ARBFRAME_TEST_SURELY_UNSET", "not set"]),
+    "out_of_range_plugin": (
+        "name: x\nstrategy:\n  entry_bps: -1\n",
+        4,
+        14,
+        "strategy.entry_bps",
+        ["-1", "minimum of 0"],
+    ),
+    "missing_env_var": (
+        "name: ${ARBFRAME_TEST_SURELY_UNSET}\n",
+        2,
+        7,
+        "name",
+        ["ARBFRAME_TEST_SURELY_UNSET", "not set"],
+    ),
     "missing_base_file": (None, 1, 10, "extends", ["no_such_base.yaml", "no such file"]),
-    "capital_unknown_venue": ("name: x\ncapital:\n  kraken: {USDT: 1}\n", 4, 3,
-                              "capital.kraken", ["unknown venue 'kraken'", "upbit, binance"]),
-    "feed_unknown_venue": ("name: x\nfeeds:\n  - type: scripted\n    events:\n"
-                           "      - {at: 1s, venue: kraken, symbol: BTC, bid: 1, ask: 2}\n",
-                           4, 5, "feeds[0]", ["unknown venue 'kraken'", "upbit, binance"]),
+    "capital_unknown_venue": (
+        "name: x\ncapital:\n  kraken: {USDT: 1}\n",
+        4,
+        3,
+        "capital.kraken",
+        ["unknown venue 'kraken'", "upbit, binance"],
+    ),
+    "feed_unknown_venue": (
+        "name: x\nfeeds:\n  - type: scripted\n    events:\n"
+        "      - {at: 1s, venue: kraken, symbol: BTC, bid: 1, ask: 2}\n",
+        4,
+        5,
+        "feeds[0]",
+        ["unknown venue 'kraken'", "upbit, binance"],
+    ),
 }
 
 
@@ -260,8 +327,10 @@ def test_same_errors_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["run", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == f"{path}:4:3: capital.kraken: unknown venue 'kraken' " \
-                           "(venues: upbit, binance)\n"
+    assert (
+        captured.err == f"{path}:4:3: capital.kraken: unknown venue 'kraken' "
+        "(venues: upbit, binance)\n"
+    )
 
 
 # --- validate ------------------------------------------------------------------------------
@@ -299,8 +368,10 @@ def test_validate_names_the_broken_file(tmp_path: Path) -> None:
 def test_validate_json_all_valid() -> None:
     result = arbframe("validate", "--json", C1, BASE)
     assert result.returncode == 0
-    assert json.loads(result.stdout) == [{"file": str(C1), "valid": True},
-                                         {"file": str(BASE), "valid": True}]
+    assert json.loads(result.stdout) == [
+        {"file": str(C1), "valid": True},
+        {"file": str(BASE), "valid": True},
+    ]
 
 
 # --- plugins -------------------------------------------------------------------------------
@@ -371,8 +442,9 @@ def test_schema_slots_enumerate_the_known_types(composed: dict[str, Any]) -> Non
         assert enum == sorted(enum)
         assert BUILTIN_TYPES[kind] <= set(enum), slot
     assert composed["properties"]["strategy"] == {"$ref": "#/$defs/strategy_component"}
-    assert composed["properties"]["venues"]["additionalProperties"] == \
-        {"$ref": "#/$defs/venues_component"}
+    assert composed["properties"]["venues"]["additionalProperties"] == {
+        "$ref": "#/$defs/venues_component"
+    }
     assert composed["properties"]["feeds"]["items"] == {"$ref": "#/$defs/feeds_component"}
 
 

@@ -173,6 +173,9 @@ def test_scenario_reference_names_every_key() -> None:
                 continue  # the reference covers the built-in types only
             if f"`{name}`" not in text:
                 missing.append(f"{kind} type {name}")
-            missing += [f"{name}.{key}" for key in info.schema.get("properties", {})
-                        if f"`{key}`" not in text and f"`{key}." not in text]
+            missing += [
+                f"{name}.{key}"
+                for key in info.schema.get("properties", {})
+                if f"`{key}`" not in text and f"`{key}." not in text
+            ]
     assert missing == [], f"not in docs/scenarios.md: {missing}"

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
-
-from arbframe.errors import ArbframeError, ConfigError
 from arbframe_plugins.feeds import replay, scripted
 from arbframe_plugins.feeds.replay import ReplayFeed
 from arbframe_plugins.feeds.scripted import ScriptedFeed
+from jsonschema import Draft202012Validator
+
+from arbframe.errors import ArbframeError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 BINANCE = "data/real/binance_LINKUSDT_orderbook10_1s_20210820.csv.gz"
@@ -55,18 +55,32 @@ def real_config(**extra: Any) -> dict[str, Any]:
 
 
 def test_scripted_inline_gives_exact_tuples() -> None:
-    feed = scripted_feed({
-        "size": 1000,
-        "events": [
-            {"at": "0s", "fx": {"KRW": 1350, "JPY": "150.5"}},
-            {"at": "0s", "venue": "upbit", "symbol": "BTC", "bid": 100, "ask": 101},
-            {"at": "1s", "venue": "binance", "symbol": "BTC", "bid": 99, "ask": 99.5,
-             "bid_size": 2, "ask_size": 3},
-            {"at": "2s", "venue": "binance", "symbol": "BTC",
-             "bids": [[99, 1], [98.9, 2]], "asks": [[99.5, 1], [99.6, 5]]},
-            {"at": 2.5, "venue": "upbit", "symbol": "ETH", "bid": "10.5", "ask": "10.75"},
-        ],
-    })
+    feed = scripted_feed(
+        {
+            "size": 1000,
+            "events": [
+                {"at": "0s", "fx": {"KRW": 1350, "JPY": "150.5"}},
+                {"at": "0s", "venue": "upbit", "symbol": "BTC", "bid": 100, "ask": 101},
+                {
+                    "at": "1s",
+                    "venue": "binance",
+                    "symbol": "BTC",
+                    "bid": 99,
+                    "ask": 99.5,
+                    "bid_size": 2,
+                    "ask_size": 3,
+                },
+                {
+                    "at": "2s",
+                    "venue": "binance",
+                    "symbol": "BTC",
+                    "bids": [[99, 1], [98.9, 2]],
+                    "asks": [[99.5, 1], [99.6, 5]],
+                },
+                {"at": 2.5, "venue": "upbit", "symbol": "ETH", "bid": "10.5", "ask": "10.75"},
+            ],
+        }
+    )
     assert list(feed.events()) == [
         (T0, None, "KRW", 1350.0, None),
         (T0, None, "JPY", 150.5, None),
@@ -82,24 +96,26 @@ def test_scripted_inline_gives_exact_tuples() -> None:
 
 
 def test_scripted_default_size_start_and_types() -> None:
-    feed = scripted_feed({
-        "start": "2021-08-20T00:00:00Z",
-        "events": [{"at": "1m250ms", "venue": "v", "symbol": "BTC", "bid": 1, "ask": 2}],
-    })
+    feed = scripted_feed(
+        {
+            "start": "2021-08-20T00:00:00Z",
+            "events": [{"at": "1m250ms", "venue": "v", "symbol": "BTC", "bid": 1, "ask": 2}],
+        }
+    )
     [event] = list(feed.events())
     assert event == (REAL_T0 + 60_250_000_000, "v", "BTC", ((1.0, 1e9),), ((2.0, 1e9),))
     assert type(event[0]) is int and type(event[3][0][0]) is float
 
 
 def test_scripted_naive_start_is_utc() -> None:
-    feed = scripted_feed({"start": "2021-08-20 00:00:00",
-                          "events": [{"at": 0, "fx": {"KRW": 1}}]})
+    feed = scripted_feed({"start": "2021-08-20 00:00:00", "events": [{"at": 0, "fx": {"KRW": 1}}]})
     assert next(iter(feed.events()))[0] == REAL_T0
 
 
 def test_scripted_equal_times_keep_file_order() -> None:
-    events = [{"at": "1s", "venue": name, "symbol": "BTC", "bid": 1, "ask": 2}
-              for name in ("c", "a", "b")]
+    events = [
+        {"at": "1s", "venue": name, "symbol": "BTC", "bid": 1, "ask": 2} for name in ("c", "a", "b")
+    ]
     feed = scripted_feed({"events": events})
     assert [e[1] for e in feed.events()] == ["c", "a", "b"]
     assert feed.venues() == ["c", "a", "b"]
@@ -107,12 +123,20 @@ def test_scripted_equal_times_keep_file_order() -> None:
 
 def test_scripted_out_of_order_names_the_event() -> None:
     # The brief's example lists the FX event last with `at: 0s`: that is out of order.
-    config = {"events": [
-        {"at": "0s", "venue": "upbit", "symbol": "BTC", "bid": 100, "ask": 101},
-        {"at": "1s", "venue": "binance", "symbol": "BTC", "bid": 99, "ask": 99.5},
-        {"at": "2s", "venue": "binance", "symbol": "BTC", "bids": [[99, 1]], "asks": [[99.5, 1]]},
-        {"at": "0s", "fx": {"KRW": 1350}},
-    ]}
+    config = {
+        "events": [
+            {"at": "0s", "venue": "upbit", "symbol": "BTC", "bid": 100, "ask": 101},
+            {"at": "1s", "venue": "binance", "symbol": "BTC", "bid": 99, "ask": 99.5},
+            {
+                "at": "2s",
+                "venue": "binance",
+                "symbol": "BTC",
+                "bids": [[99, 1]],
+                "asks": [[99.5, 1]],
+            },
+            {"at": "0s", "fx": {"KRW": 1350}},
+        ]
+    }
     with pytest.raises(ConfigError, match=r"^at '0s' is earlier") as err:
         scripted_feed(config)
     assert err.value.key == ("events", 3)
@@ -127,8 +151,9 @@ def test_scripted_out_of_order_names_the_event() -> None:
     ],
 )
 def test_scripted_rejects_bad_books(event: dict[str, Any], message: str) -> None:
-    config = {"events": [{"at": 0, "fx": {"KRW": 1}},
-                         {"at": 1, "venue": "v", "symbol": "BTC", **event}]}
+    config = {
+        "events": [{"at": 0, "fx": {"KRW": 1}}, {"at": 1, "venue": "v", "symbol": "BTC", **event}]
+    }
     with pytest.raises(ConfigError, match=message) as err:
         scripted_feed(config)
     assert err.value.key == ("events", 1)
@@ -186,10 +211,22 @@ def test_scripted_schema_accepts_the_documented_example() -> None:
         "start": "2024-01-01T00:00:00Z",
         "events": [
             {"at": "0s", "venue": "upbit", "symbol": "BTC", "bid": 100, "ask": 101},
-            {"at": "1s", "venue": "binance", "symbol": "BTC", "bid": 99, "ask": 99.5,
-             "bid_size": 2, "ask_size": 3},
-            {"at": "2s", "venue": "binance", "symbol": "BTC",
-             "bids": [[99, 1], [98.9, 2]], "asks": [[99.5, 1], [99.6, 5]]},
+            {
+                "at": "1s",
+                "venue": "binance",
+                "symbol": "BTC",
+                "bid": 99,
+                "ask": 99.5,
+                "bid_size": 2,
+                "ask_size": 3,
+            },
+            {
+                "at": "2s",
+                "venue": "binance",
+                "symbol": "BTC",
+                "bids": [[99, 1], [98.9, 2]],
+                "asks": [[99.5, 1], [99.6, 5]],
+            },
             {"at": "0s", "fx": {"KRW": 1350}},
         ],
         "size": 1000,
@@ -216,8 +253,11 @@ BOOK = {"at": "0s", "venue": "v", "symbol": "BTC", "bid": 1, "ask": 2}
         {"events": [{**BOOK, "bid": -1}]},
         {"events": [{"at": "0s", "fx": {"krw": 1350}}]},  # currency codes are upper case
         {"events": [{"at": "0s", "fx": {}}]},
-        {"events": [{"at": "0s", "venue": "v", "symbol": "BTC",
-                     "bids": [[1, 1, 1]], "asks": [[2, 1]]}]},
+        {
+            "events": [
+                {"at": "0s", "venue": "v", "symbol": "BTC", "bids": [[1, 1, 1]], "asks": [[2, 1]]}
+            ]
+        },
         {"events": [BOOK], "size": 0},
     ],
 )
@@ -269,24 +309,35 @@ def test_replay_real_levels_truncate(real_events: list[Any]) -> None:
     five = list(replay_feed(real_config(levels=5)).events())
     assert len(five) == len(real_events)
     assert all(len(e[3]) == len(e[4]) == 5 for e in five)
-    assert all(a[:3] == b[:3] and a[3] == b[3][:5] and a[4] == b[4][:5]
-               for a, b in zip(five, real_events))
+    assert all(
+        a[:3] == b[:3] and a[3] == b[3][:5] and a[4] == b[4][:5]
+        for a, b in zip(five, real_events, strict=True)
+    )
 
 
 def test_replay_gz_and_plain_csv_agree(tmp_path: Path, real_events: list[Any]) -> None:
     for path in (BINANCE, HUOBI):
         with gzip.open(REPO / path, "rb") as source:
             (tmp_path / Path(path).name.removesuffix(".gz")).write_bytes(source.read())
-    config = {"symbol": "LINK", "venues": {
-        "binance": Path(BINANCE).name.removesuffix(".gz"),
-        "huobi": Path(HUOBI).name.removesuffix(".gz"),
-    }}
+    config = {
+        "symbol": "LINK",
+        "venues": {
+            "binance": Path(BINANCE).name.removesuffix(".gz"),
+            "huobi": Path(HUOBI).name.removesuffix(".gz"),
+        },
+    }
     assert list(replay_feed(config, base=tmp_path).events()) == real_events
 
 
 def test_replay_limit_start_and_venue_order() -> None:
-    feed = replay_feed({"symbol": "LINK", "venues": {"huobi": HUOBI, "binance": BINANCE},
-                        "start": "2021-08-20T01:00:00Z", "limit": 3})
+    feed = replay_feed(
+        {
+            "symbol": "LINK",
+            "venues": {"huobi": HUOBI, "binance": BINANCE},
+            "start": "2021-08-20T01:00:00Z",
+            "limit": 3,
+        }
+    )
     assert feed.venues() == ["huobi", "binance"] and feed.symbols() == ["LINK"]
     events = list(feed.events())
     assert [(e[0], e[1]) for e in events] == [
@@ -305,8 +356,13 @@ def test_replay_schema() -> None:
         "symbol": "LINK",
         "venues": {"binance": BINANCE, "huobi": HUOBI},
         "levels": 10,
-        "columns": {"timestamp": "timestamp", "bid_price": "b{i}", "bid_size": "bv{i}",
-                    "ask_price": "a{i}", "ask_size": "av{i}"},
+        "columns": {
+            "timestamp": "timestamp",
+            "bid_price": "b{i}",
+            "bid_size": "bv{i}",
+            "ask_price": "a{i}",
+            "ask_size": "av{i}",
+        },
         "start": None,
         "limit": None,
     }
@@ -339,32 +395,53 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 def test_replay_column_mapping_and_epoch_ms(tmp_path: Path) -> None:
-    name = write(tmp_path, "custom.csv", (
-        "exch_ms,bid_px_1,bid_qty_1,ask_px_1,ask_qty_1,bid_px_2,bid_qty_2,ask_px_2,ask_qty_2\n"
-        "1629417600000,100.5,1,101,2,100,3,101.5,4\n"
-        "1629417600250,100.5,1,101,2,0,3,,\n"  # a zero price and an empty level: skipped
-        "1629417600250.5,100.25,5,100.75,6,100,7,101,8\n"
-    ))
-    feed = replay_feed({
-        "symbol": "BTC",
-        "venues": {"x": name},
-        "timestamp_unit": "ms",
-        "columns": {"timestamp": "exch_ms", "bid_price": "bid_px_{i}",
-                    "bid_size": "bid_qty_{i}", "ask_price": "ask_px_{i}",
-                    "ask_size": "ask_qty_{i}"},
-    }, base=tmp_path)
+    name = write(
+        tmp_path,
+        "custom.csv",
+        (
+            "exch_ms,bid_px_1,bid_qty_1,ask_px_1,ask_qty_1,bid_px_2,bid_qty_2,ask_px_2,ask_qty_2\n"
+            "1629417600000,100.5,1,101,2,100,3,101.5,4\n"
+            "1629417600250,100.5,1,101,2,0,3,,\n"  # a zero price and an empty level: skipped
+            "1629417600250.5,100.25,5,100.75,6,100,7,101,8\n"
+        ),
+    )
+    feed = replay_feed(
+        {
+            "symbol": "BTC",
+            "venues": {"x": name},
+            "timestamp_unit": "ms",
+            "columns": {
+                "timestamp": "exch_ms",
+                "bid_price": "bid_px_{i}",
+                "bid_size": "bid_qty_{i}",
+                "ask_price": "ask_px_{i}",
+                "ask_size": "ask_qty_{i}",
+            },
+        },
+        base=tmp_path,
+    )
     assert list(feed.events()) == [
         (REAL_T0, "x", "BTC", ((100.5, 1.0), (100.0, 3.0)), ((101.0, 2.0), (101.5, 4.0))),
         (REAL_T0 + 250_000_000, "x", "BTC", ((100.5, 1.0),), ((101.0, 2.0),)),
-        (REAL_T0 + 250_500_000, "x", "BTC", ((100.25, 5.0), (100.0, 7.0)),
-         ((100.75, 6.0), (101.0, 8.0))),
+        (
+            REAL_T0 + 250_500_000,
+            "x",
+            "BTC",
+            ((100.25, 5.0), (100.0, 7.0)),
+            ((100.75, 6.0), (101.0, 8.0)),
+        ),
     ]
 
 
 def test_replay_iso_variants(tmp_path: Path) -> None:
-    name = write(tmp_path, "iso.csv", HEADER + GOOD
-                 + "2021-08-20T00:00:00.5,X,10,9,1,2,11,12,3,4\n"
-                 + "2021-08-20T02:00:01+02:00,X,10,9,1,2,11,12,3,4\n")
+    name = write(
+        tmp_path,
+        "iso.csv",
+        HEADER
+        + GOOD
+        + "2021-08-20T00:00:00.5,X,10,9,1,2,11,12,3,4\n"
+        + "2021-08-20T02:00:01+02:00,X,10,9,1,2,11,12,3,4\n",
+    )
     feed = replay_feed({"symbol": "X", "venues": {"v": name}}, base=tmp_path)
     assert [e[0] for e in feed.events()] == [REAL_T0, REAL_T0 + S // 2, REAL_T0 + S]
 
@@ -392,12 +469,16 @@ def test_replay_malformed_rows_name_file_and_line(tmp_path: Path, row: str, mess
 
 def test_replay_header_problems_fail_at_construction(tmp_path: Path) -> None:
     name = write(tmp_path, "two.csv", HEADER + GOOD)
-    with pytest.raises(ArbframeError, match=r"two\.csv:1: 3 level\(s\) wanted but only 2 "
-                                            r"available \(no column 'b3'\)"):
+    with pytest.raises(
+        ArbframeError,
+        match=r"two\.csv:1: 3 level\(s\) wanted but only 2 "
+        r"available \(no column 'b3'\)",
+    ):
         replay_feed({"symbol": "X", "venues": {"v": name}, "levels": 3}, base=tmp_path)
     with pytest.raises(ArbframeError, match=r"two\.csv:1: no column 'time'"):
-        replay_feed({"symbol": "X", "venues": {"v": name}, "columns": {"timestamp": "time"}},
-                    base=tmp_path)
+        replay_feed(
+            {"symbol": "X", "venues": {"v": name}, "columns": {"timestamp": "time"}}, base=tmp_path
+        )
     with pytest.raises(ConfigError, match=r"^cannot read .*missing") as err:
         replay_feed({"symbol": "X", "venues": {"w": "missing.csv.gz"}}, base=tmp_path)
     assert err.value.key == ("venues", "w")

@@ -25,10 +25,13 @@ def test_symbol_guard_degrades_size_to_the_cap(run_scenario):
 
 
 def test_cooldown_after_a_loss_skips_the_next_opportunity(run_scenario):
-    losing = [book("0s", "a", 99.90, 100.00), book("1s", "b", 100.60, 100.70),
-              book("2s", "b", 101.60, 101.70),   # widens: stop loss
-              book("3s", "b", 100.05, 100.10),   # flat again
-              book("4s", "b", 100.60, 100.70)]   # a new opportunity, inside the cooldown
+    losing = [
+        book("0s", "a", 99.90, 100.00),
+        book("1s", "b", 100.60, 100.70),
+        book("2s", "b", 101.60, 101.70),  # widens: stop loss
+        book("3s", "b", 100.05, 100.10),  # flat again
+        book("4s", "b", 100.60, 100.70),
+    ]  # a new opportunity, inside the cooldown
     scenario = two_venue_scenario(losing, stop_loss_bps=50)
     scenario["guards"] = [{"type": "symbol", "max_consecutive_losses": 1, "cooldown": "1m"}]
     result = run_scenario(scenario)
@@ -40,9 +43,13 @@ def test_cooldown_after_a_loss_skips_the_next_opportunity(run_scenario):
 
 
 def test_global_guard_blocks_after_the_daily_loss_limit(run_scenario):
-    losing = [book("0s", "a", 99.90, 100.00), book("1s", "b", 100.60, 100.70),
-              book("2s", "b", 101.60, 101.70), book("3s", "b", 100.05, 100.10),
-              book("4s", "b", 100.60, 100.70)]
+    losing = [
+        book("0s", "a", 99.90, 100.00),
+        book("1s", "b", 100.60, 100.70),
+        book("2s", "b", 101.60, 101.70),
+        book("3s", "b", 100.05, 100.10),
+        book("4s", "b", 100.60, 100.70),
+    ]
     scenario = two_venue_scenario(losing, stop_loss_bps=50)
     scenario["guards"] = [{"type": "symbol"}, {"type": "global", "daily_loss_limit": 0.1}]
     result = run_scenario(scenario)

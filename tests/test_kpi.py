@@ -10,18 +10,24 @@ from arbframe.kpi import kpis
 from arbframe.model import Fill, Trade
 
 
-def trade(net: str, notional: str = "1000", risk: str = "10", hold_s: int = 2,
-          reason: str = "reversion") -> Trade:
-    fill = Fill(0, "a", "BTC", "buy", D(1), D(1), "USDT", D(0), "USDT", "c", "t", "entering",
-                "taker", D(0))
+def trade(
+    net: str, notional: str = "1000", risk: str = "10", hold_s: int = 2, reason: str = "reversion"
+) -> Trade:
+    fill = Fill(
+        0, "a", "BTC", "buy", D(1), D(1), "USDT", D(0), "USDT", "c", "t", "entering", "taker", D(0)
+    )
     t = Trade("t", "BTC", "a", "b", 0, 50.0, D(notional), D(risk), fills=[fill])
     t.net_pnl, t.closed_at, t.exit_reason = D(net), hold_s * 10**9, reason
     return t
 
 
 def test_counts_winrate_r_and_expectancy():
-    trades = [trade("5"), trade("-2", reason="stop_loss"), trade("0", reason="max_hold"),
-              trade("3", reason="leg_failure")]
+    trades = [
+        trade("5"),
+        trade("-2", reason="stop_loss"),
+        trade("0", reason="max_hold"),
+        trade("3", reason="leg_failure"),
+    ]
     k = kpis(trades, D(10000), trades)
     assert (k["entries"], k["exits"], k["trades_closed"], k["wins"], k["losses"]) == (4, 3, 4, 2, 2)
     assert k["winrate"] == 0.5  # a zero-PnL trade is not a win

@@ -28,7 +28,9 @@ def test_rejected_leg_is_unwound(run_scenario):
     result = run_scenario(scenario)
     [trade] = result.trades
     assert [(f.venue, f.side, f.role) for f in result.fills] == [
-        ("a", "buy", "entering"), ("a", "sell", "unwinding")]
+        ("a", "buy", "entering"),
+        ("a", "sell", "unwinding"),
+    ]
     assert exposure(result.fills) == {"a": D(0)}
     assert trade.exit_reason == "leg_failure" and trade.net_pnl < 0
     s = result.summary
@@ -41,15 +43,18 @@ def test_rejected_leg_is_unwound(run_scenario):
 
 def test_partially_filled_leg_is_hedged_down(run_scenario):
     scenario = two_venue_scenario(EVENTS)
-    scenario["faults"] = [{"type": "partial_fill", "venue": "b", "role": "entering",
-                           "fraction": 0.4, "count": 1}]
+    scenario["faults"] = [
+        {"type": "partial_fill", "venue": "b", "role": "entering", "fraction": 0.4, "count": 1}
+    ]
     result = run_scenario(scenario)
     [trade] = result.trades
     legs = [(f.venue, f.side, f.amount, f.role) for f in result.fills]
     assert legs == [
-        ("a", "buy", D("0.500"), "entering"), ("b", "sell", D("0.200"), "entering"),
+        ("a", "buy", D("0.500"), "entering"),
+        ("b", "sell", D("0.200"), "entering"),
         ("a", "sell", D("0.300"), "unwinding"),
-        ("a", "sell", D("0.200"), "exiting"), ("b", "buy", D("0.200"), "exiting"),
+        ("a", "sell", D("0.200"), "exiting"),
+        ("b", "buy", D("0.200"), "exiting"),
     ]
     assert trade.exit_reason == "reversion"
     assert exposure(result.fills) == {"a": D(0), "b": D(0)}

@@ -97,6 +97,10 @@ def test_limit_order_rests_then_fills_as_maker(venue):
     assert venue.available("USDT") == D("10000") - D("49.75") - D("0.00995")  # locked + maker fee
     venue.on_book(T0 + 20_000_000, "BTC", [(99.3, 1.0)], [(99.4, 0.2), (99.5, 1.0)])
     assert order.status.value == "filled"
-    assert fills(venue) == [(D("99.50"), D("0.200"), D("0.00398000"), "maker"),
-                            (D("99.50"), D("0.300"), D("0.00597000"), "maker")]
-    assert venue.available("USDT") == venue.balances["USDT"] == D("10000") - D("49.75") - D("0.00995")
+    assert fills(venue) == [
+        (D("99.50"), D("0.200"), D("0.00398000"), "maker"),
+        (D("99.50"), D("0.300"), D("0.00597000"), "maker"),
+    ]
+    assert (
+        venue.available("USDT") == venue.balances["USDT"] == D("10000") - D("49.75") - D("0.00995")
+    )

@@ -27,8 +27,11 @@ START_NS = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
 
 
 def hookspec_functions() -> dict[str, Any]:
-    specs = {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-             if hasattr(fn, "arbframe_spec")}
+    specs = {
+        name: fn
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, "arbframe_spec")
+    }
     assert len(specs) >= 15  # 7 registration hooks and 8 run events at the time of writing
     return specs
 
@@ -65,8 +68,11 @@ class IdleStrategy(Strategy):
 
     type_name = "idle"
     description = "Counts quotes; never trades."
-    config_schema = {"type": "object", "additionalProperties": False,
-                     "properties": {"label": {"type": "string"}}}
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"label": {"type": "string"}},
+    }
 
     def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
         super().__init__(config, name=name, run=run)
@@ -111,8 +117,13 @@ class StepsFeed(Feed):
         for i in range(self.config["count"]):
             for venue in self.config["venues"]:
                 bid = 100.0 + i * step
-                yield (START_NS + i * 10**9, venue, self.symbols()[0],
-                       ((bid, 5.0),), ((bid + 0.5, 5.0),))
+                yield (
+                    START_NS + i * 10**9,
+                    venue,
+                    self.symbols()[0],
+                    ((bid, 5.0),),
+                    ((bid + 0.5, 5.0),),
+                )
 
 
 class ThirdParty:
@@ -181,8 +192,9 @@ def test_third_party_config_is_validated_against_its_schema(tmp_path: Path) -> N
     path.write_text(scenario_text(strategy="{type: idle, lable: typo}"))
     with pytest.raises(ArbframeError) as err:
         load_scenario(path, registry)
-    assert str(err.value) == (f"{path}:11:24: strategy.lable: unknown key 'lable' "
-                              "(expected one of: label, type)")
+    assert str(err.value) == (
+        f"{path}:11:24: strategy.lable: unknown key 'lable' (expected one of: label, type)"
+    )
 
 
 def test_without_the_plugin_its_types_are_unknown(tmp_path: Path) -> None:
@@ -234,8 +246,9 @@ def test_duplicate_type_name_names_both_classes() -> None:
 
 def test_duplicate_between_two_third_parties(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
-    pm = get_plugin_manager(extra_plugins=(
-        ThirdParty(), registrar("arbframe_register_feeds", StairsAgain)))
+    pm = get_plugin_manager(
+        extra_plugins=(ThirdParty(), registrar("arbframe_register_feeds", StairsAgain))
+    )
     with pytest.raises(ArbframeError) as err:
         build_registry(pm)
     assert "feed type 'steps' is registered twice" in str(err.value)
@@ -244,8 +257,9 @@ def test_duplicate_between_two_third_parties(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_registering_the_same_class_twice_is_harmless(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
-    pm = get_plugin_manager(extra_plugins=(
-        registrar("arbframe_register_feeds", StepsFeed, StepsFeed),))
+    pm = get_plugin_manager(
+        extra_plugins=(registrar("arbframe_register_feeds", StepsFeed, StepsFeed),)
+    )
     assert [i.cls for i in build_registry(pm).all()] == [StepsFeed]
 
 
@@ -253,8 +267,7 @@ def test_refuses_a_class_of_the_wrong_kind() -> None:
     pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", StepsFeed),))
     with pytest.raises(ArbframeError) as err:
         build_registry(pm)
-    assert "StepsFeed is registered as a strategy but does not subclass Strategy" in \
-        str(err.value)
+    assert "StepsFeed is registered as a strategy but does not subclass Strategy" in str(err.value)
 
 
 def test_refuses_a_wrong_interface_version() -> None:
@@ -279,8 +292,11 @@ def test_refuses_a_class_without_type_name() -> None:
 
 
 def test_refuses_an_instance_instead_of_a_class() -> None:
-    pm = get_plugin_manager(extra_plugins=(
-        registrar("arbframe_register_strategies", IdleStrategy({}, name="x", run=None)),))
+    pm = get_plugin_manager(
+        extra_plugins=(
+            registrar("arbframe_register_strategies", IdleStrategy({}, name="x", run=None)),
+        )
+    )
     with pytest.raises(ArbframeError, match="register\\(\\) takes a component class"):
         build_registry(pm)
 
@@ -301,13 +317,20 @@ def test_disable_autoload_gives_an_empty_registry(monkeypatch: pytest.MonkeyPatc
 
 
 def test_disable_autoload_in_a_fresh_interpreter() -> None:
-    code = ("import json; from arbframe.plugins import build_registry, get_plugin_manager; "
-            "print(json.dumps([i.type_name for i in build_registry(get_plugin_manager()).all()]))")
+    code = (
+        "import json; from arbframe.plugins import build_registry, get_plugin_manager; "
+        "print(json.dumps([i.type_name for i in build_registry(get_plugin_manager()).all()]))"
+    )
     base = {k: v for k, v in os.environ.items() if k != "ARBFRAME_DISABLE_PLUGIN_AUTOLOAD"}
 
     def types(env: dict[str, str]) -> list[str]:
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                timeout=60, env={**base, **env})
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**base, **env},
+        )
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 

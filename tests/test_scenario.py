@@ -286,9 +286,7 @@ def test_env_defaults_to_os_environ(registry: Registry, monkeypatch: pytest.Monk
 
 def test_substitution_happens_before_validation(registry: Registry) -> None:
     text = VALID.replace("duration: 10m", "duration: ${RUN_FOR:-forever}")
-    assert error_of(registry, text).startswith(
-        "s.yaml:2:11: duration: 'forever' is not a duration"
-    )
+    assert error_of(registry, text).startswith("s.yaml:2:11: duration: 'forever' is not a duration")
 
 
 # --- files and extends --------------------------------------------------------------------
@@ -321,12 +319,15 @@ def test_extends_cycle(registry: Registry) -> None:
 def test_extends_overrides_and_merges_deeply(registry: Registry) -> None:
     write("base.yaml", VALID + "seed: 7\n")
     write("mid.yaml", "extends: base.yaml\nvenues:\n  upbit:\n    fees: {maker_bps: 1}\n")
-    write("child.yaml", (
-        "extends: mid.yaml\n"
-        "name: child\n"
-        "venues:\n  upbit:\n    fees: {taker_bps: 2.5}\n"
-        "feeds:\n  - type: replay\n"
-    ))
+    write(
+        "child.yaml",
+        (
+            "extends: mid.yaml\n"
+            "name: child\n"
+            "venues:\n  upbit:\n    fees: {taker_bps: 2.5}\n"
+            "feeds:\n  - type: replay\n"
+        ),
+    )
     loaded = load_scenario("child.yaml", registry, env={})
     assert isinstance(loaded, LoadedScenario)
     assert loaded.path == Path("child.yaml")

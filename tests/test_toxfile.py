@@ -51,12 +51,16 @@ def tox(project: Path, *args: str) -> list[str]:
 def test_one_env_per_scenario_file(project: Path) -> None:
     assert tox(project, "-m", "scenarios", "-l") == ["scenario-a", "scenario-b"]
     # the default run (`tox`): unit tests, then every scenario
-    assert tox(project, "-l") == ["py", "scenario-a", "scenario-b"]
+    assert tox(project, "-l") == ["py", "lint", "scenario-a", "scenario-b"]
 
     # a new file joins the matrix, with no edit to tox.ini
     (project / "scenarios" / "c1_mixed.yaml").write_text("name: c1\n")
-    assert tox(project, "-m", "scenarios", "-l") == ["scenario-a", "scenario-b", "scenario-c1_mixed"]
-    assert tox(project, "-l") == ["py", "scenario-a", "scenario-b", "scenario-c1_mixed"]
+    assert tox(project, "-m", "scenarios", "-l") == [
+        "scenario-a",
+        "scenario-b",
+        "scenario-c1_mixed",
+    ]
+    assert tox(project, "-l") == ["py", "lint", "scenario-a", "scenario-b", "scenario-c1_mixed"]
 
 
 def test_scenario_env_runs_arbframe_on_its_file(project: Path) -> None:

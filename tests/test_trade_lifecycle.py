@@ -24,10 +24,10 @@ def test_hand_computed_round_trip(run_scenario):
     [trade] = result.trades
     fills = [(f.venue, f.side, f.price, f.amount, f.fee, f.role) for f in result.fills]
     assert fills == [
-        ("a", "buy", D("100.00"), D("0.500"), D("0.05000000"), "entering"),    # 50.00 * 10 bp
-        ("b", "sell", D("100.60"), D("0.500"), D("0.10060000"), "entering"),   # 50.30 * 20 bp
-        ("a", "sell", D("100.00"), D("0.500"), D("0.05000000"), "exiting"),    # 50.00 * 10 bp
-        ("b", "buy", D("99.95"), D("0.500"), D("0.09995000"), "exiting"),      # 49.975 * 20 bp
+        ("a", "buy", D("100.00"), D("0.500"), D("0.05000000"), "entering"),  # 50.00 * 10 bp
+        ("b", "sell", D("100.60"), D("0.500"), D("0.10060000"), "entering"),  # 50.30 * 20 bp
+        ("a", "sell", D("100.00"), D("0.500"), D("0.05000000"), "exiting"),  # 50.00 * 10 bp
+        ("b", "buy", D("99.95"), D("0.500"), D("0.09995000"), "exiting"),  # 49.975 * 20 bp
     ]
     # gross: a: -50.00 + 50.00; b: +50.30 - 49.975  => 0.325
     assert trade.gross_pnl == D("0.325")
@@ -35,7 +35,9 @@ def test_hand_computed_round_trip(run_scenario):
     assert trade.net_pnl == D("0.02445")
     assert trade.exit_reason == "reversion"
     assert trade.opened_at == 1_000_000_000 + 1_704_067_200_000_000_000
-    assert trade.closed_at - trade.opened_at == 3_010_000_000  # exit decided at 4s, filled 10 ms later
+    assert (
+        trade.closed_at - trade.opened_at == 3_010_000_000
+    )  # exit decided at 4s, filled 10 ms later
 
     venues = result.run.venues
     assert venues["a"].balances["USDT"] == D("9999.90")  # -50.00 -0.05 +50.00 -0.05
@@ -51,15 +53,19 @@ def test_hand_computed_round_trip(run_scenario):
 
 def test_fx_normalised_round_trip(run_scenario):
     """Venue k quotes KRW at 1000 KRW per USDT: PnL converts each KRW flow exactly."""
-    scenario = two_venue_scenario([
-        book("0s", "k", 100_000, 100_100),          # 100.00 / 100.10 USDT
-        book("0s", "b", 100.05, 100.15),
-        book("1s", "b", 100.80, 100.90),            # sell b at 100.80 vs buy k at 100.10
-        book("2s", "k", 100_700, 100_800),          # to pay back: (100.90-100.70)/100.70 ~ 19.9 bp
-        book("3s", "b", 100.60, 100.70),            # (100.70-100.70)/100.70 = 0 bp <= 5: exit
-    ])
+    scenario = two_venue_scenario(
+        [
+            book("0s", "k", 100_000, 100_100),  # 100.00 / 100.10 USDT
+            book("0s", "b", 100.05, 100.15),
+            book("1s", "b", 100.80, 100.90),  # sell b at 100.80 vs buy k at 100.10
+            book("2s", "k", 100_700, 100_800),  # to pay back: (100.90-100.70)/100.70 ~ 19.9 bp
+            book("3s", "b", 100.60, 100.70),  # (100.70-100.70)/100.70 = 0 bp <= 5: exit
+        ]
+    )
     scenario["venues"]["k"] = scenario["venues"].pop("a")
-    scenario["venues"]["k"].update(quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}})
+    scenario["venues"]["k"].update(
+        quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}}
+    )
     scenario["capital"] = {"k": {"KRW": 10_000_000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}}
     scenario["fx"] = {"KRW": 1000}
     result = run_scenario(scenario)
@@ -116,13 +122,18 @@ def test_partial_close_then_exit(run_scenario):
         book("2s", "a", 100.30, 100.40),  # est = 60 - (100.70-100.30)/100.30 bp - 60 > -40
         book("3s", "b", 100.20, 100.25),  # (100.25 - 100.30)/100.30 < 0: reversion
     ]
-    result = run_scenario(two_venue_scenario(events, partial_close={"at_bps": -45, "fraction": 0.4}))
+    result = run_scenario(
+        two_venue_scenario(events, partial_close={"at_bps": -45, "fraction": 0.4})
+    )
     [trade] = result.trades
     roles = [(f.venue, f.side, f.amount, f.role) for f in result.fills]
     assert roles == [
-        ("a", "buy", D("0.500"), "entering"), ("b", "sell", D("0.500"), "entering"),
-        ("a", "sell", D("0.200"), "partial"), ("b", "buy", D("0.200"), "partial"),
-        ("a", "sell", D("0.300"), "exiting"), ("b", "buy", D("0.300"), "exiting"),
+        ("a", "buy", D("0.500"), "entering"),
+        ("b", "sell", D("0.500"), "entering"),
+        ("a", "sell", D("0.200"), "partial"),
+        ("b", "buy", D("0.200"), "partial"),
+        ("a", "sell", D("0.300"), "exiting"),
+        ("b", "buy", D("0.300"), "exiting"),
     ]
     assert trade.exit_reason == "reversion"
     flows = sum((f.price * f.amount * (1 if f.side == "sell" else -1) for f in result.fills), D(0))

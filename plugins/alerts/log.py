@@ -20,8 +20,11 @@ class LogAlerts(AlertChannel):
         "additionalProperties": False,
         "properties": {
             "min_severity": {"enum": SEVERITIES},
-            "path": {"type": "string", "format": "path",
-                     "description": "File to append to (default stderr)."},
+            "path": {
+                "type": "string",
+                "format": "path",
+                "description": "File to append to (default stderr).",
+            },
         },
     }
 

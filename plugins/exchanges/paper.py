@@ -217,7 +217,9 @@ class PaperExchange(Exchange):
                 return f"insufficient {order.symbol}: need {need}, have {have}"
         return ""
 
-    def _fill(self, order: Order, price: Decimal, amount: Decimal, market: Market, maker: bool) -> None:
+    def _fill(
+        self, order: Order, price: Decimal, amount: Decimal, market: Market, maker: bool
+    ) -> None:
         notional = price * amount
         fee = self._fee(notional, market.maker_bps if maker else market.taker_bps)
         ref = _dec(order.reference_price).quantize(market.price_tick, ROUND_HALF_EVEN)
@@ -235,10 +237,20 @@ class PaperExchange(Exchange):
         order.fee += fee
         self.run.engine.on_fill(
             Fill(
-                ts=self.run.engine.now, venue=self.name, symbol=order.symbol, side=order.side,
-                price=price, amount=amount, quote=self.quote, fee=fee, fee_asset=self.quote,
-                client_id=order.client_id, trade_id=order.trade_id, role=order.role,
-                liquidity="maker" if maker else "taker", slippage=slip,
+                ts=self.run.engine.now,
+                venue=self.name,
+                symbol=order.symbol,
+                side=order.side,
+                price=price,
+                amount=amount,
+                quote=self.quote,
+                fee=fee,
+                fee_asset=self.quote,
+                client_id=order.client_id,
+                trade_id=order.trade_id,
+                role=order.role,
+                liquidity="maker" if maker else "taker",
+                slippage=slip,
             )
         )
 

@@ -37,11 +37,14 @@ class _OrderFault(Fault):
         self.left = config.get("count")
         venue = run.venues.get(config["venue"])
         if venue is None:
-            raise ConfigError(f"unknown venue {config['venue']!r} "
-                              f"(venues: {', '.join(run.venues)})", ("venue",))
+            raise ConfigError(
+                f"unknown venue {config['venue']!r} (venues: {', '.join(run.venues)})", ("venue",)
+            )
         if not hasattr(venue, "order_filters"):  # the hook the paper venue offers
-            raise ConfigError(f"venue {config['venue']!r} ({venue.type_name}) does not "
-                              "support order faults", ("venue",))
+            raise ConfigError(
+                f"venue {config['venue']!r} ({venue.type_name}) does not support order faults",
+                ("venue",),
+            )
 
     def arm(self) -> None:
         self.run.venues[self.config["venue"]].order_filters.append(self._filter)
@@ -68,8 +71,12 @@ class _OrderFault(Fault):
 class OrderReject(_OrderFault):
     type_name = "order_reject"
     description = "The venue rejects matching orders."
-    config_schema = {"type": "object", "additionalProperties": False, "required": ["venue"],
-                     "properties": COMMON}
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["venue"],
+        "properties": COMMON,
+    }
 
     def _filter(self, order: Order, now: int) -> tuple[str, Any] | None:
         if not self._matches(order, now):
@@ -82,8 +89,13 @@ class PartialFill(_OrderFault):
     type_name = "partial_fill"
     description = "The venue fills only a fraction of matching orders."
     config_schema = {
-        "type": "object", "additionalProperties": False, "required": ["venue", "fraction"],
-        "properties": {**COMMON, "fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["venue", "fraction"],
+        "properties": {
+            **COMMON,
+            "fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+        },
     }
 
     def _filter(self, order: Order, now: int) -> tuple[str, Any] | None:

@@ -79,8 +79,9 @@ def _side(row: Sequence[str], cols: Cols, bids: bool) -> Side:
         size = float(s)
         if 0.0 < price < _INF and 0.0 < size < _INF:
             if (price >= last) if bids else (price <= last):
-                raise ValueError(f"{'bid' if bids else 'ask'} levels are not best first "
-                                 f"({last} then {price})")
+                raise ValueError(
+                    f"{'bid' if bids else 'ask'} levels are not best first ({last} then {price})"
+                )
             out.append((price, size))
             last = price
         elif not ((price == 0.0 and 0.0 <= size < _INF) or (size == 0.0 and 0.0 <= price < _INF)):
@@ -109,10 +110,16 @@ class ReplayFeed(Feed):
         "required": ["symbol", "venues"],
         "properties": {
             "symbol": {"type": "string", "minLength": 1},
-            "venues": {"type": "object", "minProperties": 1,
-                       "additionalProperties": {"type": "string", "minLength": 1, "format": "path"}},
-            "levels": {"type": "integer", "minimum": 1,
-                       "description": "levels per side to use; default: all in the file"},
+            "venues": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "string", "minLength": 1, "format": "path"},
+            },
+            "levels": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "levels per side to use; default: all in the file",
+            },
             "columns": {
                 "type": "object",
                 "additionalProperties": False,
@@ -120,8 +127,11 @@ class ReplayFeed(Feed):
             },
             "timestamp_unit": {"enum": ["iso", *UNITS], "default": "iso"},
             "start": {"type": ["string", "null"], "description": "skip rows before (ISO)"},
-            "limit": {"type": ["integer", "null"], "minimum": 1,
-                      "description": "at most this many rows per venue"},
+            "limit": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "at most this many rows per venue",
+            },
         },
     }
 
@@ -137,15 +147,19 @@ class ReplayFeed(Feed):
         except ValueError:
             raise ConfigError(f"not an ISO 8601 time: {start!r}", ("start",)) from None
         self._limit: int | None = config.get("limit")
-        self._sources = [self._source(venue, path, config.get("levels"))
-                         for venue, path in config["venues"].items()]
+        self._sources = [
+            self._source(venue, path, config.get("levels"))
+            for venue, path in config["venues"].items()
+        ]
 
     def _column(self, key: str, level: int) -> str:
         try:
             return self._columns[key].format(i=level)
         except (KeyError, IndexError, ValueError):
-            raise ArbframeError(f"{self.name}: columns.{key}: bad template "
-                                f"{self._columns[key]!r} (use {{i}} for the level)") from None
+            raise ArbframeError(
+                f"{self.name}: columns.{key}: bad template "
+                f"{self._columns[key]!r} (use {{i}} for the level)"
+            ) from None
 
     def _source(self, venue: str, path_text: str, levels: int | None) -> _Source:
         path = self.run.resolve_path(path_text)
@@ -153,7 +167,9 @@ class ReplayFeed(Feed):
             with _open(path) as handle:
                 header = tuple(next(csv.reader(handle), ()))
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", ("venues", venue)) from None
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror or exc}", ("venues", venue)
+            ) from None
         index = {column: i for i, column in enumerate(header)}
 
         def find(key: str, level: int) -> int | None:
@@ -172,15 +188,24 @@ class ReplayFeed(Feed):
             level = available + 1
             absent = [self._column(k, level) for k in keys if find(k, level) is None]
             why = f"no column {absent[0]!r}" if absent else "column names have no {i}"
-            raise ArbframeError(f"{path}:1: {wanted or 1} level(s) wanted but only {available} "
-                                f"available ({why})")
+            raise ArbframeError(
+                f"{path}:1: {wanted or 1} level(s) wanted but only {available} available ({why})"
+            )
 
         def pairs(price: str, size: str) -> Cols:  # every column exists: checked just above
-            return tuple((index[self._column(price, i)], index[self._column(size, i)])
-                         for i in range(1, wanted + 1))
+            return tuple(
+                (index[self._column(price, i)], index[self._column(size, i)])
+                for i in range(1, wanted + 1)
+            )
 
-        return _Source(venue, path, header, index[self._column("timestamp", 0)],
-                       pairs("bid_price", "bid_size"), pairs("ask_price", "ask_size"))
+        return _Source(
+            venue,
+            path,
+            header,
+            index[self._column("timestamp", 0)],
+            pairs("bid_price", "bid_size"),
+            pairs("ask_price", "ask_size"),
+        )
 
     def venues(self) -> list[str]:
         return [source.venue for source in self._sources]
@@ -223,8 +248,9 @@ class ReplayFeed(Feed):
                         bids = _side(row, bid_cols, True)
                         asks = _side(row, ask_cols, False)
                         if bids and asks and bids[0][0] >= asks[0][0]:
-                            raise ValueError(f"crossed book: best bid {bids[0][0]} >= "
-                                             f"best ask {asks[0][0]}")
+                            raise ValueError(
+                                f"crossed book: best bid {bids[0][0]} >= best ask {asks[0][0]}"
+                            )
                     except ValueError as exc:
                         raise ArbframeError(
                             f"{src.path}:{reader.line_num}: {self._explain(src, row, exc)}"

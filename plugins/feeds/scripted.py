@@ -27,24 +27,39 @@ Side = tuple[tuple[float, float], ...]
 
 _LEVELS: dict[str, Any] = {
     "type": "array",
-    "items": {"type": "array", "prefixItems": [POSITIVE_DECIMAL, POSITIVE_DECIMAL],
-              "minItems": 2, "maxItems": 2},
+    "items": {
+        "type": "array",
+        "prefixItems": [POSITIVE_DECIMAL, POSITIVE_DECIMAL],
+        "minItems": 2,
+        "maxItems": 2,
+    },
 }
 _NAME: dict[str, Any] = {"type": "string", "minLength": 1}
 _TOP_EVENT: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["at", "venue", "symbol", "bid", "ask"],
-    "properties": {"at": DURATION, "venue": _NAME, "symbol": _NAME,
-                   "bid": POSITIVE_DECIMAL, "ask": POSITIVE_DECIMAL,
-                   "bid_size": POSITIVE_DECIMAL, "ask_size": POSITIVE_DECIMAL},
+    "properties": {
+        "at": DURATION,
+        "venue": _NAME,
+        "symbol": _NAME,
+        "bid": POSITIVE_DECIMAL,
+        "ask": POSITIVE_DECIMAL,
+        "bid_size": POSITIVE_DECIMAL,
+        "ask_size": POSITIVE_DECIMAL,
+    },
 }
 _LEVELS_EVENT: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["at", "venue", "symbol", "bids", "asks"],
-    "properties": {"at": DURATION, "venue": _NAME, "symbol": _NAME,
-                   "bids": _LEVELS, "asks": _LEVELS},
+    "properties": {
+        "at": DURATION,
+        "venue": _NAME,
+        "symbol": _NAME,
+        "bids": _LEVELS,
+        "asks": _LEVELS,
+    },
 }
 _FX_EVENT: dict[str, Any] = {
     "type": "object",
@@ -52,8 +67,12 @@ _FX_EVENT: dict[str, Any] = {
     "required": ["at", "fx"],
     "properties": {
         "at": DURATION,
-        "fx": {"type": "object", "minProperties": 1, "additionalProperties": False,
-               "patternProperties": {"^[A-Z][A-Z0-9]*$": POSITIVE_DECIMAL}},
+        "fx": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "patternProperties": {"^[A-Z][A-Z0-9]*$": POSITIVE_DECIMAL},
+        },
     },
 }
 
@@ -84,7 +103,7 @@ def _positive(value: Any, what: str) -> float:
 def _side(levels: Sequence[Sequence[Any]], what: str, descending: bool) -> Side:
     """Validated (price, size) pairs, which must already be best first."""
     side = tuple((_positive(p, f"{what} price"), _positive(s, f"{what} size")) for p, s in levels)
-    for (better, _), (worse, _) in zip(side, side[1:]):
+    for (better, _), (worse, _) in zip(side, side[1:], strict=False):
         if (better <= worse) if descending else (better >= worse):
             raise ValueError(f"{what} are not best first ({better} then {worse})")
     return side
@@ -148,8 +167,10 @@ class ScriptedFeed(Feed):
     def _parse_inline(self, ts: int, event: dict[str, Any]) -> list[FeedEvent]:
         if "fx" in event:
             # One FX tuple per currency, in the order written.
-            return [(ts, None, cur, _positive(rate, f"fx {cur}"), None)
-                    for cur, rate in event["fx"].items()]
+            return [
+                (ts, None, cur, _positive(rate, f"fx {cur}"), None)
+                for cur, rate in event["fx"].items()
+            ]
         if "bids" in event:
             bids = _side(event["bids"], "bids", descending=True)
             asks = _side(event["asks"], "asks", descending=False)
@@ -161,7 +182,7 @@ class ScriptedFeed(Feed):
     def _load_csv(self, path_text: str) -> list[FeedEvent]:
         path = self.run.resolve_path(path_text)
         try:
-            handle = open(path, newline="", encoding="utf-8")
+            handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (with below)
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}", ("csv",)) from None
         out: list[FeedEvent] = []
@@ -171,8 +192,11 @@ class ScriptedFeed(Feed):
             missing = [c for c in _CSV_REQUIRED if c not in header]
             unknown = [c for c in header if c not in _CSV_COLUMNS]
             if missing or unknown:
-                what = (f"missing column(s) {', '.join(missing)}" if missing
-                        else f"unknown column(s) {', '.join(unknown)}")
+                what = (
+                    f"missing column(s) {', '.join(missing)}"
+                    if missing
+                    else f"unknown column(s) {', '.join(unknown)}"
+                )
                 raise ArbframeError(f"{path}:1: {what} (expected {','.join(_CSV_COLUMNS)})")
             last = 0
             for row in reader:

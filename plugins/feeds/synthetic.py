@@ -77,8 +77,11 @@ class SyntheticFeed(Feed):
             "levels": {"type": "integer", "minimum": 1, "maximum": 50},
             "spread_bps": {"type": "number", "exclusiveMinimum": 0},
             "depth_quote": {"type": "number", "exclusiveMinimum": 0},
-            "tick": {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
-                     "description": "Venue -> price tick in its quote currency."},
+            "tick": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                "description": "Venue -> price tick in its quote currency.",
+            },
             "volatility_bps": {"type": "number", "minimum": 0},
             "base_bps": {"type": "number"},
             "noise_bps": {"type": "number", "minimum": 0},
@@ -92,8 +95,9 @@ class SyntheticFeed(Feed):
                 "type": "object",
                 "additionalProperties": False,
                 "minProperties": 1,
-                "properties": {k: {"type": "number", "minimum": 0}
-                               for k in ("converge", "diverge", "persist")},
+                "properties": {
+                    k: {"type": "number", "minimum": 0} for k in ("converge", "diverge", "persist")
+                },
             },
         },
     }
@@ -117,18 +121,20 @@ class SyntheticFeed(Feed):
         venues = self.venues()
         quotes = {v: self.run.venue_quote(v) for v in venues}
         stagger = step // len(venues)
-        processes = [
-            _Premium(p, rng, dt, price) for price in self.config["symbols"].values()
-        ]
+        processes = [_Premium(p, rng, dt, price) for price in self.config["symbols"].values()]
         books = [
-            [_BookShape(p, price, self.run.fx_rate(quotes[v]), p.get("tick", {}).get(v))
-             for v in venues]
+            [
+                _BookShape(p, price, self.run.fx_rate(quotes[v]), p.get("tick", {}).get(v))
+                for v in venues
+            ]
             for price in self.config["symbols"].values()
         ]
         symbols = self.symbols()
         # Per venue (staggered within the interval): its offset and (symbol index, symbol, shape).
-        plan = [(j * stagger, j > 0, venue, [(i, sym, books[i][j]) for i, sym in enumerate(symbols)])
-                for j, venue in enumerate(venues)]
+        plan = [
+            (j * stagger, j > 0, venue, [(i, sym, books[i][j]) for i, sym in enumerate(symbols)])
+            for j, venue in enumerate(venues)
+        ]
         t = EPOCH_NS
         while True:
             states = [process.step(t) for process in processes]
@@ -136,7 +142,9 @@ class SyntheticFeed(Feed):
                 ts = t + offset
                 for i, symbol, shape in shapes:
                     mid, premium = states[i]
-                    bids, asks = shape.make(mid * (1.0 + premium * 1e-4) if premium_applies else mid)
+                    bids, asks = shape.make(
+                        mid * (1.0 + premium * 1e-4) if premium_applies else mid
+                    )
                     yield (ts, venue, symbol, bids, asks)
             t += step
 

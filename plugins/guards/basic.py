@@ -46,14 +46,24 @@ class SymbolGuard(Guard):
     def check(self, intent: Intent) -> GuardDecision | None:
         until = self.until.get(intent.symbol, 0)
         if intent.ts < until:
-            return GuardDecision(intent.ts, self.name, Action.COOLDOWN,
-                                 f"{self.max_losses} losses in a row", until=until,
-                                 symbol=intent.symbol)
+            return GuardDecision(
+                intent.ts,
+                self.name,
+                Action.COOLDOWN,
+                f"{self.max_losses} losses in a row",
+                until=until,
+                symbol=intent.symbol,
+            )
         if self.max_notional is not None and intent.notional > Decimal(str(self.max_notional)):
             scale = float(Decimal(str(self.max_notional)) / intent.notional)
-            return GuardDecision(intent.ts, self.name, Action.DEGRADE,
-                                 f"notional above {self.max_notional}", scale=scale,
-                                 symbol=intent.symbol)
+            return GuardDecision(
+                intent.ts,
+                self.name,
+                Action.DEGRADE,
+                f"notional above {self.max_notional}",
+                scale=scale,
+                symbol=intent.symbol,
+            )
         return None
 
     def on_trade_closed(self, trade: Trade) -> None:
@@ -118,8 +128,12 @@ class GlobalGuard(Guard):
         self.peak = max(self.peak, self.cumulative)
 
     def state(self) -> dict[str, Any]:
-        return {"day": self.day, "day_pnl": str(self.day_pnl),
-                "cumulative": str(self.cumulative), "peak": str(self.peak)}
+        return {
+            "day": self.day,
+            "day_pnl": str(self.day_pnl),
+            "cumulative": str(self.cumulative),
+            "peak": str(self.peak),
+        }
 
 
 @hookimpl

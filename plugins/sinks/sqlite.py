@@ -31,8 +31,9 @@ class SqliteSink(Sink):
         "type": "object",
         "additionalProperties": False,
         "required": ["path"],
-        "properties": {"path": {"type": "string", "format": "path",
-                                "description": "Database file."}},
+        "properties": {
+            "path": {"type": "string", "format": "path", "description": "Database file."}
+        },
     }
 
     def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
@@ -46,8 +47,9 @@ class SqliteSink(Sink):
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path)
         self.db.executescript(SCHEMA)
-        cur = self.db.execute("INSERT INTO runs (scenario, seed) VALUES (?, ?)",
-                              (run.name, run.seed))
+        cur = self.db.execute(
+            "INSERT INTO runs (scenario, seed) VALUES (?, ?)", (run.name, run.seed)
+        )
         self.run_id = cur.lastrowid
 
     @hookimpl
@@ -56,23 +58,44 @@ class SqliteSink(Sink):
         assert self.db is not None
         self.db.execute(
             "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (self.run_id, fill.client_id, fill.trade_id, fill.venue, fill.symbol, fill.side,
-             d["price"], d["amount"], d["fee"], fill.ts, json.dumps(d)),
+            (
+                self.run_id,
+                fill.client_id,
+                fill.trade_id,
+                fill.venue,
+                fill.symbol,
+                fill.side,
+                d["price"],
+                d["amount"],
+                d["fee"],
+                fill.ts,
+                json.dumps(d),
+            ),
         )
 
     @hookimpl
     def arbframe_on_trade_closed(self, run: Any, trade: Trade) -> None:
         d = trade.as_dict()
         assert self.db is not None
-        self.db.execute("INSERT INTO trades VALUES (?,?,?,?,?,?)",
-                        (self.run_id, trade.trade_id, trade.symbol, d["net_pnl"],
-                         trade.exit_reason, json.dumps(d)))
+        self.db.execute(
+            "INSERT INTO trades VALUES (?,?,?,?,?,?)",
+            (
+                self.run_id,
+                trade.trade_id,
+                trade.symbol,
+                d["net_pnl"],
+                trade.exit_reason,
+                json.dumps(d),
+            ),
+        )
 
     @hookimpl
     def arbframe_on_run_end(self, run: Any, summary: dict[str, Any]) -> None:
         assert self.db is not None
-        self.db.execute("UPDATE runs SET passed = ?, summary = ? WHERE run_id = ?",
-                        (int(summary["passed"]), json.dumps(summary, default=str), self.run_id))
+        self.db.execute(
+            "UPDATE runs SET passed = ?, summary = ? WHERE run_id = ?",
+            (int(summary["passed"]), json.dumps(summary, default=str), self.run_id),
+        )
 
     def close(self) -> None:
         if self.db is not None:

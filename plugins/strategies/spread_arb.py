@@ -73,10 +73,16 @@ class SpreadArb(Strategy):
                 "minProperties": 1,
                 "maxProperties": 1,
                 "properties": {
-                    "quote": {"type": "number", "exclusiveMinimum": 0,
-                              "description": "Notional per trade in the report currency."},
-                    "base": {"type": "number", "exclusiveMinimum": 0,
-                             "description": "Amount of the asset per trade."},
+                    "quote": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "description": "Notional per trade in the report currency.",
+                    },
+                    "base": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "description": "Amount of the asset per trade.",
+                    },
                 },
             },
             "partial_close": {
@@ -97,8 +103,10 @@ class SpreadArb(Strategy):
                 },
             },
             "close_at_end": {"type": "boolean"},
-            "max_book_age": {**DURATION, "description":
-                             "Ignore entries when a book is older than this (stale quotes)."},
+            "max_book_age": {
+                **DURATION,
+                "description": "Ignore entries when a book is older than this (stale quotes).",
+            },
         },
     }
 
@@ -127,14 +135,18 @@ class SpreadArb(Strategy):
         venues = self.run.venues
         for i, name in enumerate(self.config.get("venues", [])):
             if name not in venues:
-                raise ConfigError(f"unknown venue {name!r} (venues: {', '.join(venues)})",
-                                  ("venues", i))
+                raise ConfigError(
+                    f"unknown venue {name!r} (venues: {', '.join(venues)})", ("venues", i)
+                )
         names = self.config.get("venues") or list(venues)
         for i, symbol in enumerate(self.config.get("symbols", [])):
             quoted = [n for n in names if symbol in venues[n].markets]
             if len(quoted) < 2:
-                raise ConfigError(f"{symbol} is quoted on {len(quoted)} of the venues by the "
-                                  "feeds; spread_arb needs at least two", ("symbols", i))
+                raise ConfigError(
+                    f"{symbol} is quoted on {len(quoted)} of the venues by the "
+                    "feeds; spread_arb needs at least two",
+                    ("symbols", i),
+                )
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -149,12 +161,18 @@ class SpreadArb(Strategy):
         )
         fee = self.fee_bps
         for symbol in symbols:
-            books = [(n, self.venues[n].books[symbol], self.venues[n].quote)
-                     for n in names if symbol in self.venues[n].markets]
+            books = [
+                (n, self.venues[n].books[symbol], self.venues[n].quote)
+                for n in names
+                if symbol in self.venues[n].markets
+            ]
             if len(books) >= 2:
-                routes = [(i, j, fee[buy], fee[sell])
-                          for i, (buy, _, _) in enumerate(books)
-                          for j, (sell, _, _) in enumerate(books) if buy is not sell]
+                routes = [
+                    (i, j, fee[buy], fee[sell])
+                    for i, (buy, _, _) in enumerate(books)
+                    for j, (sell, _, _) in enumerate(books)
+                    if buy is not sell
+                ]
                 self.states[symbol] = SymbolState(symbol, books, routes)
 
     # ---- per quote (hot path) -----------------------------------------------------------
@@ -223,7 +241,9 @@ class SpreadArb(Strategy):
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def _enter(self, ts: int, st: SymbolState, buy: str, sell: str, spread: float, ask: float) -> None:
+    def _enter(
+        self, ts: int, st: SymbolState, buy: str, sell: str, spread: float, ask: float
+    ) -> None:
         if self.quote_notional is not None:
             notional = self.quote_notional
         else:
@@ -236,18 +256,31 @@ class SpreadArb(Strategy):
         ma, mb = self.venues[buy].markets[st.symbol], self.venues[sell].markets[st.symbol]
         step = max(ma.amount_step, mb.amount_step)
         amount = (notional / Decimal(repr(ask))).quantize(step, ROUND_DOWN)
-        if amount < max(ma.min_amount, mb.min_amount) or not self._affordable(buy, sell, st.symbol, amount):
+        if amount < max(ma.min_amount, mb.min_amount) or not self._affordable(
+            buy, sell, st.symbol, amount
+        ):
             return
         notional = (amount * Decimal(repr(ask))).quantize(Decimal("1e-8"))
         stop = self.stop_loss_bps if self.stop_loss_bps is not None else 100
         st.trades += 1
         trade = Trade(
-            trade_id=f"{st.symbol}-{st.trades}", symbol=st.symbol, buy_venue=buy, sell_venue=sell,
-            opened_at=ts, entry_spread_bps=spread, notional=notional,
+            trade_id=f"{st.symbol}-{st.trades}",
+            symbol=st.symbol,
+            buy_venue=buy,
+            sell_venue=sell,
+            opened_at=ts,
+            entry_spread_bps=spread,
+            notional=notional,
             risk=(notional * Decimal(repr(stop)) / 10_000).quantize(Decimal("1e-8")),
         )
         self.ledger.open_trade(trade)
-        st.trade, st.phase, st.retries, st.orders_sent, st.partial_done = trade, "entering", 0, 0, False
+        st.trade, st.phase, st.retries, st.orders_sent, st.partial_done = (
+            trade,
+            "entering",
+            0,
+            0,
+            False,
+        )
         st.target = {buy: amount, sell: -amount}
         self._send_missing(st)
 
@@ -294,8 +327,12 @@ class SpreadArb(Strategy):
             st.orders_sent += 1
             order = Order(
                 client_id=f"af-{trade.trade_id}-{st.orders_sent}",
-                venue=venue, symbol=st.symbol, side=side, amount=abs(diff),
-                trade_id=trade.trade_id, role=st.phase,
+                venue=venue,
+                symbol=st.symbol,
+                side=side,
+                amount=abs(diff),
+                trade_id=trade.trade_id,
+                role=st.phase,
                 reference_price=(book.asks if side == BUY else book.bids)[0][0],
             )
             st.inflight.add(order.client_id)
@@ -329,19 +366,28 @@ class SpreadArb(Strategy):
             hedged = max(hedged, ZERO)
             st.phase, st.retries = "unwinding", 0
             st.target = {trade.buy_venue: hedged, trade.sell_venue: -hedged}
-            self.engine.alert("P2", f"leg mismatch on {trade.trade_id}",
-                              f"exposure {dict(exposure)}; unwinding to {hedged}")
+            self.engine.alert(
+                "P2",
+                f"leg mismatch on {trade.trade_id}",
+                f"exposure {dict(exposure)}; unwinding to {hedged}",
+            )
         elif st.retries > self.max_retries:
             st.phase = "halted"
-            self.engine.alert("P0", f"naked leg on {trade.trade_id}",
-                              f"exposure {dict(exposure)} != target {st.target}; symbol halted")
+            self.engine.alert(
+                "P0",
+                f"naked leg on {trade.trade_id}",
+                f"exposure {dict(exposure)} != target {st.target}; symbol halted",
+            )
             return
         self._send_missing(st)
 
     def _phase_done(self, st: SymbolState, trade: Trade) -> None:
         if all(t == 0 for t in st.target.values()):
-            reason = st.exit_reason if st.phase == "exiting" else (
-                "leg_failure" if trade.fills else "entry_failed")
+            reason = (
+                st.exit_reason
+                if st.phase == "exiting"
+                else ("leg_failure" if trade.fills else "entry_failed")
+            )
             st.phase, st.trade = "flat", None
             self.engine.trade_closed(trade.trade_id, reason, st.exit_spread)
             st.exit_reason, st.exit_spread = "", None
@@ -358,8 +404,12 @@ class SpreadArb(Strategy):
     def on_timer(self, ts: int, payload: Any) -> None:
         symbol, trade_id = payload
         st = self.states[symbol]
-        if st.trade is not None and st.trade.trade_id == trade_id and st.phase == "open" \
-                and not st.inflight:
+        if (
+            st.trade is not None
+            and st.trade.trade_id == trade_id
+            and st.phase == "open"
+            and not st.inflight
+        ):
             self._exit(st, "max_hold", self._current_spread(st))
 
     def on_end(self) -> None:
