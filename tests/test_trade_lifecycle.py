@@ -139,3 +139,33 @@ def test_partial_close_then_exit(run_scenario):
     flows = sum((f.price * f.amount * (1 if f.side == "sell" else -1) for f in result.fills), D(0))
     assert trade.gross_pnl == flows
     assert trade.net_pnl == flows - sum((f.fee for f in result.fills), D(0))
+
+
+def test_fed_fx_rate_moves_the_normalised_spread(run_scenario):
+    """At 1000 KRW/USDT venue k's ask is 100.10 USDT: no edge against b's bid of 100.20.
+    A fed rate of 1010 makes it 99.11 USDT: 110 bp gross, and the strategy enters."""
+    events = [
+        {"at": "0s", "fx": {"KRW": 1000}},
+        book("0s", "k", 100_000, 100_100),
+        book("0s", "b", 100.20, 100.30),
+        book("1s", "b", 100.20, 100.30),  # still no edge at 1000
+        {"at": "2s", "fx": {"KRW": 1010}},
+        book("3s", "b", 100.20, 100.30),
+    ]
+    scenario = two_venue_scenario(events)
+    scenario["venues"]["k"] = scenario["venues"].pop("a")
+    scenario["venues"]["k"].update(
+        quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}}
+    )
+    scenario["capital"] = {"k": {"KRW": 10_000_000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}}
+    scenario["fx"] = {"KRW": 1000}
+    result = run_scenario(scenario)
+    assert result.summary["events"]["fx_updates"] == 2
+    [trade] = result.trades
+    assert trade.opened_at == 1_704_067_200_000_000_000 + 3_000_000_000
+    assert (trade.buy_venue, trade.sell_venue) == ("k", "b")
+    assert round(trade.entry_spread_bps, 2) == round(
+        (100.20 - 100_100 / 1010) / (100_100 / 1010) * 1e4, 2
+    )
+    # the KRW leg is converted at the rate in force when it filled
+    assert {f.venue: f.fx for f in trade.fills if f.role == "entering"} == {"k": D(1010), "b": D(1)}
