@@ -76,12 +76,6 @@ class Engine:
         self.fx[currency] = Decimal(repr(rate))
         self.fx_float[currency] = rate
 
-    def to_report(self, amount: Decimal, currency: str) -> Decimal:
-        """Convert an exact amount to the report currency (rounded to 1e-12 when converted)."""
-        if currency == self.ledger.report_currency:
-            return amount
-        return (amount / self.fx[currency]).quantize(Decimal("1e-12"))
-
     # ---- orders -------------------------------------------------------------------------
 
     def submit(self, order: Order) -> Order:

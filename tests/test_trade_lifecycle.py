@@ -51,9 +51,21 @@ def test_hand_computed_round_trip(run_scenario):
     assert result.summary["ledger"]["reconciled"] is True
 
 
+def krw_scenario(events):
+    """Venue `k` (taker 10 bp) quotes in KRW at 1000 KRW per USDT; `b` as usual."""
+    scenario = two_venue_scenario(events)
+    scenario["venues"]["k"] = scenario["venues"].pop("a")
+    scenario["venues"]["k"].update(
+        quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}}
+    )
+    scenario["capital"] = {"k": {"KRW": 10_000_000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}}
+    scenario["fx"] = {"KRW": 1000}
+    return scenario
+
+
 def test_fx_normalised_round_trip(run_scenario):
     """Venue k quotes KRW at 1000 KRW per USDT: PnL converts each KRW flow exactly."""
-    scenario = two_venue_scenario(
+    scenario = krw_scenario(
         [
             book("0s", "k", 100_000, 100_100),  # 100.00 / 100.10 USDT
             book("0s", "b", 100.05, 100.15),
@@ -62,12 +74,6 @@ def test_fx_normalised_round_trip(run_scenario):
             book("3s", "b", 100.60, 100.70),  # (100.70-100.70)/100.70 = 0 bp <= 5: exit
         ]
     )
-    scenario["venues"]["k"] = scenario["venues"].pop("a")
-    scenario["venues"]["k"].update(
-        quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}}
-    )
-    scenario["capital"] = {"k": {"KRW": 10_000_000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}}
-    scenario["fx"] = {"KRW": 1000}
     result = run_scenario(scenario)
     [trade] = result.trades
     # k: buy 0.5 @ 100,100 = -50,050 KRW, fee 50.05; sell 0.5 @ 100,700 = +50,350, fee 50.35
@@ -152,14 +158,7 @@ def test_fed_fx_rate_moves_the_normalised_spread(run_scenario):
         {"at": "2s", "fx": {"KRW": 1010}},
         book("3s", "b", 100.20, 100.30),
     ]
-    scenario = two_venue_scenario(events)
-    scenario["venues"]["k"] = scenario["venues"].pop("a")
-    scenario["venues"]["k"].update(
-        quote="KRW", markets={"default": {"price_tick": 100, "amount_step": "0.001"}}
-    )
-    scenario["capital"] = {"k": {"KRW": 10_000_000, "BTC": 1}, "b": {"USDT": 10000, "BTC": 1}}
-    scenario["fx"] = {"KRW": 1000}
-    result = run_scenario(scenario)
+    result = run_scenario(krw_scenario(events))
     assert result.summary["events"]["fx_updates"] == 2
     [trade] = result.trades
     assert trade.opened_at == 1_704_067_200_000_000_000 + 3_000_000_000

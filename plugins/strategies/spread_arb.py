@@ -31,7 +31,6 @@ from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
 ZERO = Decimal(0)
-EXIT_REASONS = ("reversion", "take_profit", "stop_loss", "max_hold", "end_of_run")
 
 
 @dataclass
