@@ -70,3 +70,12 @@ def test_scenario_env_runs_arbframe_on_its_file(project: Path) -> None:
     tmp_dir = conf["env_tmp_dir"]
     scenario = project.resolve() / "scenarios" / "a.yaml"
     assert conf["commands"] == f"arbframe run {scenario} --out {tmp_dir}/run"
+
+
+def test_no_env_beyond_the_declared_ones(project: Path) -> None:
+    # `tox -a` lists every env tox knows of, including one that a factor condition defines by
+    # accident: a value line starting with `word:` (e.g. `description = ruff: lint`) makes
+    # tox read `ruff` as a factor, i.e. an env that runs nothing and reports OK.
+    assert tox(project, "-a") == ["py", "lint", "scenario-a", "scenario-b"]
+    lines = tox(project, "config", "-e", "lint", "-k", "description")
+    assert lines[-1] == "description = lint and formatting check with ruff"
