@@ -46,6 +46,8 @@ BUILTIN_TYPES = {
     "alert": {"log"},
     "fault": {"order_reject", "partial_fill"},
 }
+# The built-in feed types and those of any installed third-party plugin (the example's `sine`).
+INSTALLED_FEEDS = ", ".join(sorted(build_registry(get_plugin_manager()).types("feed")))
 # file:line:col: [key.path: ]message -- one line.
 ERROR_LINE = re.compile(
     r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): "
@@ -261,7 +263,7 @@ BAD_INPUTS = {
         4,
         11,
         "feeds[0].type",
-        ["unknown feed type 'nosuch'", "replay, scripted, synthetic"],
+        ["unknown feed type 'nosuch'", f"(known: {INSTALLED_FEEDS})"],
     ),
     "out_of_range_core": ("name: x\nseed: -5\n", 3, 7, "seed", ["-5", "minimum of 0"]),
     "out_of_range_plugin": (
