@@ -13,7 +13,7 @@ from typing import Any
 
 from arbframe import __version__
 from arbframe.errors import ArbframeError
-from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.plugins import Registry, build_registry, get_plugin_manager
 from arbframe.report import format_summary
 from arbframe.runner import Run, dumps
 from arbframe.scenario import load_scenario
@@ -94,9 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _registry() -> Any:
+def _registry(warn: bool = True) -> Any:
+    """The plugin manager and registry; a warning on stderr for each broken plugin."""
     pm = get_plugin_manager()
-    return pm, build_registry(pm)
+    registry = build_registry(pm)
+    for broken in registry.broken if warn else ():
+        print(
+            f"warning: {broken.describe()}; its component types are unavailable",
+            file=sys.stderr,
+        )
+    return pm, registry
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -163,31 +170,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    _, registry = _registry()
-    rows = [
-        {
-            "kind": i.kind,
-            "type": i.type_name,
-            "plugin": i.plugin,
-            "distribution": i.distribution,
-            "class": f"{i.cls.__module__}.{i.cls.__qualname__}",
-            "description": i.cls.description,
-        }
-        for i in registry.all()
-    ]
+    _, registry = _registry(warn=False)  # broken plugins are part of the listing
+    rows = _plugin_rows(registry)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("no component types registered", file=sys.stderr)
         return 0
-    widths = [max(len(r[k]) for r in rows) for k in ("kind", "type", "distribution")]
-    for r in rows:
+    types = [r for r in rows if not r["broken"]]
+    widths = [max((len(r[k]) for r in types), default=0) for k in ("kind", "type", "distribution")]
+    for r in types:
         print(
             f"{r['kind']:<{widths[0]}}  {r['type']:<{widths[1]}}  "
             f"{r['distribution']:<{widths[2]}}  {r['description']}"
         )
+    for b in registry.broken:
+        print(f"broken: {b.describe()}")
     return 0
+
+
+def _plugin_rows(registry: Registry) -> list[dict[str, Any]]:
+    """One row per registered type, then one per broken plugin (`broken`: its reason)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": i.kind,
+            "type": i.type_name,
+            "plugin": i.plugin,
+            "distribution": i.distribution,
+            "module": i.cls.__module__,
+            "class": f"{i.cls.__module__}.{i.cls.__qualname__}",
+            "description": i.cls.description,
+            "broken": None,
+        }
+        for i in registry.all()
+    ]
+    rows += [
+        {
+            "kind": None,
+            "type": None,
+            "plugin": b.plugin,
+            "distribution": b.distribution,
+            "module": b.module,
+            "class": None,
+            "description": None,
+            "broken": b.reason,
+        }
+        for b in registry.broken
+    ]
+    return rows
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The one error type for bad input: printed as a single line, exit status 2."""
+"""Errors for bad input: printed as a single line, exit status 2."""
 
 from __future__ import annotations
 
@@ -44,3 +44,11 @@ class ConfigError(ArbframeError):
         self.message = message
         self.key = key
         super().__init__(message)
+
+
+class PluginError(ArbframeError):
+    """A plugin's registration refused (bad class, duplicate type, invalid config schema).
+
+    ``build_registry`` records it as a broken plugin rather than aborting; its message names
+    the class or type, not the plugin (the broken-plugin record does that).
+    """

@@ -384,8 +384,9 @@ def test_plugins_json_lists_every_builtin_type() -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     found: dict[str, set[str]] = {}
+    keys = {"kind", "type", "plugin", "distribution", "module", "class", "description", "broken"}
     for row in rows:
-        assert set(row) == {"kind", "type", "plugin", "distribution", "class", "description"}
+        assert set(row) == keys and row["broken"] is None
         found.setdefault(row["kind"], set()).add(row["type"])
     assert set(found) == set(BUILTIN_TYPES)
     for kind, types in BUILTIN_TYPES.items():
@@ -397,6 +398,7 @@ def test_plugins_json_lists_every_builtin_type() -> None:
     assert all(r["description"] for r in builtin)
     paper = next(r for r in rows if r["type"] == "paper")
     assert paper["class"] == "arbframe_plugins.exchanges.paper.PaperExchange"
+    assert paper["module"] == "arbframe_plugins.exchanges.paper" and paper["plugin"] == "paper"
 
 
 def test_plugins_text_listing() -> None:

@@ -17,7 +17,7 @@ from arbframe import hookspecs
 from arbframe.components import INTERFACE_VERSION, KINDS, Exchange, Feed, FeedEvent, Strategy
 from arbframe.errors import ArbframeError
 from arbframe.hookspecs import hookimpl
-from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.plugins import BrokenPlugin, Registry, build_registry, get_plugin_manager
 from arbframe.runner import Run
 from arbframe.scenario import load_scenario
 from arbframe.schema import composed_schema
@@ -212,7 +212,7 @@ def test_plugin_managers_are_independent() -> None:
     assert "idle" not in plain.types("strategy")
 
 
-# --- the registry refuses bad registrations ------------------------------------------------
+# --- the registry refuses bad registrations: that plugin is broken, the others go on -------
 
 
 def registrar(kind_hook: str, *classes: Any) -> Any:
@@ -234,25 +234,75 @@ class StairsAgain(Feed):
     type_name = "steps"
 
 
+def only_broken(*plugins: Any) -> tuple[BrokenPlugin, Registry, Any]:
+    """Build a registry with `plugins` added; exactly one plugin must come out broken."""
+    pm = get_plugin_manager(extra_plugins=plugins)
+    registry = build_registry(pm)
+    [broken] = registry.broken
+    return broken, registry, pm
+
+
 def test_duplicate_type_name_names_both_classes() -> None:
-    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_exchanges", OtherPaper),))
-    with pytest.raises(ArbframeError) as err:
-        build_registry(pm)
-    message = str(err.value)
-    assert "exchange type 'paper' is registered twice" in message
-    assert "arbframe_plugins.exchanges.paper.PaperExchange" in message
-    assert f"{__name__}.OtherPaper" in message
+    plugin = registrar("arbframe_register_exchanges", OtherPaper)
+    broken, registry, pm = only_broken(plugin)
+    assert "exchange type 'paper' is registered twice" in broken.reason
+    assert "arbframe_plugins.exchanges.paper.PaperExchange (paper)" in broken.reason
+    assert f"{__name__}.OtherPaper ({broken.plugin})" in broken.reason
+    assert broken.distribution == "<local>" and broken.types == (("exchange", "paper"),)
+    # The built-in keeps the name; the refused plugin is out of the manager.
+    assert registry.get("exchange", "paper").cls.__name__ == "PaperExchange"
+    assert pm.get_name(plugin) is None
 
 
 def test_duplicate_between_two_third_parties(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
-    pm = get_plugin_manager(
-        extra_plugins=(ThirdParty(), registrar("arbframe_register_feeds", StairsAgain))
+    broken, registry, _ = only_broken(
+        ThirdParty(), registrar("arbframe_register_feeds", StairsAgain)
     )
-    with pytest.raises(ArbframeError) as err:
-        build_registry(pm)
-    assert "feed type 'steps' is registered twice" in str(err.value)
-    assert "StepsFeed" in str(err.value) and "StairsAgain" in str(err.value)
+    assert "feed type 'steps' is registered twice" in broken.reason
+    assert "StepsFeed" in broken.reason and "StairsAgain" in broken.reason
+    assert registry.get("feed", "steps").cls is StepsFeed
+    assert registry.get("strategy", "idle").cls is IdleStrategy  # ThirdParty is whole
+
+
+def test_a_broken_plugin_loses_every_type_it_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    class Venue(Exchange):
+        type_name = "venue"
+
+    class Both:  # exchanges register before feeds: `venue` goes in, then the feed clashes
+        @hookimpl
+        def arbframe_register_exchanges(self, register: Any) -> None:
+            register(Venue)
+
+        @hookimpl
+        def arbframe_register_feeds(self, register: Any) -> None:
+            register(StairsAgain)
+
+    broken, registry, _ = only_broken(ThirdParty(), Both())
+    assert broken.types == (("exchange", "venue"), ("feed", "steps"))
+    assert registry.types("exchange") == {}
+    assert registry.get("feed", "steps").cls is StepsFeed
+
+
+def test_a_broken_plugins_event_hooks_are_unregistered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    calls: list[str] = []
+
+    class Observer:
+        @hookimpl
+        def arbframe_register_feeds(self, register: Any) -> None:
+            register(Strategy)  # wrong kind (and no type_name)
+
+        @hookimpl
+        def arbframe_on_run_start(self, run: Any) -> None:
+            calls.append("start")
+
+    broken, _, pm = only_broken(Observer())
+    assert broken.reason == "Strategy is registered as a feed but does not subclass Feed"
+    pm.hook.arbframe_on_run_start(run=None)
+    assert calls == []
 
 
 def test_registering_the_same_class_twice_is_harmless(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,14 +310,14 @@ def test_registering_the_same_class_twice_is_harmless(monkeypatch: pytest.Monkey
     pm = get_plugin_manager(
         extra_plugins=(registrar("arbframe_register_feeds", StepsFeed, StepsFeed),)
     )
-    assert [i.cls for i in build_registry(pm).all()] == [StepsFeed]
+    registry = build_registry(pm)
+    assert [i.cls for i in registry.all()] == [StepsFeed] and registry.broken == []
 
 
 def test_refuses_a_class_of_the_wrong_kind() -> None:
-    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", StepsFeed),))
-    with pytest.raises(ArbframeError) as err:
-        build_registry(pm)
-    assert "StepsFeed is registered as a strategy but does not subclass Strategy" in str(err.value)
+    broken, registry, _ = only_broken(registrar("arbframe_register_strategies", StepsFeed))
+    assert broken.reason == "StepsFeed is registered as a strategy but does not subclass Strategy"
+    assert "steps" not in registry.types("strategy") and "steps" not in registry.types("feed")
 
 
 def test_refuses_a_wrong_interface_version() -> None:
@@ -275,30 +325,93 @@ def test_refuses_a_wrong_interface_version() -> None:
         type_name = "from_the_future"
         interface_version = INTERFACE_VERSION + 1
 
-    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", Future),))
-    with pytest.raises(ArbframeError) as err:
-        build_registry(pm)
-    assert f"targets interface version {INTERFACE_VERSION + 1}" in str(err.value)
-    assert f"speaks {INTERFACE_VERSION}" in str(err.value)
+    broken, registry, _ = only_broken(registrar("arbframe_register_strategies", Future))
+    assert broken.reason.endswith(
+        f".Future targets interface version {INTERFACE_VERSION + 1}, "
+        f"this arbframe speaks {INTERFACE_VERSION}"
+    )
+    assert "from_the_future" not in registry.types("strategy")
 
 
 def test_refuses_a_class_without_type_name() -> None:
     class Nameless(Strategy):
         pass
 
-    pm = get_plugin_manager(extra_plugins=(registrar("arbframe_register_strategies", Nameless),))
-    with pytest.raises(ArbframeError, match="Nameless has no type_name"):
-        build_registry(pm)
+    broken, _, _ = only_broken(registrar("arbframe_register_strategies", Nameless))
+    assert broken.reason.endswith(".Nameless has no type_name")
 
 
 def test_refuses_an_instance_instead_of_a_class() -> None:
+    instance = IdleStrategy({}, name="x", run=None)
+    broken, registry, _ = only_broken(registrar("arbframe_register_strategies", instance))
+    assert broken.reason.startswith("register() takes a component class, got <")
+    assert "idle" not in registry.types("strategy")
+
+
+class BadSchema(Feed):
+    type_name = "bad_schema"
+    config_schema = {"type": "object", "properties": {"period": {"minimum": "x"}}}
+
+
+def test_refuses_an_invalid_config_schema_naming_the_path() -> None:
+    broken, registry, _ = only_broken(registrar("arbframe_register_feeds", BadSchema))
+    assert broken.reason == (
+        f"feed type 'bad_schema' (plugin {broken.plugin}): invalid config_schema at "
+        "properties.period.minimum: 'x' is not of type 'number'"
+    )
+    assert "bad_schema" not in registry.types("feed")
+
+
+def test_refuses_a_config_schema_that_is_not_an_object() -> None:
+    class NotAnObject(Feed):
+        type_name = "not_an_object"
+        config_schema = True  # a valid JSON Schema, but the kernel adds `type` into it
+
+    broken, _, _ = only_broken(registrar("arbframe_register_feeds", NotAnObject))
+    assert broken.reason.endswith("config_schema must be a JSON object, got True")
+
+
+def test_an_exception_in_a_registrar_breaks_only_that_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    class Failing:
+        @hookimpl
+        def arbframe_register_guards(self, register: Any) -> None:
+            raise KeyError("missing")
+
+    broken, registry, _ = only_broken(ThirdParty(), Failing())
+    assert broken.reason == "arbframe_register_guards raised KeyError: 'missing'"
+    assert sorted(i.type_name for i in registry.all()) == ["idle", "steps"]
+
+
+def test_explain_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    healthy = build_registry(get_plugin_manager(extra_plugins=(ThirdParty(),)))
+    assert healthy.explain_unknown("feed", "bad_schema") == ""
+
+    broken, registry, _ = only_broken(registrar("arbframe_register_feeds", BadSchema))
+    assert registry.explain_unknown("feed", "bad_schema") == (
+        f" (plugin {broken.plugin!r} provides it but failed to load: {broken.reason})"
+    )
+    assert registry.explain_unknown("feed", "other") == (
+        f" (plugin {broken.plugin!r} failed to load: {broken.reason}; it may have provided it)"
+    )
+
     pm = get_plugin_manager(
         extra_plugins=(
-            registrar("arbframe_register_strategies", IdleStrategy({}, name="x", run=None)),
+            registrar("arbframe_register_feeds", BadSchema),
+            registrar("arbframe_register_strategies", StepsFeed),
         )
     )
-    with pytest.raises(ArbframeError, match="register\\(\\) takes a component class"):
-        build_registry(pm)
+    two = build_registry(pm)
+    first, second = two.broken
+    assert two.explain_unknown("feed", "other") == (
+        f" (plugin {first.plugin!r} failed to load: {first.reason}; "
+        f"plugin {second.plugin!r} failed to load: {second.reason}; "
+        "one of them may have provided it)"
+    )
 
 
 # --- autoload ------------------------------------------------------------------------------
