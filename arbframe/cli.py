@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from arbframe import __version__
 from arbframe.errors import ArbframeError
-from arbframe.plugins import Registry, build_registry, get_plugin_manager
+from arbframe.plugins import Registry, build_registry, get_plugin_manager, one_line
 from arbframe.report import format_summary
 from arbframe.runner import Run, dumps
 from arbframe.scenario import load_scenario
@@ -37,6 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
         return 1
+    except Exception as err:  # a bug (ours or a plugin's): one line, the traceback in a file
+        print(
+            f"arbframe: internal error: {one_line(err)} ({_save_traceback(err, argv)})",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def _save_traceback(err: Exception, argv: list[str] | None) -> str:
+    """Write the traceback to a new crash file; say where (or why not)."""
+    directory = Path(os.environ.get("ARBFRAME_CRASH_DIR") or tempfile.gettempdir())
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    path = directory / f"arbframe-crash-{stamp}-{os.getpid()}.txt"
+    command = sys.argv[1:] if argv is None else argv
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as out:
+            out.write(f"arbframe {__version__}, Python {sys.version.split()[0]}\n")
+            out.write(f"command: arbframe {shlex.join(command)}\n\n")
+            out.write("".join(traceback.format_exception(err)))
+    except OSError as write_error:
+        return f"traceback not saved: {one_line(write_error)}"
+    return f"full traceback in {path}"
 
 
 def _parser() -> argparse.ArgumentParser:

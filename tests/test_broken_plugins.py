@@ -1,4 +1,4 @@
-"""Broken plugins do not take arbframe down.
+"""Broken plugins do not take arbframe down, and internal errors are one line plus a file.
 
 Each test installs throwaway plugin distributions the real way, as far as
 ``importlib.metadata`` can tell: a ``<name>-<version>.dist-info`` directory (``METADATA``,
@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from importlib.metadata import distributions
@@ -307,3 +308,87 @@ def test_broken_plugin_in_a_real_subprocess(install: Install) -> None:
     )
     assert result.returncode == 0
     assert result.stderr == WARNING
+
+
+# --- internal errors: exit 3, one line, the traceback in a file -----------------------------
+
+CRASHING = (
+    HEADER
+    + """
+class Crashing(Feed):
+    type_name = "crashing"
+
+    def venues(self):
+        return ["upbit", "binance"]
+
+    def symbols(self):
+        return ["BTC"]
+
+    def events(self):
+        raise RuntimeError("the feed fell over")
+
+
+@hookimpl
+def arbframe_register_feeds(register):
+    register(Crashing)
+"""
+)
+
+
+def run_crashing(install: Install, tmp_path: Path) -> int:
+    install("crash-plugin", {f"{PREFIX}crash": CRASHING}, {"crash": f"{PREFIX}crash"})
+    path = scenario(tmp_path, "feeds:\n  - {type: crashing}\n")
+    return main(["run", str(path), "--no-progress"])
+
+
+def crash_line(err: str, directory: Path) -> Path:
+    """The one stderr line; returns the crash file it names (in `directory`)."""
+    prefix = "arbframe: internal error: RuntimeError: the feed fell over (full traceback in "
+    assert err.startswith(prefix) and err.endswith(")\n") and err.count("\n") == 1, err
+    path = Path(err.removeprefix(prefix).removesuffix(")\n"))
+    assert path.parent == directory and path.name.startswith("arbframe-crash-")
+    return path
+
+
+def test_internal_error_exits_3_with_the_traceback_in_a_file(
+    install: Install,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ARBFRAME_CRASH_DIR", str(tmp_path / "crashes"))
+    assert run_crashing(install, tmp_path) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    text = crash_line(err, tmp_path / "crashes").read_text()
+    assert "Traceback (most recent call last):" in text
+    assert 'raise RuntimeError("the feed fell over")' in text
+    assert text.rstrip().endswith("RuntimeError: the feed fell over")
+
+
+def test_crash_file_goes_to_the_temp_dir_by_default(
+    install: Install,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("ARBFRAME_CRASH_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert run_crashing(install, tmp_path) == 3
+    assert crash_line(capsys.readouterr().err, tmp_path).is_file()
+
+
+def test_crash_file_that_cannot_be_written(
+    install: Install,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("ARBFRAME_CRASH_DIR", str(tmp_path / "file" / "crashes"))
+    assert run_crashing(install, tmp_path) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "arbframe: internal error: RuntimeError: the feed fell over (traceback not saved: "
+    )
+    assert err.count("\n") == 1 and "Traceback" not in err
