@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,12 @@ from arbframe import __version__
 from arbframe.errors import ArbframeError
 from arbframe.plugins import Registry, build_registry, get_plugin_manager, one_line
 from arbframe.report import format_summary
-from arbframe.runner import Run, dumps
+from arbframe.outputs import dumps
+from arbframe.paths import output_dir_problem
+from arbframe.runner import Run
 from arbframe.scenario import load_scenario
 from arbframe.schema import composed_schema, summary_schema
+from arbframe.units import parse_duration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,11 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run a scenario and check its expectations",
-        description="Run a scenario. Exit 0 when every expectation holds, "
-        "1 when one fails, 2 on invalid input.",
+        description="Run a scenario. Exit 0 when every expectation holds, 1 when one "
+        "fails, 2 on invalid input, 3 on an internal error, 130 when interrupted (Ctrl-C "
+        "or SIGTERM: the partial record is kept).",
     )
     run.add_argument("scenario", type=Path, help="scenario YAML file")
-    run.add_argument("--out", type=Path, help="write summary.json, fills/trades/orders.jsonl here")
+    run.add_argument(
+        "--out",
+        type=Path,
+        help="write fills/trades/orders.jsonl here as the run goes, and summary.json",
+    )
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument(
@@ -136,43 +144,78 @@ def _registry(warn: bool = True) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     pm, registry = _registry()
     loaded = load_scenario(args.scenario, registry)
+    if args.out is not None:
+        problem = output_dir_problem(args.out)
+        if problem:
+            raise ArbframeError(f"--out {args.out}: {problem}")
     run = Run(loaded, registry, pm, seed=args.seed)
     show = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = Progress(run) if show else None
     started = time.perf_counter()
-    summary = run.execute(progress=_progress(run) if show else None)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill ends the run like Ctrl-C
+    try:
+        summary = run.execute(progress=progress, out_dir=args.out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - started
-    if show:
-        print(file=sys.stderr)
-    if args.out:
-        run.write_outputs(args.out, summary)
+    if progress is not None:
+        progress.clear()
     if args.json:
         print(dumps(summary))
     else:
         print(format_summary(summary, wall_s=wall, out_dir=args.out))
+    if run.interrupted:
+        print(_kept(run, summary, args.out), file=sys.stderr)
+        return 130
     return 0 if summary["passed"] else 1
 
 
-def _progress(run: Run) -> Callable[[int, int], None]:
-    from arbframe.units import parse_duration
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
-    total = parse_duration(run.scenario["duration"])
-    last = [0.0]
 
-    def show(elapsed_ns: int, quotes: int) -> None:
+def _kept(run: Run, summary: dict[str, Any], out: Path | None) -> str:
+    counts = f"{len(run.ledger.fills):,} fills, {len(run.execution.closed):,} closed trades"
+    at = summary["time"]["last"] or "the start"
+    if out is None:
+        return f"interrupted at {at}: {counts} (nothing written: no --out)"
+    return (
+        f"interrupted at {at}: kept {counts} and every settled order in {out} "
+        "(summary.json marked complete: false)"
+    )
+
+
+class Progress:
+    """A progress line on stderr, redrawn at most every half second of wall time."""
+
+    EVERY_S = 0.5
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.total = parse_duration(run.scenario["duration"])
+        self.last = time.perf_counter()
+        self.width = 0
+
+    def __call__(self, elapsed_ns: int, quotes: int) -> None:
         now = time.perf_counter()
-        if now - last[0] < 0.2:
+        if now - self.last < self.EVERY_S:
             return
-        last[0] = now
-        ledger = run.engine.ledger
-        pnl = sum((t.net_pnl for t in ledger.closed), start=0)
-        pct = min(100.0, 100.0 * elapsed_ns / total) if total else 0.0
-        sys.stderr.write(
-            f"\r{run.name}: {pct:5.1f}%  quotes {quotes:,}  trades {len(ledger.closed):,}  "
-            f"pnl {float(pnl):,.2f} {run.report_currency}   "
+        self.last = now
+        closed = self.run.execution.closed
+        pnl = sum((t.net_pnl for t in closed), start=0)
+        pct = min(100.0, 100.0 * elapsed_ns / self.total) if self.total else 0.0
+        text = (
+            f"{self.run.name}: {pct:5.1f}%  quotes {quotes:,}  trades {len(closed):,}  "
+            f"pnl {float(pnl):,.2f} {self.run.info.report_currency}"
         )
+        sys.stderr.write("\r" + text.ljust(self.width))
         sys.stderr.flush()
+        self.width = len(text)
 
-    return show
+    def clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -1,27 +1,46 @@
-"""Base classes, one per component kind.
+"""Base classes, one per component kind, and the context each kind receives.
 
 A plugin provides a component type by subclassing one of these, setting ``type_name``
-(what ``type:`` selects in a scenario) and ``config_schema`` (the JSON Schema of its
-config block, ``type`` excluded), and registering the class from the matching
-registration hook in :mod:`arbframe.hookspecs`.
+(what ``type:`` selects in a scenario), ``config_schema`` (the JSON Schema of its config
+block, ``type`` excluded) and ``interface_version = 2``, and registering the class from the
+matching registration hook in :mod:`arbframe.hookspecs`.
 
-Components are built once per run as ``cls(config, name=..., run=...)``: ``config`` is the
-validated block with ``type`` removed, ``name`` is the component's name in the scenario
-(the venue's key, or ``<kind>[i]``), and ``run`` is the :class:`arbframe.runner.Run` that
-gives access to the clock, the engine, the venues and the alert path.
+Components are built once per run as ``cls(config, name=..., ctx=...)``: ``config`` is the
+validated block with ``type`` removed, ``name`` the component's name in the scenario (the
+venue's key, ``feeds[i]``, the strategy's or guard's ``name:``), and ``ctx`` the services
+of its kind (see the ``*Context`` classes): what it uses, not the whole run.
+
+Interface version 2 is the contract described in docs/plugins.md. Promise: within version
+2, the kernel only adds (optional methods with defaults, context fields, model fields,
+hooks); a plugin declaring 2 keeps working. Anything that would break one raises the
+version, and the registry refuses older plugins with a message saying what changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from arbframe.model import Book, GuardDecision, Intent, Market, Order, Trade
-    from arbframe.runner import Run
+    from arbframe.clock import Clock
+    from arbframe.errors import ScenarioError
+    from arbframe.execution import StrategyPort
+    from arbframe.market import MarketView
+    from arbframe.model import (
+        Book,
+        GuardDecision,
+        Instrument,
+        Intent,
+        Order,
+        OrderRequest,
+        Report,
+        Trade,
+    )
 
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2
 
 # A feed event. Book update: (ts_ns, venue, symbol, bids, asks), sides best first as
 # (price, size) float pairs. FX update: (ts_ns, None, currency, rate, None), where rate is
@@ -29,51 +48,157 @@ INTERFACE_VERSION = 1
 FeedEvent = tuple[int, Any, str, Any, Any]
 
 
+# ---- contexts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is: passed to every event hook as ``run``."""
+
+    name: str
+    """The scenario's name."""
+    seed: int
+    """The seed (after ``--seed``)."""
+    mode: str
+    """``backtest``, ``paper``, ``shadow`` or ``live``."""
+    clock: str
+    """``simulated`` or ``wall``."""
+    report_currency: str
+    session: str
+    """The session id: client order ids derive from it."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every component receives."""
+
+    info: RunInfo
+    resolve_path: Callable[[str | Path], Path]
+    """A path from the config, resolved against the scenario file's directory."""
+    error: Callable[[tuple[str | int, ...], str], ScenarioError]
+    """A positioned error for a problem found after construction: ``raise
+    ctx.error((*self.scenario_path, "key"), "message")``."""
+
+
+@dataclass(frozen=True)
+class FeedContext(Context):
+    fx_rate: Callable[[str], float]
+    """A currency's scenario FX rate (units per report-currency unit)."""
+    venue_quote: Callable[[str], str]
+    """A venue's quote currency."""
+
+
+@dataclass(frozen=True)
+class ExchangeContext(Context):
+    clock: Clock
+    report: Callable[[Report], None]
+    """Where the venue sends every report (acks, fills, final states, query answers,
+    balance changes), in the order it wants them delivered."""
+
+
+@dataclass(frozen=True)
+class StrategyContext(Context):
+    clock: Clock
+    market: MarketView
+    """Books, instruments, FX and balances (read only)."""
+    execution: StrategyPort
+    """enter / resize / exit, and this strategy's trades."""
+    set_timer: Callable[[int, Any], None]
+    """``set_timer(delay_ns, payload)``: ``on_timer(ts, payload)`` later (not while the
+    run winds down)."""
+    alert: Callable[..., None]
+    """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
+
+
+@dataclass(frozen=True)
+class GuardContext(Context):
+    clock: Clock
+    alert: Callable[..., None]
+
+
+@dataclass(frozen=True)
+class FaultContext(Context):
+    clock: Clock
+    venues: dict[str, Exchange]
+    fired: Callable[..., None]
+    """``fired(name, **detail)``: count it in ``summary.faults`` and tell the hooks."""
+    order: Callable[[str], Order | None]
+    """The kernel's order of a client id (read only): drills target roles with it."""
+
+
+# ---- base classes ----------------------------------------------------------------------------
+
+
 class Component:
     kind: ClassVar[str] = ""
     type_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
-    interface_version: ClassVar[int] = INTERFACE_VERSION
+    interface_version: ClassVar[int | None] = None  # a plugin declares the version it targets
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         self.config = config
         self.name = name
-        self.run = run
-        self.scenario_path: tuple[str | int, ...] = ()  # where its block sits (set by Run)
+        self.ctx = ctx
+        self.scenario_path: tuple[str | int, ...] = ()  # where its block sits (set at wiring)
 
 
 class Exchange(Component):
-    """A venue: markets, balances, books, orders.
+    """The trading interface every venue implements, simulated or real.
 
-    The engine and strategies read these attributes directly; a venue keeps them current.
+    Every answer goes through ``ctx.report`` (an :class:`ExchangeContext`), never as a
+    return value, so a venue may answer late, out of order or twice.
     """
 
     kind = "exchange"
-    quote: str  # the quote currency of every market on this venue
-    taker_bps: Decimal
-    markets: dict[str, Market]  # symbol -> market, filled by add_market()
-    books: dict[str, Book]  # symbol -> live book; the same object for the whole run
-    first_mid: dict[str, float]  # symbol -> mid of its first book (for equity_start)
-    balances: dict[str, Decimal]  # asset -> total balance
 
-    def add_market(self, symbol: str) -> None:
-        """Called at wiring for every symbol a feed quotes on this venue."""
+    def instruments(self) -> dict[str, Instrument]:
+        """Symbol -> instrument: precision, minimums and fee schedule."""
         raise NotImplementedError
 
-    def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
-        """A new book for `symbol` arrived from a feed (per quote: keep it cheap)."""
-        raise NotImplementedError
-
-    def submit(self, order: Order) -> None:
-        """Accept an order; report updates and fills through ``run.engine``."""
-        raise NotImplementedError
-
-    def cancel(self, client_id: str) -> None:
+    def balances(self) -> dict[str, Decimal]:
+        """Total balance per asset, as the venue's own account says."""
         raise NotImplementedError
 
     def available(self, asset: str) -> Decimal:
         """Balance not locked by open orders."""
+        raise NotImplementedError
+
+    def submit(self, order: OrderRequest) -> None:
+        """Send an order. Answer with Accepted, FillReport(s) and a Closed report."""
+        raise NotImplementedError
+
+    def cancel(self, order: OrderRequest) -> None:
+        """Ask to cancel. Answer with Closed (canceled) or CancelRejected."""
+        raise NotImplementedError
+
+    def fetch_order(self, order: OrderRequest) -> None:
+        """Ask about an order. Answer with OrderStatus (every fill included) or
+        OrderNotFound."""
+        raise NotImplementedError
+
+
+class SimulatedExchange(Exchange):
+    """The simulation interface, added by venues that simulate a market: books pushed by
+    the feeds and a fill model. Real venues do not implement these."""
+
+    quote: str
+    """Quote currency of the symbols feeds name without one (``BTC`` -> ``BTC`` in it)."""
+
+    def add_instrument(self, symbol: str, book: Book) -> Instrument:
+        """Called at wiring for every symbol a feed quotes on this venue; ``book`` is the
+        kernel's book of it, which the venue keeps current in ``on_book``."""
+        raise NotImplementedError
+
+    def fund(self, balances: dict[str, Decimal]) -> None:
+        """The scenario's ``capital`` for this venue, before the run."""
+        raise NotImplementedError
+
+    def on_start(self, ts: int) -> None:
+        """The first feed event arrived at ``ts``: the run's time starts."""
+
+    def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
+        """A feed published a new book (the per-quote path: keep it cheap)."""
         raise NotImplementedError
 
 
@@ -94,22 +219,27 @@ class Feed(Component):
 
 
 class Strategy(Component):
+    """Signal logic: reads the market, expresses intents through ``ctx.execution``."""
+
     kind = "strategy"
 
     def on_start(self) -> None:
-        pass
+        """The run is wired (``ctx.market`` has every instrument); before the first event."""
 
-    def on_quote(self, ts: int, venue: str, symbol: str) -> None:
-        """Called on every book update (the hot path)."""
+    def on_market(self, ts: int, symbol: str) -> None:
+        """The books of ``symbol`` changed at ``ts`` on one venue or more. Called once per
+        symbol per instant, after every update of that instant is applied."""
 
-    def on_order_update(self, order: Order) -> None:
-        pass
+    def on_trade(self, trade: Trade) -> None:
+        """One of this strategy's trades changed phase: it opened (its entry completed,
+        possibly smaller than asked), was resized, closed or halted."""
 
     def on_timer(self, ts: int, payload: Any) -> None:
-        pass
+        """A timer set with ``ctx.set_timer`` fired."""
 
     def on_end(self) -> None:
-        """Called when the feed is exhausted or the duration elapsed."""
+        """The data ended or the duration elapsed; open trades are closed after this
+        unless ``execution.close_at_end`` is false."""
 
 
 class Guard(Component):
@@ -121,8 +251,11 @@ class Guard(Component):
         """Return a decision, or None to allow."""
         raise NotImplementedError
 
+    def on_trade_opened(self, trade: Trade) -> None:
+        """A trade was accepted and its entry orders are about to be sent."""
+
     def on_trade_closed(self, trade: Trade) -> None:
-        pass
+        """A trade closed; its PnL is final."""
 
     def state(self) -> dict[str, Any]:
         """Guard state for the summary and for persistence."""
@@ -148,12 +281,12 @@ class AlertChannel(Component):
 
 
 class Fault(Component):
-    """Injects a failure into a run (rejects, disconnects, crashes...)."""
+    """Injects a failure into a run (rejects, lost reports, disconnects...)."""
 
     kind = "fault"
 
     def arm(self) -> None:
-        """Called once after wiring; schedule timers or wrap venues here."""
+        """Called once after wiring; install filters on venues or set timers here."""
         raise NotImplementedError
 
 
@@ -166,3 +299,40 @@ KINDS: dict[str, type[Component]] = {
     "alert": AlertChannel,
     "fault": Fault,
 }
+
+CONTEXTS: dict[str, type[Context]] = {
+    "exchange": ExchangeContext,
+    "feed": FeedContext,
+    "strategy": StrategyContext,
+    "guard": GuardContext,
+    "sink": Context,
+    "alert": Context,
+    "fault": FaultContext,
+}
+
+
+# ---- versions -----------------------------------------------------------------------------
+
+V1_CHANGES = (
+    "version 2 builds components as cls(config, name=..., ctx=...) with a per-kind context "
+    "instead of run=...; strategies implement on_market(ts, symbol) and act through "
+    "ctx.execution (enter/resize/exit) instead of on_quote, on_order_update and "
+    "engine.submit; exchanges answer through ctx.report and split the trading interface "
+    "(Exchange) from the simulation one (SimulatedExchange); event hooks receive "
+    "run: RunInfo. See docs/plugins.md, 'Migrating from version 1'"
+)
+
+
+def interface_problem(cls: type[Component]) -> str | None:
+    """Why the kernel cannot use ``cls``, or None. A plugin targets a version explicitly."""
+    version = cls.interface_version
+    if version == INTERFACE_VERSION:
+        return None
+    if version is None:
+        return (
+            f"declares no interface_version (set interface_version = {INTERFACE_VERSION}; "
+            f"a plugin written for version 1 did not need to: {V1_CHANGES})"
+        )
+    if version == 1:
+        return f"targets interface version 1, this arbframe speaks {INTERFACE_VERSION}: {V1_CHANGES}"
+    return f"targets interface version {version}, this arbframe speaks {INTERFACE_VERSION}"

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from arbframe.components import Component
-    from arbframe.model import Alert, Fill, GuardDecision, Order, Trade
-    from arbframe.runner import Run
+    from arbframe.components import Component, RunInfo
+    from arbframe.model import Alert, BalanceChange, Fill, GuardDecision, OrderUpdate, Trade
 
 hookspec = pluggy.HookspecMarker("arbframe")
 hookimpl = pluggy.HookimplMarker("arbframe")
@@ -93,50 +92,67 @@ def arbframe_register_faults(register: Register) -> None:
 
 # --------------------------------------------------------------------------------------
 # Run events: called on every implementation, results ignored. Sinks and alert channels
-# configured in a scenario are registered as plugins for the duration of the run.
+# configured in a scenario are registered as plugins for the duration of the run. Events
+# reach the hooks through a queue drained between instants, never inside the execution
+# layer: by the time a hook runs, trading may have moved on (payloads are snapshots or
+# final records, so they still say what happened).
 # --------------------------------------------------------------------------------------
 
 
 @hookspec
-def arbframe_on_run_start(run: Run) -> None:
+def arbframe_on_run_start(run: RunInfo) -> None:
     """Called once after the run is wired, before the first event. Returns nothing."""
 
 
 @hookspec
-def arbframe_on_order_update(run: Run, order: Order) -> None:
-    """Called when an order changes state at its venue: open (a resting limit order),
-    partially filled, filled, canceled or rejected. Returns nothing."""
+def arbframe_on_order_update(run: RunInfo, update: OrderUpdate) -> None:
+    """Called after every state change of an order: submitted, acknowledged, (partially)
+    filled, cancel requested, canceled, rejected, expired; ``update`` is a snapshot.
+    Returns nothing."""
 
 
 @hookspec
-def arbframe_on_fill(run: Run, fill: Fill) -> None:
-    """Called for every fill, after the ledger has booked it. Returns nothing."""
+def arbframe_on_fill(run: RunInfo, fill: Fill) -> None:
+    """Called for every fill, once (repeats from the venue are dropped), after the ledger
+    has booked it. Returns nothing."""
 
 
 @hookspec
-def arbframe_on_trade_closed(run: Run, trade: Trade) -> None:
+def arbframe_on_balance_change(run: RunInfo, entry: BalanceChange) -> None:
+    """Called for money that moved without a fill (deposit, withdrawal, transfer, rebate),
+    after the ledger has booked it. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_trade_opened(run: RunInfo, trade: Trade) -> None:
+    """Called when a trade is accepted (guards passed, entry orders about to be sent);
+    ``trade`` is a snapshot at that moment. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_trade_closed(run: RunInfo, trade: Trade) -> None:
     """Called when a trade is flat on every leg and its PnL is final. Returns nothing."""
 
 
 @hookspec
-def arbframe_on_guard_decision(run: Run, decision: GuardDecision) -> None:
+def arbframe_on_guard_decision(run: RunInfo, decision: GuardDecision) -> None:
     """Called when a guard's verdict on a symbol changes to something other than ALLOW
     (not on every refused quote: ``summary.guards`` counts those). Returns nothing."""
 
 
 @hookspec
-def arbframe_on_alert(run: Run, alert: Alert) -> None:
-    """Called when the engine or a plugin raises an alert (severity P0..P3).
+def arbframe_on_alert(run: RunInfo, alert: Alert) -> None:
+    """Called when the kernel or a component raises an alert (severity P0..P3).
 
     Alert channels deliver it. Returns nothing.
     """
 
 
 @hookspec
-def arbframe_on_fault(run: Run, name: str, detail: dict[str, Any]) -> None:
+def arbframe_on_fault(run: RunInfo, name: str, detail: dict[str, Any]) -> None:
     """Called when a fault injector fires. Returns nothing."""
 
 
 @hookspec
-def arbframe_on_run_end(run: Run, summary: dict[str, Any]) -> None:
+def arbframe_on_run_end(run: RunInfo, summary: dict[str, Any]) -> None:
     """Called once after the summary is built, before it is written. Returns nothing."""

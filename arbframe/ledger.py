@@ -1,115 +1,97 @@
-"""The ledger: every fill, every trade, and balances rebuilt from the fills alone.
+"""The ledger: every fill and every other balance change, and the balances they add up to.
 
-Venues keep their own balances as they execute; the ledger keeps a second set built only
-from the fills it is told about. :meth:`Ledger.reconcile` compares the two to the unit, so
-a fill that moved money without being reported (or the reverse) cannot go unnoticed.
+The ledger books what the venues *report* (fills, deposits, withdrawals, transfers,
+rebates). It is one of two independent accounts: the venue keeps its own, and the
+reconciliation (arbframe.audit) compares them at the end, asset by asset, to the unit.
 
-Trade PnL is the sum of the trade's fill cash flows: each fill's quote flow (``-price *
-amount`` for a buy, ``+price * amount`` for a sell) and fee, converted to the report
-currency at the FX rate recorded on that fill. Once a trade is flat on every venue its
-base flows cancel, so the sum is exactly what the trade made or lost.
+Trade PnL (:func:`trade_pnl`) is computed from the trade's fills alone: the quote flow of
+each fill (``-price * amount`` for a buy, ``+price * amount`` for a sell), less the fees
+paid in anything but the traded asset (a fee in the base asset is already in the leg's
+position), plus any residue smaller than the venue trades valued at its last fill price;
+each amount converted to the report currency at the FX rate recorded on its fill.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
 
-from arbframe.model import BUY, Fill, Trade, money
+from arbframe.model import BUY, ZERO, BalanceChange, Fill, Trade
 
-if TYPE_CHECKING:
-    from arbframe.components import Exchange
-
-ZERO = Decimal(0)
 REPORT_QUANTUM = Decimal("1e-12")
 
 
 class Ledger:
-    def __init__(self, report_currency: str, venues: dict[str, Exchange]) -> None:
+    def __init__(self, report_currency: str, start: dict[str, dict[str, Decimal]]) -> None:
         self.report_currency = report_currency
-        self.quotes = {name: venue.quote for name, venue in venues.items()}
-        self.start_balances = {name: dict(v.balances) for name, v in venues.items()}
-        self.balances: dict[str, dict[str, Decimal]] = {
-            name: defaultdict(Decimal, v.balances) for name, v in venues.items()
+        self.start_balances = {venue: dict(assets) for venue, assets in start.items()}
+        self.balances: dict[str, defaultdict[str, Decimal]] = {
+            venue: defaultdict(Decimal, assets) for venue, assets in start.items()
         }
-        self.fees: dict[str, dict[str, Decimal]] = {name: defaultdict(Decimal) for name in venues}
+        self.fees: dict[str, defaultdict[str, Decimal]] = {v: defaultdict(Decimal) for v in start}
         self.fills: list[Fill] = []
-        self.trades: dict[str, Trade] = {}
-        self.closed: list[Trade] = []
-
-    def open_trade(self, trade: Trade) -> Trade:
-        if trade.trade_id in self.trades:
-            raise RuntimeError(f"trade id {trade.trade_id} used twice")
-        self.trades[trade.trade_id] = trade
-        return trade
+        self.entries: list[BalanceChange] = []
 
     def book_fill(self, fill: Fill) -> None:
-        base, quote = fill.symbol, fill.quote
         flow = fill.price * fill.amount
         balances = self.balances[fill.venue]
         if fill.side == BUY:
-            balances[base] += fill.amount
-            balances[quote] -= flow
+            balances[fill.base] += fill.amount
+            balances[fill.quote] -= flow
         else:
-            balances[base] -= fill.amount
-            balances[quote] += flow
+            balances[fill.base] -= fill.amount
+            balances[fill.quote] += flow
         balances[fill.fee_asset] -= fill.fee
         self.fees[fill.venue][fill.fee_asset] += fill.fee
         self.fills.append(fill)
-        if fill.trade_id is not None:
-            self.trades[fill.trade_id].fills.append(fill)
 
-    def to_report(self, amount: Decimal, fill: Fill) -> Decimal:
-        if fill.quote == self.report_currency:
-            return amount
-        return (amount / fill.fx).quantize(REPORT_QUANTUM)
+    def book_entry(self, entry: BalanceChange) -> None:
+        self.balances[entry.venue][entry.asset] += entry.amount
+        self.entries.append(entry)
 
-    def exposure(self, trade: Trade) -> dict[str, Decimal]:
-        """Signed base amount the trade holds on each venue (buys positive)."""
-        out: dict[str, Decimal] = defaultdict(Decimal)
-        for fill in trade.fills:
-            out[fill.venue] += fill.amount if fill.side == BUY else -fill.amount
-        return out
+    def deposits(self, venue: str, asset: str) -> Decimal:
+        """Net amount of ``asset`` moved into ``venue`` by non-fill entries."""
+        return sum((e.amount for e in self.entries if (e.venue, e.asset) == (venue, asset)), ZERO)
 
-    def close_trade(
-        self, trade_id: str, ts: int, reason: str, exit_spread_bps: float | None
-    ) -> Trade:
-        trade = self.trades[trade_id]
-        gross = fees = slippage = ZERO
-        for fill in trade.fills:
-            flow = fill.price * fill.amount
-            gross += self.to_report(-flow if fill.side == BUY else flow, fill)
-            fee_in_quote = fill.fee if fill.fee_asset == fill.quote else fill.fee * fill.price
-            fees += self.to_report(fee_in_quote, fill)
-            slippage += self.to_report(fill.slippage, fill)
-        trade.gross_pnl, trade.fees, trade.slippage = gross, fees, slippage
-        trade.net_pnl = gross - fees
-        trade.closed_at, trade.exit_reason, trade.exit_spread_bps = ts, reason, exit_spread_bps
-        self.closed.append(trade)
-        return trade
 
-    def open_trades(self) -> list[Trade]:
-        return [t for t in self.trades.values() if t.closed_at is None]
+def to_report(amount: Decimal, fill: Fill, report_currency: str) -> Decimal:
+    """A quote-currency amount of ``fill`` in the report currency (rounded to 1e-12)."""
+    if fill.quote == report_currency:
+        return amount
+    return (amount / fill.fx).quantize(REPORT_QUANTUM)
 
-    def reconcile(self, venues: dict[str, Exchange]) -> dict[str, Any]:
-        """Venue balances versus start + fills - fees, per venue and asset, to the unit."""
-        report: dict[str, Any] = {"reconciled": True, "venues": {}}
-        for name, venue in venues.items():
-            assets = sorted(set(venue.balances) | set(self.balances[name]))
-            rows = {}
-            for asset in assets:
-                start = self.start_balances[name].get(asset, ZERO)
-                rebuilt = self.balances[name].get(asset, ZERO)
-                actual = venue.balances.get(asset, ZERO)
-                rows[asset] = {
-                    "start": money(start),
-                    "end": money(actual),
-                    "from_fills": money(rebuilt),
-                    "fees": money(self.fees[name].get(asset, ZERO)),
-                    "difference": money(actual - rebuilt),
-                }
-                if actual != rebuilt:
-                    report["reconciled"] = False
-            report["venues"][name] = rows
-        return report
+
+def trade_pnl(trade: Trade, report_currency: str) -> None:
+    """Set the trade's gross, fees, slippage, net PnL, residue and notional from its fills."""
+    net = fees = slippage = ZERO
+    last: dict[str, Fill] = {}
+    for fill in trade.fills:
+        flow = fill.price * fill.amount
+        net += to_report(-flow if fill.side == BUY else flow, fill, report_currency)
+        fee = to_report(fill.fee_value, fill, report_currency)
+        fees += fee
+        if fill.fee_asset != fill.base:  # a base fee is already in the position
+            net -= fee
+        slippage += to_report(fill.slippage, fill, report_currency)
+        last[fill.venue] = fill
+    trade.residue = {}
+    for leg in trade.legs:
+        if leg.position and leg.venue in last:
+            fill = last[leg.venue]
+            trade.residue[leg.venue] = leg.position
+            net += to_report(leg.position * fill.price, fill, report_currency)
+    trade.net_pnl, trade.fees, trade.slippage = net, fees, slippage
+    trade.gross_pnl = net + fees
+    trade.notional = entry_notional(trade, report_currency)
+    trade.risk = (trade.notional * Decimal(repr(trade.risk_bps)) / 10_000).quantize(
+        Decimal("1e-8")
+    )
+
+
+def entry_notional(trade: Trade, report_currency: str) -> Decimal:
+    """Report-currency value of the largest leg filled while entering."""
+    per_leg: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in trade.fills:
+        if fill.role == "entering":
+            per_leg[fill.venue] += to_report(fill.notional, fill, report_currency)
+    return max(per_leg.values(), default=ZERO)

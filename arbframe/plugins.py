@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from arbframe import hookspecs
-from arbframe.components import INTERFACE_VERSION, KINDS, Component
+from arbframe.components import KINDS, Component, interface_problem
 from arbframe.errors import ArbframeError, PluginError
 
 GROUP = "arbframe"
@@ -146,11 +146,9 @@ def _check_class(kind: str, cls: Any) -> None:
         )
     if not cls.type_name:
         raise PluginError(f"{cls.__qualname__} has no type_name")
-    if cls.interface_version != INTERFACE_VERSION:
-        raise PluginError(
-            f"{cls.__qualname__} targets interface version "
-            f"{cls.interface_version}, this arbframe speaks {INTERFACE_VERSION}"
-        )
+    problem = interface_problem(cls)
+    if problem:
+        raise PluginError(f"{cls.__qualname__} {problem}")
 
 
 def _check_schema(info: ComponentInfo) -> None:

@@ -1,4 +1,4 @@
-"""The readable end-of-run summary printed by `arbframe run`."""
+"""The readable end-of-run summary printed by `arbframe run`: plain words, no Python reprs."""
 
 from __future__ import annotations
 
@@ -19,55 +19,120 @@ COLUMNS = [
     ("sharpe", "sharpe"),
     ("hold s", "avg_hold_s"),
 ]
+COMPARATOR_WORDS = {
+    "min": ">=",
+    "ge": ">=",
+    "max": "<=",
+    "le": "<=",
+    "gt": ">",
+    "lt": "<",
+    "eq": "==",
+    "ne": "!=",
+}
 
 
 def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
     if key == "winrate":
         return f"{value * 100:.1f}"
     if isinstance(value, str):
         return f"{Decimal(value):,.4f}"
     if isinstance(value, float):
         return f"{value:.3f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n:,}" for name, n in counts.items()) or "none"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "none"}[value]
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + _counts(value) + "}" if all(isinstance(v, int) for v in value.values()) else "…"
     return str(value)
+
+
+def _clock(at: str | None) -> str:
+    """The time of day of an ISO timestamp (the date when it is not the run's first)."""
+    return at[11:19] if at else "?"
+
+
+def _table(summary: dict[str, Any]) -> list[str]:
+    rows = [["portfolio"] + [_cell(k, summary["portfolio"][k]) for _, k in COLUMNS]]
+    for symbol, k in summary["symbols"].items():
+        rows.append([symbol] + [_cell(key, k[key]) for _, key in COLUMNS])
+    if len(summary.get("strategies", {})) > 1:
+        for name, k in summary["strategies"].items():
+            rows.append([f"[{name}]"] + [_cell(key, k[key]) for _, key in COLUMNS])
+    header = [""] + [title for title, _ in COLUMNS]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = "  ".join
+    return [line(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+
+
+def _halts(summary: dict[str, Any]) -> list[str]:
+    out = []
+    for name, first in summary.get("guard_first", {}).items():
+        if "block" in first:
+            block = first["block"]
+            count = summary["guards"][name]["block"]
+            out.append(
+                f"entries halted: guard {name} blocked from {_clock(block['at'])} "
+                f"({block['reason']}); {count:,} entry checks blocked"
+            )
+    for halt in summary["execution"]["halts"]:
+        out.append(f"trade {halt['trade_id']} halted: {halt['why']}")
+    return out
+
+
+def _expectation(e: dict[str, Any]) -> str:
+    mark = "PASS" if e["passed"] else "FAIL"
+    wanted = " and ".join(f"{COMPARATOR_WORDS[op]} {_value(v)}" for op, v in e["expected"].items())
+    actual = e.get("error") or f"actual {_value(e['actual'])}"
+    return f"  {mark}  {e['name']} {wanted}  ({actual})"
 
 
 def format_summary(
     summary: dict[str, Any], wall_s: float | None = None, out_dir: Path | None = None
 ) -> str:
-    rows = [["portfolio"] + [_cell(k, summary["portfolio"][k]) for _, k in COLUMNS]]
-    for symbol, k in summary["symbols"].items():
-        rows.append([symbol] + [_cell(key, k[key]) for _, key in COLUMNS])
-    header = [""] + [title for title, _ in COLUMNS]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = "  ".join
-    out = []
     p = summary["portfolio"]
     took = f" in {wall_s:.2f}s" if wall_s is not None else ""
-    out.append(
+    t = summary["time"]
+    out = [
         f"{summary['scenario']} ({summary['mode']}, seed {summary['seed']}): "
-        f"{summary['events']['quotes']:,} quotes over {summary['time']['elapsed_s']:g}s "
-        f"of scenario time{took}"
-    )
-    out.append(line(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    out.extend(line(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-    out.append(
-        f"PnL in {summary['report_currency']}; exits by reason: "
-        f"{p['exit_reasons'] or 'none'}; orders: {summary['orders'] or 'none'}"
-    )
-    if summary["guards"]:
-        out.append(f"guards: {summary['guards']}")
+        f"{summary['events']['quotes']:,} quotes over {t['elapsed_s']:g}s of scenario time"
+        f"{took}",
+        f"data from {t['first'] or '?'} to {t['last'] or '?'}"
+        + ("" if summary["complete"] else "  (INTERRUPTED: partial results)"),
+        *_table(summary),
+        f"PnL in {summary['report_currency']}; exits by reason: {_counts(p['exit_reasons'])}",
+        f"orders: {_counts(summary['orders'])}",
+    ]
+    for name, counts in summary["guards"].items():
+        out.append(f"guard {name}: {_counts(counts)}")
+    out.extend(_halts(summary))
+    if summary["execution"]["refused"]:
+        out.append(f"entries refused by the kernel: {_counts(summary['execution']['refused'])}")
     if summary["alerts"]:
-        out.append(f"alerts: {summary['alerts']}")
+        out.append(f"alerts: {_counts(summary['alerts'])}")
     if summary["faults"]:
-        out.append(f"faults: {summary['faults']}")
-    out.append(
-        "ledger: reconciled to the unit"
-        if summary["ledger"]["reconciled"]
-        else "ledger: NOT RECONCILED (see summary.json ledger)"
-    )
-    for e in summary["expectations"]:
-        mark = "PASS" if e["passed"] else "FAIL"
-        out.append(f"  {mark}  {e['name']} {e['expected']}  (actual: {e['actual']})")
+        out.append(f"faults: {_counts(summary['faults'])}")
+    rec = summary["reconciliation"]
+    fills = rec["fills"]
+    if rec["passed"]:
+        out.append(
+            f"reconciliation: {fills['checked']:,} fills priced against the published books "
+            "and fee schedules, balances equal to the venues' to the unit"
+        )
+    else:
+        out.append("reconciliation: FAILED")
+        out.extend(f"  {v}" for v in rec["violations"])
+    out.extend(_expectation(e) for e in summary["expectations"])
     verdict = "all expectations hold" if summary["passed"] else "EXPECTATIONS FAILED"
     out.append(verdict + (f"; outputs in {out_dir}" if out_dir else ""))
     return "\n".join(out)

@@ -1,30 +1,48 @@
-"""Wiring: a loaded scenario becomes components, an engine and a driver; then a summary."""
+"""Wiring: a loaded scenario becomes components, the kernel's services and a driver; then a
+summary. The only module that sees everything; components see their context only.
+"""
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import pluggy
 
-from arbframe.components import FeedEvent
+from arbframe.audit import Audit
+from arbframe.bus import EventBus
+from arbframe.clock import SimClock
+from arbframe.components import (
+    CONTEXTS,
+    Component,
+    Exchange,
+    FeedEvent,
+    RunInfo,
+    SimulatedExchange,
+    Strategy,
+)
 from arbframe.driver import DriveStats, run_simulated
-from arbframe.engine import Engine
 from arbframe.errors import ArbframeError, ConfigError
+from arbframe.execution import ExecutionEngine, ExecutionSettings
+from arbframe.ledger import Ledger
+from arbframe.market import MarketView
+from arbframe.model import Book
+from arbframe.money import MONEY_CONTEXT
+from arbframe.outputs import Outputs
 from arbframe.plugins import Registry
+from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
 from arbframe.summary import build_summary
 from arbframe.units import parse_duration
 
 
 class Run:
-    """One execution of a scenario. Components reach the engine and helpers through it."""
+    """One execution of a scenario."""
 
     def __init__(
         self,
@@ -35,102 +53,120 @@ class Run:
     ) -> None:
         self.loaded = loaded
         self.scenario: dict[str, Any] = loaded.data
-        self.name: str = self.scenario["name"]
-        self.seed: int = self.scenario.get("seed", 0) if seed is None else seed
-        self.report_currency: str = self.scenario.get("report_currency", "USDT")
         self.registry = registry
         self.pm = pm
-        self.hook = pm.hook
+        sc = self.scenario
+        self.info = RunInfo(
+            name=sc["name"],
+            seed=sc.get("seed", 0) if seed is None else seed,
+            mode=sc.get("mode", "paper"),
+            clock=sc.get("clock", "simulated"),
+            report_currency=sc.get("report_currency", "USDT"),
+            session=sc.get("session", sc["name"]),
+        )
+        self.clock = SimClock()
+        self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
-        self._wire()
+        self.stats = DriveStats()
+        self.interrupted = False
+        with localcontext(MONEY_CONTEXT):
+            self._wire()
 
-    # ---- helpers for components ---------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    # ---- building components ------------------------------------------------------------------
+
+    def _build(self, kind: str, path: tuple[str | int, ...], name: str, **services: Any) -> Any:
+        block: Any = self.scenario
+        for part in path:
+            block = block[part]
+        kernel_keys = ("type", "name", "execution") if kind == "strategy" else ("type",)
+        config = {k: v for k, v in block.items() if k not in kernel_keys}
+        ctx = CONTEXTS[kind](
+            info=self.info,
+            resolve_path=self.resolve_path,
+            error=self.loaded.error,
+            **services,
+        )
+        try:
+            component: Component = self.registry.get(kind, block["type"]).cls(
+                config, name=name, ctx=ctx
+            )
+        except ConfigError as err:
+            raise self.loaded.error((*path, *err.key), err.message) from None
+        component.scenario_path = path
+        return component
 
     def resolve_path(self, path: str | Path) -> Path:
         """Relative paths in a scenario resolve against the scenario file's directory."""
         return self.loaded.path.parent / Path(path)
 
-    def venue_quote(self, venue: str) -> str:
-        return self.venues[venue].quote
-
-    def fx_rate(self, currency: str) -> float:
-        return float(self.fx[currency])
-
-    def fault(self, name: str, **detail: Any) -> None:
-        """Fault injectors call this when they fire."""
-        self.fault_counts[name] += 1
-        self.hook.arbframe_on_fault(run=self, name=name, detail=detail)
-
-    def error(self, path: tuple[str | int, ...], message: str) -> ArbframeError:
+    def _error(self, path: tuple[str | int, ...], message: str) -> ArbframeError:
         return self.loaded.error(path, message)
 
-    # ---- wiring -------------------------------------------------------------------------
-
-    def _build(self, kind: str, path: tuple[str | int, ...], name: str) -> Any:
-        block: Any = self.scenario
-        for part in path:
-            block = block[part]
-        config = {k: v for k, v in block.items() if k != "type"}
-        try:
-            component = self.registry.get(kind, block["type"]).cls(config, name=name, run=self)
-        except ConfigError as err:
-            raise self.error((*path, *err.key), err.message) from None
-        component.scenario_path = path
-        return component
+    # ---- wiring ---------------------------------------------------------------------------------
 
     def _wire(self) -> None:
         sc = self.scenario
-        if sc.get("clock", "simulated") != "simulated":
-            raise self.error(
+        if self.info.clock != "simulated":
+            raise self._error(
                 ("clock",), "the wall-clock driver is not available yet; use clock: simulated"
             )
-        if sc.get("mode", "paper") in ("shadow", "live"):
-            raise self.error(
+        if self.info.mode in ("shadow", "live"):
+            raise self._error(
                 ("mode",),
-                f"mode {sc['mode']} needs real venues, which are not "
-                "available yet; use backtest or paper",
+                f"mode {self.info.mode} needs real venues, which are not available yet; "
+                "use backtest or paper",
             )
-        self.venues = {
-            name: self._build("exchange", ("venues", name), name) for name in sc["venues"]
+        fx = {cur: Decimal(str(rate)) for cur, rate in sc.get("fx", {}).items()}
+        self.market = MarketView(self.info.report_currency, fx)
+        self.venues: dict[str, Exchange] = {
+            name: self._build(
+                "exchange", ("venues", name), name, clock=self.clock, report=self._report
+            )
+            for name in sc["venues"]
         }
-        self.fx = {cur: Decimal(str(rate)) for cur, rate in sc.get("fx", {}).items()}
-        self.fx[self.report_currency] = Decimal(1)
         for name, venue in self.venues.items():
-            if venue.quote not in self.fx:
-                raise self.error(
-                    ("venues", name),
-                    f"no FX rate for {venue.quote}: add "
-                    f"fx: {{{venue.quote}: <units per {self.report_currency}>}}",
-                )
-        for venue, assets in sc.get("capital", {}).items():
-            if venue not in self.venues:
-                raise self.error(
-                    ("capital", venue),
-                    f"unknown venue {venue!r} (venues: {', '.join(self.venues)})",
-                )
-            for asset, amount in assets.items():
-                self.venues[venue].balances[asset] = Decimal(str(amount))
+            self.market.add_venue(name, venue)
+        self._fund()
         self.feeds = [
-            self._build("feed", ("feeds", i), f"feeds[{i}]") for i in range(len(sc["feeds"]))
+            self._build(
+                "feed",
+                ("feeds", i),
+                f"feeds[{i}]",
+                fx_rate=self.fx_rate,
+                venue_quote=self.venue_quote,
+            )
+            for i in range(len(sc["feeds"]))
         ]
-        for i, feed in enumerate(self.feeds):
-            for venue in feed.venues():
-                if venue not in self.venues:
-                    raise self.error(
-                        ("feeds", i),
-                        f"feed quotes unknown venue {venue!r} (venues: {', '.join(self.venues)})",
-                    )
-                for symbol in feed.symbols():
-                    if symbol not in self.venues[venue].markets:
-                        self.venues[venue].add_market(symbol)
-        self.engine = Engine(self, self.venues, self.fx)
-        self.strategy = self._build("strategy", ("strategy",), "strategy")
-        self.engine.strategy = self.strategy
+        self._add_instruments()
+        self.ledger = Ledger(
+            self.info.report_currency, {n: v.balances() for n, v in self.venues.items()}
+        )
         self.guards = [
-            self._build("guard", ("guards", i), b.get("name", b["type"]))
+            self._build(
+                "guard",
+                ("guards", i),
+                b.get("name", b["type"]),
+                clock=self.clock,
+                alert=self._alert,
+            )
             for i, b in enumerate(sc.get("guards", []))
         ]
-        self.engine.guards = self.guards
+        self.guard_chain = GuardChain(self.guards, self.bus.publish)
+        self.execution = ExecutionEngine(
+            self.clock,
+            self.bus,
+            self.market,
+            self.venues,
+            self.ledger,
+            self.guard_chain,
+            self.info.session,
+        )
+        self.settings = ExecutionSettings.from_config(sc.get("execution", {}))
+        self.strategies = self._build_strategies()
         # Built now (config errors surface here); they receive events only while running.
         self.listeners = [
             self._build(kind, (slot, i), f"{slot}[{i}]")
@@ -138,9 +174,129 @@ class Run:
             for i in range(len(sc.get(slot, [])))
         ]
         self.faults = [
-            self._build("fault", ("faults", i), f"faults[{i}]")
+            self._build(
+                "fault",
+                ("faults", i),
+                f"faults[{i}]",
+                clock=self.clock,
+                venues=self.venues,
+                fired=self._fault,
+                order=self.execution.orders.get,
+            )
             for i in range(len(sc.get("faults", [])))
         ]
+        self.audit = Audit(self.market)
+        self.bus.subscribe_journal(self.audit.on_event)
+
+    def _fund(self) -> None:
+        capital = self.scenario.get("capital", {})
+        for venue, assets in capital.items():
+            if venue not in self.venues:
+                raise self._error(
+                    ("capital", venue),
+                    f"unknown venue {venue!r} (venues: {', '.join(self.venues)})",
+                )
+        for name, venue in self.venues.items():
+            if not isinstance(venue, SimulatedExchange):
+                continue
+            if name not in capital:
+                raise self._error(
+                    ("venues", name),
+                    f"venue {name!r} has no capital, so it could not trade: add "
+                    f"capital: {{{name}: {{<asset>: <amount>}}}} (an empty mapping if it "
+                    "really starts empty)",
+                )
+            venue.fund({a: Decimal(str(v)) for a, v in capital[name].items()})
+
+    def _add_instruments(self) -> None:
+        for i, feed in enumerate(self.feeds):
+            for venue in feed.venues():
+                if venue not in self.venues:
+                    raise self._error(
+                        ("feeds", i),
+                        f"feed quotes unknown venue {venue!r} (venues: {', '.join(self.venues)})",
+                    )
+                target = self.venues[venue]
+                if not isinstance(target, SimulatedExchange):
+                    raise self._error(
+                        ("feeds", i), f"venue {venue!r} is not simulated: feeds cannot drive it"
+                    )
+                for symbol in feed.symbols():
+                    if not self.market.has(venue, symbol):
+                        book = Book()
+                        self.market.add_instrument(target.add_instrument(symbol, book), book)
+        for instrument in self.market.instruments():
+            if instrument.quote not in self.market.fx_exact:
+                raise self._error(
+                    ("venues", instrument.venue),
+                    f"no FX rate for {instrument.quote}: add fx: {{{instrument.quote}: "
+                    f"<units per {self.info.report_currency}>}}",
+                )
+
+    def _build_strategies(self) -> list[Strategy]:
+        sc = self.scenario
+        slots = [("strategy",)] if "strategy" in sc else [
+            ("strategies", i) for i in range(len(sc["strategies"]))
+        ]  # fmt: skip
+        strategies: list[Strategy] = []
+        names: set[str] = set()
+        for path in slots:
+            block: Any = sc
+            for part in path:
+                block = block[part]
+            name = block.get("name", block["type"] if path == ("strategy",) else block["type"])
+            if name in names:
+                raise self._error(
+                    (*path, "type"),
+                    f"two strategies are named {name!r}: give each a distinct name:",
+                )
+            names.add(name)
+            settings = ExecutionSettings.from_config(block.get("execution", {}), self.settings)
+            holder: list[Strategy] = []
+            port = self.execution.port(name, settings, lambda t, h=holder: h[0].on_trade(t))
+            strategy = self._build(
+                "strategy",
+                path,
+                name,
+                clock=self.clock,
+                market=self.market,
+                execution=port,
+                set_timer=self._timer_setter(holder),
+                alert=self._alert,
+            )
+            holder.append(strategy)
+            strategies.append(strategy)
+        return strategies
+
+    # ---- services -------------------------------------------------------------------------------
+
+    def _report(self, report: Any) -> None:
+        self.execution.on_report(report)
+
+    def _alert(self, severity: str, title: str, detail: str = "") -> None:
+        self.execution.alert(severity, title, detail)
+
+    def _fault(self, name: str, **detail: Any) -> None:
+        self.fault_counts[name] += 1
+        self.bus.publish("fault", name=name, detail=detail)
+
+    def _timer_setter(self, holder: list[Strategy]) -> Callable[[int, Any], None]:
+        def fire(payload: Any) -> None:
+            if not self.execution.closing:
+                holder[0].on_timer(self.clock.now, payload)
+
+        def set_timer(delay: int, payload: Any) -> None:
+            self.clock.call_later(max(0, delay), fire, payload)
+
+        return set_timer
+
+    def fx_rate(self, currency: str) -> float:
+        return self.market.fx[currency]
+
+    def venue_quote(self, venue: str) -> str:
+        return self.venues[venue].quote  # type: ignore[attr-defined]
+
+    # ---- running --------------------------------------------------------------------------------
 
     def _events(self) -> Iterator[FeedEvent]:
         streams = [feed.events() for feed in self.feeds]
@@ -148,40 +304,92 @@ class Run:
             return streams[0]
         return heapq.merge(*streams, key=itemgetter(0))
 
-    # ---- running ------------------------------------------------------------------------
+    def _deliver(self, name: str, payload: dict[str, Any]) -> None:
+        getattr(self.pm.hook, f"arbframe_on_{name}")(run=self.info, **payload)
 
-    def execute(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        duration = parse_duration(self.scenario["duration"])
-        for listener in self.listeners:
+    def _drive(self, progress: Callable[[int, int], None] | None) -> None:
+        targets = {}
+        for instrument in self.market.instruments():
+            venue, symbol = instrument.venue, instrument.symbol
+            simulated: Any = self.venues[venue]
+            targets[(venue, symbol)] = (self.audit.recorder(venue, symbol), simulated.on_book)
+        starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
+
+        def on_first(ts: int) -> None:
+            for start in starters:
+                start(ts)
+
+        bus = self.bus
+        deliver = self._deliver
+
+        def after_instant() -> None:
+            if bus.pending:
+                bus.drain(deliver)
+
+        run_simulated(
+            self.clock,
+            self._events(),
+            parse_duration(self.scenario["duration"]),
+            targets,
+            self.market.set_fx,
+            [s.on_market for s in self.strategies],
+            after_instant,
+            on_first,
+            progress,
+            self.stats,
+        )
+        # Wind down: strategies have their say, open trades close, in-flight orders settle.
+        for strategy in self.strategies:
+            strategy.on_end()
+        self.execution.wind_down()
+        self.clock.drain()
+        bus.drain(deliver)
+
+    def execute(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        out_dir: Path | None = None,
+    ) -> dict[str, Any]:
+        """Run the scenario; return the summary. Ctrl-C ends the run early: the summary
+        is then marked ``complete: false`` and ``self.interrupted`` is set."""
+        outputs = Outputs(out_dir, self.execution) if out_dir is not None else None
+        listeners = [*self.listeners, *([outputs] if outputs else [])]
+        for listener in listeners:
             self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
+        complete = False
         try:
-            self.strategy.on_start()
-            for fault in self.faults:
-                fault.arm()
-            self.hook.arbframe_on_run_start(run=self)
-            self.stats: DriveStats = run_simulated(self.engine, self._events(), duration, progress)
-            summary = build_summary(self, self.stats)
-            self.hook.arbframe_on_run_end(run=self, summary=summary)
+            with localcontext(MONEY_CONTEXT):
+                for strategy in self.strategies:
+                    strategy.on_start()
+                for fault in self.faults:
+                    fault.arm()
+                self.pm.hook.arbframe_on_run_start(run=self.info)
+                try:
+                    self._drive(progress)
+                    complete = True
+                except KeyboardInterrupt:
+                    self.interrupted = True
+                    self.bus.drain(self._deliver)
+                summary = self.summary(complete)
+                self.pm.hook.arbframe_on_run_end(run=self.info, summary=summary)
         finally:
-            for listener in self.listeners:
+            if not complete and not self.interrupted and outputs is not None:
+                outputs.crashed(self.summary(False))
+            for listener in listeners:
                 listener.close()
                 self.pm.unregister(listener)
         return summary
 
-    def write_outputs(self, out_dir: Path, summary: dict[str, Any]) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "summary.json").write_text(dumps(summary) + "\n")
-        ledger = self.engine.ledger
-        _write_jsonl(out_dir / "fills.jsonl", (f.as_dict() for f in ledger.fills))
-        _write_jsonl(out_dir / "trades.jsonl", (t.as_dict() for t in ledger.closed if t.fills))
-        _write_jsonl(out_dir / "orders.jsonl", (o.as_dict() for o in self.engine.orders.values()))
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=str)
-
-
-def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> None:
-    with path.open("w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, default=str) + "\n")
+    def summary(self, complete: bool = True) -> dict[str, Any]:
+        return build_summary(
+            info=self.info,
+            scenario=self.scenario,
+            stats=self.stats,
+            execution=self.execution,
+            guards=self.guard_chain,
+            market=self.market,
+            audit=self.audit,
+            venues=self.venues,
+            faults=self.fault_counts,
+            complete=complete,
+        )

@@ -300,7 +300,7 @@ def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -
                 )
             )
             continue
-        schema = component_schema(info.schema, info.type_name)
+        schema = component_schema(info.schema, info.type_name, kind)
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as e:  # a plugin bug, not the scenario's: no position

@@ -16,6 +16,7 @@ SLOTS = {
     "venues": "exchange",
     "feeds": "feed",
     "strategy": "strategy",
+    "strategies": "strategy",
     "guards": "guard",
     "sinks": "sink",
     "alerts": "alert",
@@ -46,12 +47,38 @@ POSITIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["posit
 NONNEGATIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["nonnegative_decimal"]
 
 
-def component_schema(info_schema: dict[str, Any], type_name: str) -> dict[str, Any]:
-    """A plugin's config schema with the `type` key added (what a scenario block holds)."""
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with local ``$ref``s into ``defs`` replaced by their targets."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(value, defs) for value in schema]
+    return schema
+
+
+# The kernel's own keys in a strategy block: its name, and execution settings that
+# override the scenario's `execution:` for its trades.
+STRATEGY_KEYS: dict[str, Any] = {
+    "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+    "execution": _inline(_load("scenario.schema.json")["$defs"]["execution"], _load(
+        "scenario.schema.json")["$defs"]),
+}
+
+
+def component_schema(
+    info_schema: dict[str, Any], type_name: str, kind: str = ""
+) -> dict[str, Any]:
+    """A plugin's config schema with the `type` key added (what a scenario block holds),
+    and for strategies the kernel's `name` and `execution` keys."""
     schema = copy.deepcopy(info_schema)
     schema.setdefault("type", "object")
     props = schema.setdefault("properties", {})
     props["type"] = {"const": type_name}
+    if kind == "strategy":
+        props.update(copy.deepcopy(STRATEGY_KEYS))
     return schema
 
 
@@ -62,7 +89,7 @@ def composed_schema(registry: Registry) -> dict[str, Any]:
         types = registry.types(kind)
         branches = []
         for name, info in sorted(types.items()):
-            branch = component_schema(info.schema, name)
+            branch = component_schema(info.schema, name, kind)
             branch["description"] = info.cls.description or branch.get("description", "")
             branches.append(
                 {

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from arbframe.kpi import kpis
-from arbframe.model import Trade, money
+from arbframe.model import BalanceChange, Trade, money
 
 if TYPE_CHECKING:
+    from arbframe.audit import Audit
+    from arbframe.components import Exchange, RunInfo
     from arbframe.driver import DriveStats
-    from arbframe.runner import Run
+    from arbframe.execution import ExecutionEngine
+    from arbframe.market import MarketView
+    from arbframe.risk import GuardChain
 
 # Every run asserts this on top of the scenario's own `expect:`.
-BUILTIN_EXPECT = {"ledger.reconciled": {"eq": True}}
+BUILTIN_EXPECT = {"reconciliation.passed": {"eq": True}}
 COMPARATORS = {
     "min": lambda a, b: a >= b,
     "ge": lambda a, b: a >= b,
@@ -25,91 +30,158 @@ COMPARATORS = {
     "eq": lambda a, b: a == b,
     "ne": lambda a, b: a != b,
 }
+EQUITY_QUANTUM = Decimal("1e-8")
 
 
-def build_summary(run: Run, stats: DriveStats) -> dict[str, Any]:
-    engine = run.engine
-    ledger = engine.ledger
-    opened = [t for t in ledger.trades.values() if t.fills]
-    closed = [t for t in ledger.closed if t.fills]
-    equity_start = _equity(run, start=True)
+def build_summary(
+    *,
+    info: RunInfo,
+    scenario: dict[str, Any],
+    stats: DriveStats,
+    execution: ExecutionEngine,
+    guards: GuardChain,
+    market: MarketView,
+    audit: Audit,
+    venues: dict[str, Exchange],
+    faults: dict[str, int],
+    complete: bool,
+) -> dict[str, Any]:
+    ledger = execution.ledger
+    opened = [t for t in execution.trades.values() if t.fills]
+    closed = [t for t in execution.closed if t.fills]
+    valuation = _Valuation(market, audit)
+    equity_start = valuation.equity(ledger.start_balances, start=True)
+    equity_end = valuation.equity(ledger.balances, start=False)
+    moved = valuation.entries(ledger.entries)
     portfolio = kpis(closed, equity_start, opened)
-    equity_end = _equity(run, start=False)
     portfolio["equity_start"] = money(equity_start)
     portfolio["equity_end"] = money(equity_end)
-    # What the marks moved besides the strategy: inventory revalued at the last mids.
-    portfolio["inventory_pnl"] = money(equity_end - equity_start - Decimal(portfolio["pnl"]))
-    portfolio["entry_failures"] = sum(1 for t in ledger.closed if not t.fills)
-    by_symbol: dict[str, list[Trade]] = defaultdict(list)
-    by_route: dict[str, dict[str, list[Trade]]] = defaultdict(lambda: defaultdict(list))
-    for trade in opened:
-        by_symbol[trade.symbol].append(trade)
-        by_route[trade.symbol][f"{trade.buy_venue}_to_{trade.sell_venue}"].append(trade)
-    symbols = {
-        sym: kpis([t for t in closed if t.symbol == sym], equity_start, trades)
-        for sym, trades in sorted(by_symbol.items())
-    }
-    routes = {
-        sym: {
-            route: kpis(
-                [
-                    t
-                    for t in closed
-                    if t.symbol == sym and f"{t.buy_venue}_to_{t.sell_venue}" == route
-                ],
-                equity_start,
-                trades,
-            )
-            for route, trades in sorted(per.items())
-        }
-        for sym, per in sorted(by_route.items())
-    }
+    portfolio["balance_changes"] = money(moved)
+    # What the marks moved besides trading and the money moved in or out.
+    portfolio["inventory_pnl"] = money(
+        equity_end - equity_start - moved - Decimal(portfolio["pnl"])
+    )
+    portfolio["entry_failures"] = sum(1 for t in execution.closed if not t.fills)
     summary: dict[str, Any] = {
-        "scenario": run.name,
-        "seed": run.seed,
-        "mode": run.scenario.get("mode", "paper"),
-        "clock": run.scenario.get("clock", "simulated"),
-        "report_currency": run.report_currency,
+        "scenario": info.name,
+        "seed": info.seed,
+        "mode": info.mode,
+        "clock": info.clock,
+        "session": info.session,
+        "report_currency": info.report_currency,
+        "complete": complete,
         "time": {
             "start_ns": stats.start,
             "end_ns": stats.end,
             "elapsed_s": round((stats.end - stats.start) / 1e9, 6),
+            "first": _iso(stats.start),
+            "last": _iso(stats.end),
         },
-        "events": {"quotes": stats.quotes, "fx_updates": stats.fx_updates},
+        "events": {
+            "quotes": stats.quotes,
+            "fx_updates": stats.fx_updates,
+            "instants": stats.instants,
+        },
         "portfolio": portfolio,
-        "symbols": symbols,
-        "routes": routes,
-        "orders": dict(sorted(engine.order_counts.items())),
-        "guards": {
-            name: dict(sorted(c.items())) for name, c in sorted(engine.guard_counts.items())
+        "symbols": _grouped(closed, opened, equity_start, lambda t: t.symbol),
+        "routes": {
+            symbol: _grouped(
+                [t for t in closed if t.symbol == symbol],
+                [t for t in opened if t.symbol == symbol],
+                equity_start,
+                lambda t: t.route,
+            )
+            for symbol in sorted({t.symbol for t in opened})
         },
-        "guard_state": {guard.name: guard.state() for guard in engine.guards},
-        "alerts": dict(sorted(engine.alert_counts.items())),
-        "faults": dict(sorted(run.fault_counts.items())),
-        "ledger": ledger.reconcile(engine.venues),
+        "strategies": _grouped(closed, opened, equity_start, lambda t: t.strategy),
+        "orders": dict(sorted(execution.order_counts.items())),
+        "execution": {
+            "refused": dict(sorted(execution.refusals.items())),
+            "halts": list(execution.halts),
+        },
+        "guards": {name: dict(sorted(c.items())) for name, c in sorted(guards.counts.items())},
+        "guard_first": {
+            name: {
+                action: {"ts": ts, "at": _iso(ts), "reason": reason}
+                for action, (ts, reason) in sorted(first.items())
+            }
+            for name, first in sorted(guards.first.items())
+        },
+        "guard_state": guards.state(),
+        "alerts": dict(sorted(execution.alert_counts.items())),
+        "faults": dict(sorted(faults.items())),
+        "reconciliation": audit.report(ledger, venues),
     }
-    expect = {**run.scenario.get("expect", {}), **BUILTIN_EXPECT}
+    expect = {**scenario.get("expect", {}), **BUILTIN_EXPECT}
     summary["expectations"] = evaluate(expect, summary)
     summary["passed"] = all(e["passed"] for e in summary["expectations"])
     return summary
 
 
-def _equity(run: Run, start: bool) -> Decimal:
-    """Balances valued in the report currency at the first (or last) mid of each venue,
-    and the FX rates of the scenario's `fx:` (or those in force at the end)."""
-    total = Decimal(0)
-    engine = run.engine
-    for name, venue in engine.venues.items():
-        balances = engine.ledger.start_balances[name] if start else venue.balances
-        rate = (engine.start_fx if start else engine.fx)[venue.quote]
-        for asset, amount in balances.items():
-            if asset == venue.quote:
-                total += amount / rate
-            elif asset in venue.books and venue.books[asset].ready:
-                book = venue.books[asset]
-                mid = venue.first_mid[asset] if start else (book.bids[0][0] + book.asks[0][0]) / 2
-                total += amount * Decimal(repr(mid)) / rate
-    return total.quantize(Decimal("1e-8"))
+def _grouped(
+    closed: list[Trade], opened: list[Trade], equity_start: Decimal, key: Any
+) -> dict[str, Any]:
+    groups: dict[str, list[Trade]] = defaultdict(list)
+    for trade in opened:
+        groups[key(trade)].append(trade)
+    return {
+        name: kpis([t for t in closed if key(t) == name], equity_start, trades)
+        for name, trades in sorted(groups.items())
+    }
+
+
+class _Valuation:
+    """Balances in the report currency: currencies at their FX rate, a venue's traded
+    assets at the mid of that venue's first (or last) published book; anything else 0."""
+
+    def __init__(self, market: MarketView, audit: Audit) -> None:
+        self.market = market
+        self.audit = audit
+
+    def price(self, venue: str, asset: str, start: bool) -> Decimal | None:
+        fx = self.market.start_fx if start else self.market.fx_exact
+        if asset in fx:
+            return 1 / fx[asset]
+        for instrument in self.market.instruments(venue):
+            if instrument.base != asset or instrument.quote not in fx:
+                continue
+            key = (venue, instrument.symbol)
+            if start:
+                mid = self.audit.first_mid.get(key)
+            else:
+                history = self.audit.history.get(key)
+                mid = _mid(history[-1]) if history else None
+            if mid is not None:
+                return Decimal(repr(mid)) / fx[instrument.quote]
+        return None
+
+    def equity(self, balances: dict[str, Any], start: bool) -> Decimal:
+        total = Decimal(0)
+        for venue, assets in balances.items():
+            for asset, amount in assets.items():
+                price = self.price(venue, asset, start)
+                if price is not None:
+                    total += amount * price
+        return total.quantize(EQUITY_QUANTUM)
+
+    def entries(self, entries: list[BalanceChange]) -> Decimal:
+        total = Decimal(0)
+        for entry in entries:
+            price = self.price(entry.venue, entry.asset, start=False)
+            if price is not None:
+                total += entry.amount * price
+        return total.quantize(EQUITY_QUANTUM)
+
+
+def _mid(entry: tuple[int, Any, Any]) -> float | None:
+    _, bids, asks = entry
+    return (bids[0][0] + asks[0][0]) / 2 if bids and asks else None
+
+
+def _iso(ts: int) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
 def lookup(summary: dict[str, Any], path: str) -> Any:
@@ -154,7 +226,7 @@ def evaluate(expect: dict[str, dict[str, Any]], summary: dict[str, Any]) -> list
             a, b = _number(actual), _number(expected)
             try:
                 passed = passed and bool(COMPARATORS[op](a, b))
-            except TypeError:
+            except (TypeError, InvalidOperation):
                 passed = False
         results.append({"name": path, "expected": checks, "actual": actual, "passed": passed})
     return results

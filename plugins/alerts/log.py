@@ -14,6 +14,7 @@ SEVERITIES = ["P0", "P1", "P2", "P3"]
 
 class LogAlerts(AlertChannel):
     type_name = "log"
+    interface_version = 2
     description = "Alerts as lines on stderr or in a file."
     config_schema = {
         "type": "object",
@@ -28,8 +29,8 @@ class LogAlerts(AlertChannel):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.max_rank = SEVERITIES.index(config.get("min_severity", "P1"))
         self.stream: TextIO = sys.stderr
         self.sent = 0
@@ -37,7 +38,7 @@ class LogAlerts(AlertChannel):
     @hookimpl
     def arbframe_on_run_start(self, run: Any) -> None:
         if "path" in self.config:  # opened when the run starts: validating writes nothing
-            self.stream = run.resolve_path(self.config["path"]).open("a")
+            self.stream = self.ctx.resolve_path(self.config["path"]).open("a")
 
     @hookimpl
     def arbframe_on_alert(self, run: Any, alert: Alert) -> None:

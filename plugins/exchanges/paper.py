@@ -1,36 +1,62 @@
-"""`paper`: a simulated venue that fills orders against the latest published book.
+"""`paper`: a simulated venue that fills orders against the book the feeds published.
 
-What it models: taker fills that walk the book level by level (slippage), partial fills
-when depth is short (a market order's unfilled rest is canceled, IOC-style), limit orders
-that take what crosses on arrival and rest for the remainder (filled as maker when a later
-book crosses their price), one-way latency between a decision and its execution, taker and
-maker fees charged in the quote currency and rounded half-even to the quote unit, balance
-locks for resting orders, and rejects for insufficient balance, amounts below the minimum
-or off the amount step, and notionals below the minimum.
+What it models: taker fills that walk the book level by level (slippage); its own fills
+consuming the levels they took until the feed's next book replaces them (a second order
+in the same instant cannot fill again from the same depth); partial fills when depth is
+short (a market order's unfilled rest is canceled, IOC-style); limit orders that take
+what crosses on arrival and rest for the remainder (filled as maker at their price when a
+later book crosses it); one-way latency between a decision and its execution; taker and
+maker fees in the quote currency, the base asset, the asset received, or a third asset at
+a configured price, rounded half-even to the asset's unit; balance locks for resting
+orders; rejects for insufficient balance, amounts below the minimum or off the step, and
+notionals below the minimum; its own account, kept apart from the kernel's ledger; and,
+for drills, reports that arrive late, out of order or twice (``report_delays``,
+``duplicate_reports``) and money that moves without a fill (``transfers``).
 
-What it does not model: our own orders depleting the book (every order sees the book as
-last published), queue position of resting orders, rate limits, and self-trade rules.
+What it does not model: queue position of resting orders, market impact beyond the levels
+taken (other traders do not react), rate limits, and self-trade rules.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from arbframe.components import Exchange
+from arbframe.components import SimulatedExchange
+from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import BUY, LIMIT, MARKET, Book, Fill, Market, Order, OrderStatus
+from arbframe.model import (
+    BUY,
+    LIMIT,
+    MARKET,
+    Accepted,
+    BalanceChange,
+    Book,
+    CancelRejected,
+    Closed,
+    FeeSchedule,
+    FillReport,
+    Instrument,
+    OrderNotFound,
+    OrderRequest,
+    OrderStatus,
+    Report,
+)
+from arbframe.orders import OrderState
 from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL
 from arbframe.units import parse_duration
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 
-# An order filter (installed by fault injectors) sees each order on arrival and may return
-# ("reject", reason) or ("cap", max_amount) to limit what can fill.
-OrderFilter = Callable[[Order, int], tuple[str, Any] | None]
+# Order filters (installed by fault injectors) see each order on arrival and may return
+# ("reject", reason) or ("cap", max_amount) to limit what can fill. Report filters see each
+# report before it leaves and return True to lose it.
+OrderFilter = Callable[[OrderRequest, int], tuple[str, Any] | None]
+ReportFilter = Callable[[Report], bool]
 
 MARKET_SCHEMA = {
     "type": "object",
@@ -42,14 +68,34 @@ MARKET_SCHEMA = {
         "min_notional": NONNEGATIVE_DECIMAL,
     },
 }
+SIGNED_DECIMAL = {
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d*\.?\d+$"}]
+}
 
 
 def _dec(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
-class PaperExchange(Exchange):
+@dataclass
+class _VenueOrder:
+    """The venue's own record of an order."""
+
+    request: OrderRequest
+    exchange_id: str
+    state: OrderState = OrderState.OPEN
+    filled: Decimal = ZERO
+    fills: list[FillReport] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.request.amount - self.filled
+
+
+class PaperExchange(SimulatedExchange):
     type_name = "paper"
+    interface_version = 2
     description = "Simulated venue filling against the feed's L2 book, with fees and latency."
     config_schema = {
         "type": "object",
@@ -63,6 +109,11 @@ class PaperExchange(Exchange):
                 "properties": {
                     "taker_bps": {"type": "number", "minimum": 0, "maximum": 1000},
                     "maker_bps": {"type": "number", "minimum": -100, "maximum": 1000},
+                    "asset": {
+                        "type": "string",
+                        "description": "quote (default), base, received, or an asset code",
+                    },
+                    "asset_price": POSITIVE_DECIMAL,
                 },
             },
             "latency": DURATION,
@@ -72,236 +123,384 @@ class PaperExchange(Exchange):
                 "description": "Per-symbol precision and minimums; `default` applies to all.",
                 "additionalProperties": MARKET_SCHEMA,
             },
+            "report_delays": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Extra delay before each kind of report leaves the venue.",
+                "properties": {k: DURATION for k in ("ack", "fill", "final", "balance")},
+            },
+            "duplicate_reports": {"type": "boolean"},
+            "transfers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["at", "asset", "amount"],
+                    "properties": {
+                        "at": DURATION,
+                        "asset": {"type": "string", "minLength": 1},
+                        "amount": SIGNED_DECIMAL,
+                        "kind": {"type": "string", "minLength": 1},
+                    },
+                },
+            },
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.quote = config["quote"]
         fees = config.get("fees", {})
-        self.taker_bps = _dec(fees.get("taker_bps", 0))
-        self.maker_bps = _dec(fees.get("maker_bps", fees.get("taker_bps", 0)))
-        self.latency = parse_duration(config.get("latency", 0))
         self.quote_unit = _dec(config.get("quote_unit", "1e-8"))
-        self.markets: dict[str, Market] = {}
+        self.fee_asset = fees.get("asset", "quote")
+        if self.fee_asset not in ("quote", "base", "received") and "asset_price" not in fees:
+            raise ConfigError(
+                f"fees in {self.fee_asset} need asset_price (its price in {self.quote})",
+                ("fees", "asset"),
+            )
+        self.schedule = FeeSchedule(
+            taker_bps=_dec(fees.get("taker_bps", 0)),
+            maker_bps=_dec(fees.get("maker_bps", fees.get("taker_bps", 0))),
+            asset=self.fee_asset,
+            asset_price=_dec(fees["asset_price"]) if "asset_price" in fees else None,
+            quote_unit=self.quote_unit,
+        )
+        self.latency = parse_duration(config.get("latency", 0))
+        delays = config.get("report_delays", {})
+        self.delays = {k: parse_duration(delays.get(k, 0)) for k in ("ack", "fill", "final")}
+        self.delays["balance"] = parse_duration(delays.get("balance", 0))
+        self.duplicate = config.get("duplicate_reports", False)
+        self._instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
-        self.first_mid: dict[str, float] = {}
-        self.balances: dict[str, Decimal] = defaultdict(Decimal)
+        self.account: dict[str, Decimal] = defaultdict(Decimal)
         self.locked: dict[str, Decimal] = defaultdict(Decimal)
-        self.resting: dict[str, list[Order]] = defaultdict(list)
+        self.orders: dict[str, _VenueOrder] = {}
+        self.resting: dict[str, list[_VenueOrder]] = defaultdict(list)
         self.order_filters: list[OrderFilter] = []
+        self.report_filters: list[ReportFilter] = []
+        self._ids = 0
 
-    # ---- set-up -------------------------------------------------------------------------
+    # ---- trading interface --------------------------------------------------------------------
 
-    def add_market(self, symbol: str) -> None:
+    def instruments(self) -> dict[str, Instrument]:
+        return dict(self._instruments)
+
+    def balances(self) -> dict[str, Decimal]:
+        return {asset: amount for asset, amount in self.account.items()}
+
+    def available(self, asset: str) -> Decimal:
+        return self.account[asset] - self.locked[asset]
+
+    def submit(self, order: OrderRequest) -> None:
+        self.ctx.clock.call_later(self.latency, self._arrive, order)
+
+    def cancel(self, order: OrderRequest) -> None:
+        self.ctx.clock.call_later(self.latency, self._cancel, order)
+
+    def fetch_order(self, order: OrderRequest) -> None:
+        self.ctx.clock.call_later(self.latency, self._query, order)
+
+    # ---- simulation interface -----------------------------------------------------------------
+
+    def add_instrument(self, symbol: str, book: Book) -> Instrument:
         specs = self.config.get("markets", {})
         spec = {**specs.get("default", {}), **specs.get(symbol, {})}
         step = _dec(spec.get("amount_step", "1e-8"))
-        self.markets[symbol] = Market(
+        base, _, quote = symbol.partition("/")
+        instrument = Instrument(
+            venue=self.name,
             symbol=symbol,
-            quote=self.quote,
+            base=base,
+            quote=quote or self.quote,
             price_tick=_dec(spec.get("price_tick", "1e-8")),
             amount_step=step,
             min_amount=_dec(spec.get("min_amount", step)),
             min_notional=_dec(spec.get("min_notional", 0)),
-            taker_bps=self.taker_bps,
-            maker_bps=self.maker_bps,
-            quote_unit=self.quote_unit,
+            fees=self.schedule,
         )
-        self.books[symbol] = Book()
+        self._instruments[symbol] = instrument
+        self.books[symbol] = book
+        return instrument
 
-    def available(self, asset: str) -> Decimal:
-        return self.balances[asset] - self.locked[asset]
+    def fund(self, balances: dict[str, Decimal]) -> None:
+        for asset, amount in balances.items():
+            self.account[asset] = amount
 
-    # ---- market data (hot path) ---------------------------------------------------------
+    def on_start(self, ts: int) -> None:
+        for i, transfer in enumerate(self.config.get("transfers", [])):
+            at = ts + parse_duration(transfer["at"])
+            self.ctx.clock.call_at(at, self._transfer, i, transfer)
 
     def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
         book = self.books[symbol]
-        if symbol not in self.first_mid and bids and asks:  # only until the first full book
-            self.first_mid[symbol] = (bids[0][0] + asks[0][0]) / 2
         book.bids = bids
         book.asks = asks
         book.ts = ts
         if self.resting[symbol]:
             self._match_resting(symbol)
 
-    # ---- orders -------------------------------------------------------------------------
+    # ---- reports --------------------------------------------------------------------------------
 
-    def submit(self, order: Order) -> None:
-        self.run.engine.schedule(self.run.engine.now + self.latency, self._arrive, order)
+    def _send(self, kind: str, report: Report) -> None:
+        for lose in self.report_filters:
+            if lose(report):
+                return
+        clock, deliver = self.ctx.clock, self.ctx.report
+        clock.call_later(self.delays[kind], deliver, report)
+        if self.duplicate:
+            clock.call_later(self.delays[kind], deliver, report)
 
-    def cancel(self, client_id: str) -> None:
-        self.run.engine.schedule(self.run.engine.now + self.latency, self._cancel, client_id)
+    def _next_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{self.name}-{prefix}{self._ids}"
 
-    def _arrive(self, order: Order) -> None:
-        market = self.markets.get(order.symbol)
-        book = self.books.get(order.symbol)
-        cap = order.amount
+    def _close(self, order: _VenueOrder, state: OrderState, reason: str = "") -> None:
+        order.state, order.reason = state, reason
+        request = order.request
+        self._send(
+            "final",
+            Closed(
+                self.name, request.client_id, state, order.filled, self.ctx.clock.now,
+                reason, order.exchange_id,
+            ),
+        )  # fmt: skip
+
+    # ---- orders ---------------------------------------------------------------------------------
+
+    def _arrive(self, request: OrderRequest) -> None:
+        now = self.ctx.clock.now
+        order = self.orders[request.client_id] = _VenueOrder(request, self._next_id("o"))
+        cap = request.amount
         for order_filter in self.order_filters:
-            verdict = order_filter(order, self.run.engine.now)
+            verdict = order_filter(request, now)
             if verdict and verdict[0] == "reject":
-                return self._reject(order, verdict[1])
+                return self._close(order, OrderState.REJECTED, verdict[1])
             if verdict and verdict[0] == "cap":
                 cap = min(cap, verdict[1])
-        if market is None:
-            return self._reject(order, f"unknown symbol {order.symbol}")
-        if book is None or not book.ready:
-            return self._reject(order, "no book")
-        if order.amount < market.min_amount or order.amount % market.amount_step:
-            return self._reject(order, f"amount {order.amount} below minimum or off step")
-        levels = self._takeable(order, book)
-        plan = self._walk(levels, min(cap, order.amount), market)
-        if order.type == MARKET and not plan:
-            return self._reject(order, "no liquidity")
-        ref_price = order.price if order.type == LIMIT else plan[0][0]
-        if ref_price * order.amount < market.min_notional:
-            return self._reject(order, f"notional below minimum {market.min_notional}")
-        shortfall = self._shortfall(order, plan, market)
-        if shortfall:
-            return self._reject(order, shortfall)
-        order.status = OrderStatus.OPEN
+        problem, plan = self._check(request, cap)
+        if problem:
+            return self._close(order, OrderState.REJECTED, problem)
+        self._send("ack", Accepted(self.name, request.client_id, order.exchange_id, now))
+        instrument = self._instruments[request.symbol]
+        book = self.books[request.symbol]
         for price, amount in plan:
-            self._fill(order, price, amount, market, maker=False)
-        if order.type == LIMIT and order.remaining > 0:
-            if order.filled:
-                order.status = OrderStatus.PARTIALLY_FILLED
-            self._lock(order, market)
-            self.resting[order.symbol].append(order)
+            self._fill(order, price, amount, instrument, maker=False)
+        self._deplete(book, request.side, plan, instrument)
+        if request.type == LIMIT and order.remaining > 0:
+            self._lock(order, instrument)
+            self.resting[request.symbol].append(order)
         elif order.remaining > 0:
-            order.status = OrderStatus.CANCELED
-            order.reason = "insufficient depth" if cap == order.amount else "capped by fault"
+            why = "insufficient depth" if cap == request.amount else "capped by fault"
+            self._close(order, OrderState.CANCELED, why)
         else:
-            order.status = OrderStatus.FILLED
-        self.run.engine.on_order_update(order)
+            self._close(order, OrderState.FILLED)
 
-    def _takeable(self, order: Order, book: Book) -> Any:
-        levels = book.asks if order.side == BUY else book.bids
-        if order.type == MARKET:
+    def _check(self, request: OrderRequest, cap: Decimal) -> tuple[str, list[Any]]:
+        """Why the order is refused ("" if it is not), and the fills it would take now."""
+        instrument = self._instruments.get(request.symbol)
+        if instrument is None:
+            return f"unknown symbol {request.symbol}", []
+        book = self.books[request.symbol]
+        if not book.ready:
+            return "no book", []
+        amount = request.amount
+        if amount < instrument.min_amount or amount % instrument.amount_step:
+            return f"amount {amount} below minimum or off step", []
+        plan = self._walk(self._takeable(request, book), min(cap, amount), instrument)
+        if request.type == MARKET and not plan:
+            return "no liquidity", []
+        ref_price = request.price if request.type == LIMIT else plan[0][0]
+        if ref_price * amount < instrument.min_notional:  # type: ignore[operator]
+            return f"notional below minimum {instrument.min_notional}", []
+        return self._shortfall(request, plan, instrument), plan
+
+    def _takeable(self, request: OrderRequest, book: Book) -> Any:
+        levels = book.asks if request.side == BUY else book.bids
+        if request.type == MARKET:
             return levels
-        limit = float(order.price)  # type: ignore[arg-type]
-        if order.side == BUY:
+        limit = float(request.price)  # type: ignore[arg-type]
+        if request.side == BUY:
             return [lv for lv in levels if lv[0] <= limit]
         return [lv for lv in levels if lv[0] >= limit]
 
-    def _walk(self, levels: Any, amount: Decimal, market: Market) -> list[tuple[Decimal, Decimal]]:
+    def _walk(
+        self, levels: Any, amount: Decimal, instrument: Instrument
+    ) -> list[tuple[Decimal, Decimal]]:
         """Split `amount` over the levels, best first: [(price, amount)], exact."""
         plan = []
         left = amount
         for price, size in levels:
             if left <= 0:
                 break
-            take = min(left, _dec(size).quantize(market.amount_step, ROUND_DOWN))
+            take = min(left, _dec(size).quantize(instrument.amount_step, ROUND_DOWN))
             if take > 0:
-                plan.append((_dec(price).quantize(market.price_tick, ROUND_HALF_EVEN), take))
+                plan.append((_dec(price).quantize(instrument.price_tick, ROUND_HALF_EVEN), take))
                 left -= take
         return plan
 
-    def _fee(self, notional: Decimal, bps: Decimal) -> Decimal:
-        return (notional * bps / BPS).quantize(self.quote_unit, ROUND_HALF_EVEN)
-
-    def _shortfall(self, order: Order, plan: list[tuple[Decimal, Decimal]], market: Market) -> str:
-        """Why the balance cannot cover the order (what fills now plus what would rest)."""
-        if order.side == BUY:
-            cost = sum((p * a for p, a in plan), ZERO)
-            cost += self._fee(cost, market.taker_bps)
-            if order.type == LIMIT:
-                rest = order.amount - sum((a for _, a in plan), ZERO)
-                notional = rest * order.price  # type: ignore[operator]
-                cost += notional + self._fee(notional, max(market.maker_bps, ZERO))
-            if cost > self.available(self.quote):
-                return f"insufficient {self.quote}: need {cost}, have {self.available(self.quote)}"
+    def _deplete(self, book: Book, side: str, plan: list[Any], instrument: Instrument) -> None:
+        """What our fills took is gone from the book until the feed replaces it."""
+        if not plan:
+            return
+        taken = defaultdict(Decimal)
+        for price, amount in plan:
+            taken[price] += amount
+        tick = instrument.price_tick
+        levels = book.asks if side == BUY else book.bids
+        left = []
+        for price, size in levels:
+            gone = taken.pop(_dec(price).quantize(tick, ROUND_HALF_EVEN), ZERO)
+            rest = size - float(gone)
+            if rest > 0 and (rest >= float(instrument.amount_step) or not gone):
+                left.append((price, rest))
+        if side == BUY:
+            book.asks = tuple(left)
         else:
-            need = order.amount if order.type == LIMIT else sum((a for _, a in plan), ZERO)
-            if need > self.available(order.symbol):
-                have = self.available(order.symbol)
-                return f"insufficient {order.symbol}: need {need}, have {have}"
+            book.bids = tuple(left)
+
+    def fee(self, side: str, price: Decimal, amount: Decimal, instrument: Instrument,
+            maker: bool) -> tuple[Decimal, str, Decimal]:  # fmt: skip
+        """(fee, asset, price of the asset in quote) of one fill, from the schedule."""
+        schedule = instrument.fees
+        asset = schedule.fee_asset(side, instrument.base, instrument.quote)
+        if asset == instrument.quote:
+            fee_price, unit = Decimal(1), schedule.quote_unit
+        elif asset == instrument.base:
+            fee_price, unit = price, schedule.unit
+        else:
+            fee_price, unit = schedule.asset_price, schedule.unit  # type: ignore[assignment]
+        bps = schedule.maker_bps if maker else schedule.taker_bps
+        fee = (price * amount * bps / BPS / fee_price).quantize(unit, ROUND_HALF_EVEN)
+        return fee, asset, fee_price
+
+    def _shortfall(self, request: OrderRequest, plan: list[Any], instrument: Instrument) -> str:
+        """Why the balances cannot cover the order (what fills now plus what would rest)."""
+        buy = request.side == BUY
+        spends = instrument.quote if buy else instrument.base
+        receives = instrument.base if buy else instrument.quote
+        need: dict[str, Decimal] = defaultdict(Decimal)
+        for price, amount in plan:
+            need[spends] += price * amount if buy else amount
+            fee, asset, _ = self.fee(request.side, price, amount, instrument, maker=False)
+            if asset != receives:  # a fee taken from what the fill delivers needs no balance
+                need[asset] += fee
+        rest = request.amount - sum((a for _, a in plan), ZERO)
+        if request.type == LIMIT and rest > 0:
+            for asset, amount in self._lock_amounts(request, rest, instrument).items():
+                need[asset] += amount
+        for asset, amount in need.items():
+            if amount > self.available(asset):
+                return f"insufficient {asset}: need {amount}, have {self.available(asset)}"
         return ""
 
     def _fill(
-        self, order: Order, price: Decimal, amount: Decimal, market: Market, maker: bool
-    ) -> None:
+        self, order: _VenueOrder, price: Decimal, amount: Decimal, instrument: Instrument,
+        maker: bool,
+    ) -> None:  # fmt: skip
+        request = order.request
         notional = price * amount
-        fee = self._fee(notional, market.maker_bps if maker else market.taker_bps)
-        ref = _dec(order.reference_price).quantize(market.price_tick, ROUND_HALF_EVEN)
-        if order.side == BUY:
-            self.balances[order.symbol] += amount
-            self.balances[self.quote] -= notional
-            slip = (price - ref) * amount if order.reference_price else ZERO
+        fee, fee_asset, fee_price = self.fee(request.side, price, amount, instrument, maker)
+        account = self.account
+        if request.side == BUY:
+            account[instrument.base] += amount
+            account[instrument.quote] -= notional
         else:
-            self.balances[order.symbol] -= amount
-            self.balances[self.quote] += notional
-            slip = (ref - price) * amount if order.reference_price else ZERO
-        self.balances[self.quote] -= fee
+            account[instrument.base] -= amount
+            account[instrument.quote] += notional
+        account[fee_asset] -= fee
         order.filled += amount
-        order.cost += notional
-        order.fee += fee
-        self.run.engine.on_fill(
-            Fill(
-                ts=self.run.engine.now,
-                venue=self.name,
-                symbol=order.symbol,
-                side=order.side,
-                price=price,
-                amount=amount,
-                quote=self.quote,
-                fee=fee,
-                fee_asset=self.quote,
-                client_id=order.client_id,
-                trade_id=order.trade_id,
-                role=order.role,
-                liquidity="maker" if maker else "taker",
-                slippage=slip,
-            )
+        report = FillReport(
+            venue=self.name,
+            client_id=request.client_id,
+            exchange_id=order.exchange_id,
+            fill_id=self._next_id("f"),
+            ts=self.ctx.clock.now,
+            symbol=request.symbol,
+            side=request.side,
+            price=price,
+            amount=amount,
+            fee=fee,
+            fee_asset=fee_asset,
+            fee_price=fee_price,
+            liquidity="maker" if maker else "taker",
         )
+        order.fills.append(report)
+        self._send("fill", report)
 
-    def _reject(self, order: Order, reason: str) -> None:
-        order.status = OrderStatus.REJECTED
-        order.reason = reason
-        self.run.engine.on_order_update(order)
+    # ---- resting limit orders -------------------------------------------------------------------
 
-    # ---- resting limit orders -----------------------------------------------------------
+    def _lock_amounts(
+        self, request: OrderRequest, rest: Decimal, instrument: Instrument
+    ) -> dict[str, Decimal]:
+        if request.side != BUY:
+            return {instrument.base: rest}
+        notional = rest * request.price  # type: ignore[operator]
+        out = {instrument.quote: notional}
+        if instrument.fees.fee_asset(BUY, instrument.base, instrument.quote) == instrument.quote:
+            rate = max(instrument.fees.maker_bps, ZERO)
+            out[instrument.quote] += (notional * rate / BPS).quantize(self.quote_unit)
+        return out
 
-    def _lock(self, order: Order, market: Market) -> None:
-        if order.side == BUY:
-            notional = order.remaining * order.price  # type: ignore[operator]
-            self.locked[self.quote] += notional + self._fee(notional, max(market.maker_bps, ZERO))
-        else:
-            self.locked[order.symbol] += order.remaining
+    def _lock(self, order: _VenueOrder, instrument: Instrument) -> None:
+        for asset, amount in self._lock_amounts(order.request, order.remaining, instrument).items():
+            self.locked[asset] += amount
 
-    def _unlock(self, order: Order, market: Market) -> None:
-        if order.side == BUY:
-            notional = order.remaining * order.price  # type: ignore[operator]
-            self.locked[self.quote] -= notional + self._fee(notional, max(market.maker_bps, ZERO))
-        else:
-            self.locked[order.symbol] -= order.remaining
+    def _unlock(self, order: _VenueOrder, instrument: Instrument) -> None:
+        for asset, amount in self._lock_amounts(order.request, order.remaining, instrument).items():
+            self.locked[asset] -= amount
 
     def _match_resting(self, symbol: str) -> None:
-        book, market = self.books[symbol], self.markets[symbol]
+        book, instrument = self.books[symbol], self._instruments[symbol]
         for order in list(self.resting[symbol]):
-            plan = self._walk(self._takeable(order, book), order.remaining, market)
+            request = order.request
+            plan = self._walk(self._takeable(request, book), order.remaining, instrument)
             if not plan:
                 continue
-            self._unlock(order, market)
+            self._unlock(order, instrument)
             for _, amount in plan:  # a resting order fills at its own price, as maker
-                self._fill(order, order.price, amount, market, maker=True)  # type: ignore[arg-type]
+                self._fill(order, request.price, amount, instrument, maker=True)  # type: ignore[arg-type]
+            self._deplete(book, request.side, plan, instrument)
             if order.remaining > 0:
-                self._lock(order, market)
-                order.status = OrderStatus.PARTIALLY_FILLED
+                self._lock(order, instrument)
+                order.state = OrderState.PARTIALLY_FILLED
             else:
-                order.status = OrderStatus.FILLED
                 self.resting[symbol].remove(order)
-            self.run.engine.on_order_update(order)
+                self._close(order, OrderState.FILLED)
 
-    def _cancel(self, client_id: str) -> None:
-        for symbol, orders in self.resting.items():
-            for order in orders:
-                if order.client_id == client_id:
-                    self._unlock(order, self.markets[symbol])
-                    orders.remove(order)
-                    order.status = OrderStatus.CANCELED
-                    order.reason = "canceled by request"
-                    self.run.engine.on_order_update(order)
-                    return
+    def _cancel(self, request: OrderRequest) -> None:
+        order = self.orders.get(request.client_id)
+        now = self.ctx.clock.now
+        if order is None or order not in self.resting[request.symbol]:
+            why = "unknown order" if order is None else f"order is {order.state.value}"
+            self._send("final", CancelRejected(self.name, request.client_id, now, why))
+            return
+        self._unlock(order, self._instruments[request.symbol])
+        self.resting[request.symbol].remove(order)
+        self._close(order, OrderState.CANCELED, "canceled by request")
+
+    def _query(self, request: OrderRequest) -> None:
+        order = self.orders.get(request.client_id)
+        now = self.ctx.clock.now
+        if order is None:
+            self._send("final", OrderNotFound(self.name, request.client_id, now))
+            return
+        status = OrderStatus(
+            self.name, request.client_id, order.exchange_id, order.state, order.filled,
+            tuple(order.fills), now, order.reason,
+        )  # fmt: skip
+        self._send("final", status)
+
+    # ---- money without fills --------------------------------------------------------------------
+
+    def _transfer(self, index: int, transfer: dict[str, Any]) -> None:
+        amount = _dec(transfer["amount"])
+        asset = transfer["asset"]
+        self.account[asset] += amount
+        kind = transfer.get("kind", "deposit" if amount > 0 else "withdrawal")
+        change = BalanceChange(
+            self.name, asset, amount, kind, self.ctx.clock.now, f"{self.name}-t{index + 1}"
+        )
+        self._send("balance", change)
 
 
 @hookimpl

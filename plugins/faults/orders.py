@@ -1,10 +1,12 @@
-"""Order faults on a venue, for leg-risk drills.
+"""Order faults on a simulated venue, for leg-risk and lost-message drills.
 
 * `order_reject`: the venue rejects orders (optionally only a role: entering, exiting...)
   within a time window, at most `count` times.
 * `partial_fill`: the venue fills at most `fraction` of each matching order (the rest is
   canceled), within a window, at most `count` times.
-Both act when the order reaches the venue; each firing is counted in `summary.faults`.
+* `report_loss`: reports of matching orders never leave the venue (`reports`: ack, fill,
+  final or all), so the kernel must notice the silence and ask the venue.
+Each acts at the venue and counts each firing in `summary.faults`.
 """
 
 from __future__ import annotations
@@ -15,56 +17,66 @@ from typing import Any
 from arbframe.components import Fault
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import Order
+from arbframe.model import Accepted, Closed, FillReport, OrderRequest, Report
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
 COMMON = {
     "venue": {"type": "string"},
-    "role": {"type": "string", "description": "Only orders of this role (entering, exiting, ...)."},
+    "role": {
+        "type": "string",
+        "description": "Only orders of this role (entering, resizing, exiting, unwinding).",
+    },
     "side": {"enum": ["buy", "sell"]},
     "after": DURATION,
     "until": DURATION,
     "count": {"type": "integer", "minimum": 1},
 }
+REPORTS = {"ack": (Accepted,), "fill": (FillReport,), "final": (Closed,)}
+REPORTS["all"] = REPORTS["ack"] + REPORTS["fill"] + REPORTS["final"]
 
 
 class _OrderFault(Fault):
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    interface_version = 2
+    hook = "order_filters"  # the paper venue's list this fault installs itself in
+
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.after = parse_duration(config.get("after", 0))
         self.until = parse_duration(config["until"]) if "until" in config else None
         self.left = config.get("count")
-        venue = run.venues.get(config["venue"])
+        venue = ctx.venues.get(config["venue"])
         if venue is None:
             raise ConfigError(
-                f"unknown venue {config['venue']!r} (venues: {', '.join(run.venues)})", ("venue",)
+                f"unknown venue {config['venue']!r} (venues: {', '.join(ctx.venues)})", ("venue",)
             )
-        if not hasattr(venue, "order_filters"):  # the hook the paper venue offers
+        if not hasattr(venue, self.hook):  # what the paper venue offers
             raise ConfigError(
-                f"venue {config['venue']!r} ({venue.type_name}) does not support order faults",
+                f"venue {config['venue']!r} ({venue.type_name}) does not support {self.type_name}",
                 ("venue",),
             )
 
     def arm(self) -> None:
-        self.run.venues[self.config["venue"]].order_filters.append(self._filter)
+        getattr(self.ctx.venues[self.config["venue"]], self.hook).append(self._filter)
 
-    def _matches(self, order: Order, now: int) -> bool:
-        elapsed = now - self.run.engine.start
+    def _matches(self, client_id: str, side: str) -> bool:
+        elapsed = self.ctx.clock.now - self.ctx.clock.start
+        order = self.ctx.order(client_id)
+        role = order.role if order is not None else ""
         return (
             elapsed >= self.after
             and (self.until is None or elapsed < self.until)
             and (self.left is None or self.left > 0)
-            and self.config.get("role", order.role) == order.role
-            and self.config.get("side", order.side) == order.side
+            and self.config.get("role", role) == role
+            and self.config.get("side", side) == side
         )
 
-    def _fire(self, order: Order) -> None:
+    def _fire(self, client_id: str) -> None:
         if self.left is not None:
             self.left -= 1
-        self.run.fault(self.type_name, venue=order.venue, client_id=order.client_id)
+        self.ctx.fired(self.type_name, venue=self.config["venue"], client_id=client_id)
 
-    def _filter(self, order: Order, now: int) -> tuple[str, Any] | None:
+    def _filter(self, *args: Any) -> Any:
         raise NotImplementedError
 
 
@@ -78,10 +90,10 @@ class OrderReject(_OrderFault):
         "properties": COMMON,
     }
 
-    def _filter(self, order: Order, now: int) -> tuple[str, Any] | None:
-        if not self._matches(order, now):
+    def _filter(self, order: OrderRequest, now: int) -> tuple[str, Any] | None:
+        if not self._matches(order.client_id, order.side):
             return None
-        self._fire(order)
+        self._fire(order.client_id)
         return ("reject", "rejected by fault injection")
 
 
@@ -98,16 +110,42 @@ class PartialFill(_OrderFault):
         },
     }
 
-    def _filter(self, order: Order, now: int) -> tuple[str, Any] | None:
-        if not self._matches(order, now):
+    def _filter(self, order: OrderRequest, now: int) -> tuple[str, Any] | None:
+        if not self._matches(order.client_id, order.side):
             return None
-        self._fire(order)
-        step = self.run.venues[order.venue].markets[order.symbol].amount_step
+        self._fire(order.client_id)
+        step = self.ctx.venues[order.venue].instruments()[order.symbol].amount_step
         cap = (order.amount * Decimal(str(self.config["fraction"]))).quantize(step, ROUND_DOWN)
         return ("cap", cap)
+
+
+class ReportLoss(_OrderFault):
+    type_name = "report_loss"
+    description = "Reports of matching orders are lost on their way from the venue."
+    hook = "report_filters"
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["venue"],
+        "properties": {**COMMON, "reports": {"enum": sorted(REPORTS)}},
+    }
+
+    def _filter(self, report: Report) -> bool:
+        kinds = REPORTS[self.config.get("reports", "all")]
+        if not isinstance(report, kinds):
+            return False
+        side = getattr(report, "side", None)
+        if side is None:
+            order = self.ctx.order(report.client_id)  # type: ignore[union-attr]
+            side = order.side if order is not None else ""
+        if not self._matches(report.client_id, side):  # type: ignore[union-attr]
+            return False
+        self._fire(report.client_id)  # type: ignore[union-attr]
+        return True
 
 
 @hookimpl
 def arbframe_register_faults(register: Any) -> None:
     register(OrderReject)
     register(PartialFill)
+    register(ReportLoss)

@@ -27,7 +27,7 @@ from arbframe.hookspecs import Register, hookimpl
 from arbframe.units import iso_to_ns
 
 if TYPE_CHECKING:
-    from arbframe.runner import Run
+    from arbframe.components import FeedContext
 
 DEFAULT_COLUMNS = {
     "timestamp": "timestamp",
@@ -103,6 +103,7 @@ class _Source:
 
 class ReplayFeed(Feed):
     type_name = "replay"
+    interface_version = 2
     description = "Recorded L2 books from CSV files (optionally .gz), one per venue, streamed."
     config_schema = {
         "type": "object",
@@ -135,8 +136,8 @@ class ReplayFeed(Feed):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: FeedContext) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self._symbol: str = config["symbol"]
         self._columns = {**DEFAULT_COLUMNS, **config.get("columns", {})}
         unit = config.get("timestamp_unit", "iso")
@@ -162,7 +163,7 @@ class ReplayFeed(Feed):
             ) from None
 
     def _source(self, venue: str, path_text: str, levels: int | None) -> _Source:
-        path = self.run.resolve_path(path_text)
+        path = self.ctx.resolve_path(path_text)
         try:
             with _open(path) as handle:
                 header = tuple(next(csv.reader(handle), ()))

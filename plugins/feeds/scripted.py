@@ -18,7 +18,7 @@ from arbframe.schema import DURATION, POSITIVE_DECIMAL
 from arbframe.units import iso_to_ns, parse_duration
 
 if TYPE_CHECKING:
-    from arbframe.runner import Run
+    from arbframe.components import FeedContext
 
 DEFAULT_START = "2024-01-01T00:00:00Z"
 DEFAULT_SIZE = 1e9  # effectively unlimited depth, so top-of-book tests never run dry
@@ -117,6 +117,7 @@ def _book(at: int, venue: str, symbol: str, bids: Side, asks: Side) -> FeedEvent
 
 class ScriptedFeed(Feed):
     type_name = "scripted"
+    interface_version = 2
     description = "An explicit list of timed books and FX rates, inline or from a CSV file."
     config_schema = {
         "type": "object",
@@ -131,8 +132,8 @@ class ScriptedFeed(Feed):
         "oneOf": [{"required": ["events"]}, {"required": ["csv"]}],
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: FeedContext) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         start = config.get("start", DEFAULT_START)
         try:
             self._start = iso_to_ns(start)
@@ -180,7 +181,7 @@ class ScriptedFeed(Feed):
         return [_book(ts, str(event["venue"]), str(event["symbol"]), bids, asks)]
 
     def _load_csv(self, path_text: str) -> list[FeedEvent]:
-        path = self.run.resolve_path(path_text)
+        path = self.ctx.resolve_path(path_text)
         try:
             handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (with below)
         except OSError as exc:

@@ -59,6 +59,7 @@ NORMAL_BITS = 14
 
 class SyntheticFeed(Feed):
     type_name = "synthetic"
+    interface_version = 2
     description = "Seeded two-venue books with a mean-reverting, regime-switching premium."
     config_schema = {
         "type": "object",
@@ -102,10 +103,10 @@ class SyntheticFeed(Feed):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.p = {**DEFAULTS, **PRESETS.get(config.get("pattern", ""), {}), **config}
-        seed = zlib.crc32(f"{run.seed}:{name}".encode())
+        seed = zlib.crc32(f"{ctx.info.seed}:{name}".encode())
         self.rng = random.Random(seed)
 
     def venues(self) -> list[str]:
@@ -119,12 +120,12 @@ class SyntheticFeed(Feed):
         step = parse_duration(p["interval"])
         dt = step / 1e9
         venues = self.venues()
-        quotes = {v: self.run.venue_quote(v) for v in venues}
+        quotes = {v: self.ctx.venue_quote(v) for v in venues}
         stagger = step // len(venues)
         processes = [_Premium(p, rng, dt, price) for price in self.config["symbols"].values()]
         books = [
             [
-                _BookShape(p, price, self.run.fx_rate(quotes[v]), p.get("tick", {}).get(v))
+                _BookShape(p, price, self.ctx.fx_rate(quotes[v]), p.get("tick", {}).get(v))
                 for v in venues
             ]
             for price in self.config["symbols"].values()

@@ -23,6 +23,7 @@ from arbframe.units import NS, parse_duration
 
 class SymbolGuard(Guard):
     type_name = "symbol"
+    interface_version = 2
     description = "Per-symbol notional cap and cooldown after consecutive losses."
     config_schema = {
         "type": "object",
@@ -35,8 +36,8 @@ class SymbolGuard(Guard):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.max_notional = config.get("max_notional")
         self.max_losses = config.get("max_consecutive_losses")
         self.cooldown = parse_duration(config.get("cooldown", "1m"))
@@ -80,6 +81,7 @@ class SymbolGuard(Guard):
 
 class GlobalGuard(Guard):
     type_name = "global"
+    interface_version = 2
     description = "Portfolio limits: daily realised loss, drawdown, open trades."
     config_schema = {
         "type": "object",
@@ -92,8 +94,8 @@ class GlobalGuard(Guard):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.daily_limit = config.get("daily_loss_limit")
         self.max_drawdown = config.get("max_drawdown")
         self.max_open = config.get("max_open_trades")
@@ -101,6 +103,7 @@ class GlobalGuard(Guard):
         self.day_pnl = Decimal(0)
         self.cumulative = Decimal(0)
         self.peak = Decimal(0)
+        self.open = 0  # trades opened and not yet closed
 
     def check(self, intent: Intent) -> GuardDecision | None:
         if intent.ts // NS["d"] != self.day:
@@ -112,15 +115,17 @@ class GlobalGuard(Guard):
             self.peak - self.cumulative >= Decimal(str(self.max_drawdown))
         ):
             reason = f"drawdown {self.peak - self.cumulative} reached {self.max_drawdown}"
-        elif self.max_open is not None and (
-            len(self.run.engine.ledger.open_trades()) >= self.max_open
-        ):
+        elif self.max_open is not None and self.open >= self.max_open:
             reason = f"{self.max_open} trades open"
         if reason:
             return GuardDecision(intent.ts, self.name, Action.BLOCK, reason, symbol=intent.symbol)
         return None
 
+    def on_trade_opened(self, trade: Trade) -> None:
+        self.open += 1
+
     def on_trade_closed(self, trade: Trade) -> None:
+        self.open -= 1
         if (trade.closed_at or 0) // NS["d"] != self.day:
             self.day, self.day_pnl = (trade.closed_at or 0) // NS["d"], Decimal(0)
         self.day_pnl += trade.net_pnl
@@ -133,6 +138,7 @@ class GlobalGuard(Guard):
             "day_pnl": str(self.day_pnl),
             "cumulative": str(self.cumulative),
             "peak": str(self.peak),
+            "open_trades": self.open,
         }
 
 

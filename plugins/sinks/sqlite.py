@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS trades (run_id INTEGER, trade_id TEXT, symbol TEXT, n
 
 class SqliteSink(Sink):
     type_name = "sqlite"
+    interface_version = 2
     description = "Fills, trades and the summary in an embedded SQLite file."
     config_schema = {
         "type": "object",
@@ -36,9 +37,9 @@ class SqliteSink(Sink):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
-        self.db_path = run.resolve_path(config["path"])
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
+        self.db_path = ctx.resolve_path(config["path"])
         self.db: sqlite3.Connection | None = None
 
     @hookimpl

@@ -1,0 +1,43 @@
+"""The event path: every order, fill, trade, guard, alert and balance event passes here.
+
+``publish`` hands an event to the journal subscribers at once (in the fill path: what a
+write-ahead journal or a snapshot needs) and queues it for the plugins' event hooks, which
+``drain`` delivers between instants, outside the fill path. Sinks and alert channels
+therefore never run inside the execution layer, and a slow sink cannot reorder trading.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+Event = tuple[str, dict[str, Any]]  # (hook name without the arbframe_on_ prefix, payload)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._queue: deque[Event] = deque()
+        self._journal: list[Callable[[str, dict[str, Any]], None]] = []
+        self.delivered = 0
+
+    def subscribe_journal(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        """``fn(name, payload)`` on every event, synchronously, in publishing order."""
+        self._journal.append(fn)
+
+    def publish(self, name: str, **payload: Any) -> None:
+        for fn in self._journal:
+            fn(name, payload)
+        self._queue.append((name, payload))
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def drain(self, deliver: Callable[[str, dict[str, Any]], None]) -> None:
+        """Deliver every queued event, in order (events published meanwhile included)."""
+        queue = self._queue
+        while queue:
+            name, payload = queue.popleft()
+            deliver(name, payload)
+            self.delivered += 1

@@ -1,0 +1,90 @@
+"""The market-data view: books, instruments, FX and balances, whatever kind of venue
+produced them.
+
+The kernel creates one :class:`~arbframe.model.Book` per instrument at wiring and hands it
+to whoever keeps it current (a simulated venue fed by the feeds, a real venue's
+market-data task). Strategies and the execution layer read the same objects here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from arbframe.model import Book, Instrument
+
+if TYPE_CHECKING:
+    from arbframe.components import Exchange
+
+
+class MarketView:
+    def __init__(self, report_currency: str, fx: dict[str, Decimal]) -> None:
+        self.report_currency = report_currency
+        self.fx_exact: dict[str, Decimal] = {**fx, report_currency: Decimal(1)}
+        """Units of each currency per report-currency unit, exact (what fills are booked at)."""
+        self.fx: dict[str, float] = {cur: float(rate) for cur, rate in self.fx_exact.items()}
+        """The same rates as floats, for spread arithmetic on the per-quote path."""
+        self.start_fx = dict(self.fx_exact)
+        self._books: dict[tuple[str, str], Book] = {}
+        self._instruments: dict[tuple[str, str], Instrument] = {}
+        self._venues: dict[str, Exchange] = {}
+
+    # ---- wiring ---------------------------------------------------------------------------
+
+    def add_venue(self, name: str, venue: Exchange) -> None:
+        self._venues[name] = venue
+
+    def add_instrument(self, instrument: Instrument, book: Book) -> None:
+        key = (instrument.venue, instrument.symbol)
+        self._instruments[key] = instrument
+        self._books[key] = book
+
+    def has(self, venue: str, symbol: str) -> bool:
+        return (venue, symbol) in self._instruments
+
+    # ---- reading --------------------------------------------------------------------------
+
+    @property
+    def venues(self) -> list[str]:
+        return list(self._venues)
+
+    def book(self, venue: str, symbol: str) -> Book:
+        return self._books[(venue, symbol)]
+
+    def instrument(self, venue: str, symbol: str) -> Instrument:
+        return self._instruments[(venue, symbol)]
+
+    def instruments(self, venue: str | None = None) -> list[Instrument]:
+        return [i for (v, _), i in self._instruments.items() if venue is None or v == venue]
+
+    def quoting(self, symbol: str) -> list[str]:
+        """Venues with an instrument named ``symbol``, in scenario order."""
+        return [v for v in self._venues if (v, symbol) in self._instruments]
+
+    def symbols(self) -> list[str]:
+        return list(dict.fromkeys(s for _, s in self._instruments))
+
+    def available(self, venue: str, asset: str) -> Decimal:
+        """Free balance the venue reports (not locked by open orders)."""
+        return self._venues[venue].available(asset)
+
+    def balance(self, venue: str, asset: str) -> Decimal:
+        return self._venues[venue].balances().get(asset, Decimal(0))
+
+    def top(self, venue: str, symbol: str) -> tuple[float, float] | None:
+        """Best bid and ask in the report currency, or None without a full book."""
+        book = self._books[(venue, symbol)]
+        if not book.bids or not book.asks:
+            return None
+        rate = self.fx[self._instruments[(venue, symbol)].quote]
+        return book.bids[0][0] / rate, book.asks[0][0] / rate
+
+    def age(self, venue: str, symbol: str, now: int) -> int:
+        """How old the book is at ``now`` (ns)."""
+        return now - self._books[(venue, symbol)].ts
+
+    # ---- updates --------------------------------------------------------------------------
+
+    def set_fx(self, currency: str, rate: float) -> None:
+        self.fx_exact[currency] = Decimal(repr(rate))
+        self.fx[currency] = rate
