@@ -25,7 +25,7 @@ class EventBus:
         """``fn(name, payload)`` on every event, synchronously, in publishing order."""
         self._journal.append(fn)
 
-    def publish(self, name: str, **payload: Any) -> None:
+    def publish(self, name: str, /, **payload: Any) -> None:
         for fn in self._journal:
             fn(name, payload)
         self._queue.append((name, payload))

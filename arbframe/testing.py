@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from arbframe.components import FeedContext, RunInfo
 from arbframe.model import Fill, Trade
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.runner import Run
@@ -32,11 +33,13 @@ class ScenarioResult:
 
     @property
     def fills(self) -> list[Fill]:
-        return self.run.engine.ledger.fills
+        """Every fill booked, in booking order."""
+        return self.run.ledger.fills
 
     @property
     def trades(self) -> list[Trade]:
-        return self.run.engine.ledger.closed
+        """Closed trades, in closing order."""
+        return self.run.execution.closed
 
 
 def run_scenario_file(path: Path, seed: int | None = None) -> ScenarioResult:
@@ -63,3 +66,28 @@ def run_scenario(tmp_path: Path) -> Callable[..., ScenarioResult]:
         return run_scenario_file(path, seed)
 
     return run
+
+
+def feed_context(
+    base: Path,
+    seed: int = 0,
+    fx: dict[str, float] | None = None,
+    quotes: dict[str, str] | None = None,
+) -> FeedContext:
+    """A context for building a feed outside a run (paths relative to ``base``; venues
+    quoted in USDT unless ``quotes`` says otherwise; FX rates from ``fx``, USDT = 1)."""
+    rates = {"USDT": 1.0, **(fx or {})}
+
+    def error(path: tuple[str | int, ...], message: str) -> Any:
+        from arbframe.errors import ScenarioError
+
+        return ScenarioError(str(base), None, None, ".".join(map(str, path)), message)
+
+    return FeedContext(
+        info=RunInfo("test", seed, "backtest", "simulated", "USDT", "test"),
+        resolve_path=lambda path: base / path,
+        error=error,
+        fx_rate=rates.__getitem__,
+        venue_quote=lambda venue: (quotes or {}).get(venue, "USDT"),
+    )
+

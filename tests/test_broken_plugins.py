@@ -40,6 +40,7 @@ GOOD = (
     + """
 class Flat(Feed):
     type_name = "flat"
+    interface_version = 2
     description = "Never quotes."
 
     def venues(self):
@@ -317,6 +318,7 @@ CRASHING = (
     + """
 class Crashing(Feed):
     type_name = "crashing"
+    interface_version = 2
 
     def venues(self):
         return ["upbit", "binance"]

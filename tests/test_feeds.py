@@ -16,6 +16,7 @@ from arbframe_plugins.feeds.scripted import ScriptedFeed
 from jsonschema import Draft202012Validator
 
 from arbframe.errors import ArbframeError, ConfigError
+from arbframe.testing import feed_context
 
 REPO = Path(__file__).resolve().parents[1]
 BINANCE = "data/real/binance_LINKUSDT_orderbook10_1s_20210820.csv.gz"
@@ -25,24 +26,14 @@ REAL_T0 = 1_629_417_600_000_000_000  # 2021-08-20T00:00:00Z, first row of the re
 S = 1_000_000_000
 
 
-class StubRun:
-    """Just what the feeds use of a Run: paths relative to the scenario's directory."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-
-    def resolve_path(self, path: str) -> Path:
-        return self.base / path
-
-
 def scripted_feed(config: dict[str, Any], base: Path = REPO) -> ScriptedFeed:
     Draft202012Validator(ScriptedFeed.config_schema).validate(config)
-    return ScriptedFeed(config, name="feeds[0]", run=StubRun(base))  # type: ignore[arg-type]
+    return ScriptedFeed(config, name="feeds[0]", ctx=feed_context(base))
 
 
 def replay_feed(config: dict[str, Any], base: Path = REPO) -> ReplayFeed:
     Draft202012Validator(ReplayFeed.config_schema).validate(config)
-    return ReplayFeed(config, name="feeds[0]", run=StubRun(base))  # type: ignore[arg-type]
+    return ReplayFeed(config, name="feeds[0]", ctx=feed_context(base))
 
 
 def real_config(**extra: Any) -> dict[str, Any]:

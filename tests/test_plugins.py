@@ -67,23 +67,25 @@ class IdleStrategy(Strategy):
     """Watches every quote and never trades."""
 
     type_name = "idle"
-    description = "Counts quotes; never trades."
+    interface_version = 2
+    description = "Counts market events; never trades."
     config_schema = {
         "type": "object",
         "additionalProperties": False,
         "properties": {"label": {"type": "string"}},
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
-        super().__init__(config, name=name, run=run)
-        self.quotes: list[tuple[int, str, str]] = []
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
+        self.seen: list[tuple[int, str, tuple[float, float]]] = []
         self.started = self.ended = False
 
     def on_start(self) -> None:
         self.started = True
 
-    def on_quote(self, ts: int, venue: str, symbol: str) -> None:
-        self.quotes.append((ts, venue, symbol))
+    def on_market(self, ts: int, symbol: str) -> None:
+        books = [self.ctx.market.book(v, symbol) for v in ("a", "b")]
+        self.seen.append((ts, symbol, tuple(book.bids[0][0] for book in books)))
 
     def on_end(self) -> None:
         self.ended = True
@@ -93,6 +95,7 @@ class StepsFeed(Feed):
     """`count` books per venue, one a second, the bid stepping up by `step`."""
 
     type_name = "steps"
+    interface_version = 2
     description = "A staircase of books on each venue."
     config_schema = {
         "type": "object",
@@ -172,17 +175,19 @@ def test_third_party_plugin_runs_end_to_end(tmp_path: Path) -> None:
     run = Run(load_scenario(path, registry), registry, pm)
     summary = run.execute()
 
-    assert isinstance(run.strategy, IdleStrategy)
-    assert run.strategy.config == {"label": "watcher"}
-    assert run.strategy.started and run.strategy.ended
+    [strategy] = run.strategies
+    assert isinstance(strategy, IdleStrategy)
+    assert strategy.config == {"label": "watcher"}
+    assert strategy.started and strategy.ended
     assert isinstance(run.feeds[0], StepsFeed)
-    assert len(run.strategy.quotes) == 10
-    assert {v for _, v, _ in run.strategy.quotes} == {"a", "b"}
-    assert summary["events"]["quotes"] == 10
+    # Both venues publish each second: one market event per instant, after both books of
+    # that instant are in (never a new book of a beside an old one of b).
+    assert [(ts - START_NS, bids) for ts, _, bids in strategy.seen] == [
+        (i * 10**9, (100.0 + i, 100.0 + i)) for i in range(5)
+    ]
+    assert summary["events"]["quotes"] == 10 and summary["events"]["instants"] == 5
     assert summary["portfolio"]["entries"] == 0 and summary["orders"] == {}
     assert summary["passed"] is True
-    # The paper venues saw the custom feed's books.
-    assert run.venues["a"].books["BTC"].bids[0][0] == pytest.approx(104.0)
 
 
 def test_third_party_config_is_validated_against_its_schema(tmp_path: Path) -> None:
@@ -193,7 +198,7 @@ def test_third_party_config_is_validated_against_its_schema(tmp_path: Path) -> N
     with pytest.raises(ArbframeError) as err:
         load_scenario(path, registry)
     assert str(err.value) == (
-        f"{path}:11:24: strategy.lable: unknown key 'lable' (expected one of: label, type)"
+        f"{path}:11:24: strategy.lable: unknown key 'lable' (expected one of: execution, label, name, type)"
     )
 
 
@@ -228,10 +233,12 @@ def registrar(kind_hook: str, *classes: Any) -> Any:
 
 class OtherPaper(Exchange):
     type_name = "paper"
+    interface_version = 2
 
 
 class StairsAgain(Feed):
     type_name = "steps"
+    interface_version = 2
 
 
 def only_broken(*plugins: Any) -> tuple[BrokenPlugin, Registry, Any]:
@@ -270,6 +277,7 @@ def test_a_broken_plugin_loses_every_type_it_registered(monkeypatch: pytest.Monk
 
     class Venue(Exchange):
         type_name = "venue"
+        interface_version = 2
 
     class Both:  # exchanges register before feeds: `venue` goes in, then the feed clashes
         @hookimpl
@@ -342,7 +350,7 @@ def test_refuses_a_class_without_type_name() -> None:
 
 
 def test_refuses_an_instance_instead_of_a_class() -> None:
-    instance = IdleStrategy({}, name="x", run=None)
+    instance = IdleStrategy({}, name="x", ctx=None)
     broken, registry, _ = only_broken(registrar("arbframe_register_strategies", instance))
     assert broken.reason.startswith("register() takes a component class, got <")
     assert "idle" not in registry.types("strategy")
@@ -350,6 +358,7 @@ def test_refuses_an_instance_instead_of_a_class() -> None:
 
 class BadSchema(Feed):
     type_name = "bad_schema"
+    interface_version = 2
     config_schema = {"type": "object", "properties": {"period": {"minimum": "x"}}}
 
 
@@ -365,6 +374,7 @@ def test_refuses_an_invalid_config_schema_naming_the_path() -> None:
 def test_refuses_a_config_schema_that_is_not_an_object() -> None:
     class NotAnObject(Feed):
         type_name = "not_an_object"
+        interface_version = 2
         config_schema = True  # a valid JSON Schema, but the kernel adds `type` into it
 
     broken, _, _ = only_broken(registrar("arbframe_register_feeds", NotAnObject))

@@ -16,6 +16,7 @@ from arbframe.schema import DURATION
 
 class Paper(Exchange):
     type_name = "paper"
+    interface_version = 2
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -35,6 +36,7 @@ class Paper(Exchange):
 
 class Synthetic(Feed):
     type_name = "synthetic"
+    interface_version = 2
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -45,14 +47,17 @@ class Synthetic(Feed):
 
 class Scripted(Feed):
     type_name = "scripted"
+    interface_version = 2
 
 
 class Replay(Feed):
     type_name = "replay"
+    interface_version = 2
 
 
 class SpreadArb(Strategy):
     type_name = "spread_arb"
+    interface_version = 2
     config_schema = {
         "type": "object",
         "additionalProperties": False,
