@@ -183,6 +183,7 @@ class ExecutionEngine:
         self._client_seq = 0
         self._trade_seq = 0
         self._fill_ids: set[tuple[str, str]] = set()
+        self._reports: set[Report] = set()  # every non-fill report applied
         self._ports: dict[str, StrategyPort] = {}
 
     # ---- identity ---------------------------------------------------------------------------
@@ -468,6 +469,10 @@ class ExecutionEngine:
             self.order_counts["balance_changes"] += 1
             self.bus.publish("balance_change", entry=report)
             return None
+        if report in self._reports:  # the same message again: it was applied once
+            self.order_counts["duplicate_reports"] += 1
+            return None
+        self._reports.add(report)
         order = self.orders.get(report.client_id)
         if order is None:
             self.order_counts["unknown_order_reports"] += 1
@@ -620,9 +625,7 @@ class ExecutionEngine:
             )
             return
         if state is previous and event is not OrderEvent.FILL:
-            if previous.final and event is not OrderEvent.ACCEPT:
-                self.order_counts["duplicate_reports"] += 1  # the same final answer again
-            return
+            return  # a late ack, or a cancel confirmed twice: nothing changes
         order.state, order.updated_at = state, self.clock.now
         if reason:
             order.reason = reason

@@ -144,7 +144,7 @@ def test_run_writes_outputs_that_agree(c1_run: tuple[Any, Path]) -> None:
         assert set(e) >= {"name", "expected", "actual", "passed"}
         assert e["passed"] is True
     names = [e["name"] for e in summary["expectations"]]
-    assert "portfolio.winrate" in names and "ledger.reconciled" in names
+    assert "portfolio.winrate" in names and "reconciliation.passed" in names
 
     fills = read_jsonl(out / "fills.jsonl")
     trades = read_jsonl(out / "trades.jsonl")
@@ -158,13 +158,13 @@ def test_run_writes_outputs_that_agree(c1_run: tuple[Any, Path]) -> None:
     # Each trade lists exactly its own fills, and every fill is some trade's.
     by_trade: dict[str, set[str]] = {}
     for f in fills:
-        by_trade.setdefault(f["trade_id"], set()).add(f["client_id"])
+        by_trade.setdefault(f["trade_id"], set()).add(f["fill_id"])
     assert {t["trade_id"]: set(t["fills"]) for t in trades} == by_trade
     assert summary["symbols"]["BTC"]["trades_closed"] == sum(t["symbol"] == "BTC" for t in trades)
     assert portfolio["wins"] == sum(1 for t in trades if float(t["net_pnl"]) > 0)
     # Orders: the counts in the summary are those of orders.jsonl.
     assert summary["orders"]["submitted"] == len(orders)
-    assert summary["orders"].get("filled", 0) == sum(o["status"] == "filled" for o in orders)
+    assert summary["orders"].get("filled", 0) == sum(o["state"] == "filled" for o in orders)
     assert {f["client_id"] for f in fills} <= {o["client_id"] for o in orders}
 
 
@@ -267,11 +267,11 @@ BAD_INPUTS = {
     ),
     "out_of_range_core": ("name: x\nseed: -5\n", 3, 7, "seed", ["-5", "minimum of 0"]),
     "out_of_range_plugin": (
-        "name: x\nstrategy:\n  entry_bps: -1\n",
+        "name: x\nstrategy:\n  stop_loss_bps: -1\n",
         4,
-        14,
-        "strategy.entry_bps",
-        ["-1", "minimum of 0"],
+        18,
+        "strategy.stop_loss_bps",
+        ["-1", "less than or equal to the minimum of 0"],
     ),
     "missing_env_var": (
         "name: ${ARBFRAME_TEST_SURELY_UNSET}\n",
@@ -459,7 +459,7 @@ def test_schema_rejects_bad_components(composed: dict[str, Any]) -> None:
     assert validator.is_valid(data)
     assert not validator.is_valid({**data, "strategy": {"type": "nosuch"}})
     # The plugin's own config schema applies through the type's branch.
-    assert not validator.is_valid({**data, "strategy": {**data["strategy"], "entry_bps": -1}})
+    assert not validator.is_valid({**data, "strategy": {**data["strategy"], "entry_bps": "x"}})
     assert not validator.is_valid({**data, "strategy": {**data["strategy"], "bogus": 1}})
     feed = {**data["feeds"][0], "pattern": "no_such_pattern"}
     assert not validator.is_valid({**data, "feeds": [feed]})

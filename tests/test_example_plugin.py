@@ -89,12 +89,13 @@ def test_example_scenario_end_to_end(example: ModuleType, wired: Any, tmp_path: 
 
     # The sine feed's books reached the venues: 0 s to 600 s, one book a second on each.
     assert summary["events"]["quotes"] == 601 * 2
-    a, b = run.venues["a"], run.venues["b"]
-    assert a.books["BTC"].ts == b.books["BTC"].ts == START_NS + 600 * 10**9
-    assert a.first_mid["BTC"] == pytest.approx(30000) == b.first_mid["BTC"]  # sin(0) = 0
+    a, b = run.market.book("a", "BTC"), run.market.book("b", "BTC")
+    assert a.ts == b.ts == START_NS + 600 * 10**9
+    first = run.audit.first_mid
+    assert first[("a", "BTC")] == pytest.approx(30000) == first[("b", "BTC")]  # sin(0) = 0
 
     # One trade per half period, alternating direction with the sign of the premium.
-    trades = run.engine.ledger.closed
+    trades = run.execution.closed
     reasons = Counter(t.exit_reason for t in trades)
     assert reasons["leg_failure"] == 1 and reasons["reversion"] >= 18
     routes = Counter(t.buy_venue for t in trades)

@@ -14,10 +14,12 @@ def trade(
     net: str, notional: str = "1000", risk: str = "10", hold_s: int = 2, reason: str = "reversion"
 ) -> Trade:
     fill = Fill(
-        0, "a", "BTC", "buy", D(1), D(1), "USDT", D(0), "USDT", "c", "t", "entering", "taker", D(0)
-    )
-    t = Trade("t", "BTC", "a", "b", 0, 50.0, D(notional), D(risk), fills=[fill])
+        0, "a", "BTC", "BTC", "USDT", "buy", D(1), D(1), D(0), "USDT", D(1), "c", "x", "f",
+        "t", "entering", "taker", D(0), D(1),
+    )  # fmt: skip
+    t = Trade("t", "s", "BTC", "a_to_b", [], 0, 100.0, fills=[fill])
     t.net_pnl, t.closed_at, t.exit_reason = D(net), hold_s * 10**9, reason
+    t.notional, t.risk, t.exited = D(notional), D(risk), reason != "leg_failure"
     return t
 
 
@@ -48,4 +50,4 @@ def test_max_drawdown_is_peak_to_trough_of_realised_equity():
 def test_sharpe_is_mean_over_stdev_of_trade_returns():
     trades = [trade("10"), trade("20"), trade("30")]  # returns 1 %, 2 %, 3 %
     assert kpis(trades, D(0), trades)["sharpe"] == pytest.approx(0.02 / 0.01)
-    assert kpis(trades[:1], D(0), trades)["sharpe"] == 0.0
+    assert kpis(trades[:1], D(0), trades)["sharpe"] is None  # undefined, not 0

@@ -38,7 +38,7 @@ def test_rejected_leg_is_unwound(run_scenario):
     assert s["alerts"] == {"P2": 1}
     assert s["orders"]["rejected"] == 1
     assert s["portfolio"]["open_trades"] == 0
-    assert s["ledger"]["reconciled"] is True
+    assert s["reconciliation"]["passed"] is True
 
 
 def test_partially_filled_leg_is_hedged_down(run_scenario):
@@ -61,13 +61,25 @@ def test_partially_filled_leg_is_hedged_down(run_scenario):
 
 
 def test_rebalance_policy_retries_the_missing_leg(run_scenario):
-    scenario = two_venue_scenario(EVENTS, leg_risk={"policy": "rebalance", "max_retries": 2})
+    rebalance = {"leg_risk": {"policy": "rebalance", "max_retries": 2}}
+    scenario = two_venue_scenario(EVENTS, execution=rebalance)
     scenario["faults"] = [{"type": "order_reject", "venue": "b", "role": "entering", "count": 1}]
     result = run_scenario(scenario)
+    # b's first entry order was rejected; the retry (a second order on b) filled it.
+    orders = list(result.run.execution.orders.values())
+    assert [(o.venue, o.role, o.state.value) for o in orders[:3]] == [
+        ("a", "entering", "filled"),
+        ("b", "entering", "rejected"),
+        ("b", "entering", "filled"),
+    ]
     legs = [(f.venue, f.side, f.amount, f.role) for f in result.fills]
     assert legs[:2] == [("a", "buy", D("0.500"), "entering"), ("b", "sell", D("0.500"), "entering")]
     assert [t.exit_reason for t in result.trades] == ["reversion"]
-    assert "P2" not in result.summary["alerts"]
+    assert result.summary["faults"] == {"order_reject": 1}
+    assert "P2" not in result.summary["alerts"]  # no unwind was needed
+    # The same fault under the default policy unwinds instead: the policy made the difference.
+    unwound = run_scenario(dict(scenario, strategy=two_venue_scenario(EVENTS)["strategy"]))
+    assert [t.exit_reason for t in unwound.trades] == ["leg_failure"]
 
 
 def test_unwind_that_keeps_failing_raises_p0_and_halts(run_scenario):
@@ -82,4 +94,4 @@ def test_unwind_that_keeps_failing_raises_p0_and_halts(run_scenario):
     assert s["portfolio"]["open_trades"] == 1  # reported, not hidden
     assert exposure(result.fills) == {"a": D("0.500")}
     # halted: the later opportunity at 5s is not taken
-    assert len(result.run.engine.ledger.trades) == 1
+    assert len(result.run.execution.trades) == 1

@@ -1,106 +1,261 @@
-"""The paper venue: book walking, partial fills, limit orders, fees, rejects, latency."""
+"""The paper venue on its own: what it fills, charges and reports, message by message.
+
+The venue is built with a context whose ``report`` collects what it sends, so these tests
+see exactly what a kernel would receive, in order, without one.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import two_venue_scenario
+from arbframe_plugins.exchanges.paper import PaperExchange
+from jsonschema import Draft202012Validator
 
-from arbframe.model import BUY, LIMIT, SELL, Order
-from arbframe.plugins import build_registry, get_plugin_manager
-from arbframe.runner import Run
-from arbframe.scenario import load_scenario
+from arbframe.clock import SimClock
+from arbframe.components import ExchangeContext, RunInfo
+from arbframe.model import (
+    BUY,
+    LIMIT,
+    SELL,
+    Accepted,
+    BalanceChange,
+    Book,
+    CancelRejected,
+    Closed,
+    FillReport,
+    OrderNotFound,
+    OrderRequest,
+    OrderStatus,
+)
+from arbframe.orders import OrderState
 
 T0 = 1_000_000_000
+MS = 1_000_000
+ASKS = ((100.0, 0.3), (100.1, 0.2), (100.5, 5.0))
+BIDS = ((99.9, 1.0), (99.8, 2.0))
 
 
-@pytest.fixture
-def venue(tmp_path):
-    """Venue `a` of a wired (not running) scenario: taker 10 bp, maker 2 bp, 10 ms latency."""
-    scenario = two_venue_scenario([{"at": "0s", "venue": "a", "symbol": "BTC", "bid": 1, "ask": 2}])
-    scenario["venues"]["a"]["fees"] = {"taker_bps": 10, "maker_bps": 2}
-    scenario["venues"]["a"]["markets"]["default"]["min_notional"] = 10
-    path = tmp_path / "s.yaml"
-    import json
+class Venue:
+    """A paper venue `a` with one instrument BTC/USDT and a clock, its reports collected."""
 
-    path.write_text(json.dumps(scenario))
-    pm = get_plugin_manager()
-    registry = build_registry(pm)
-    run = Run(load_scenario(path, registry), registry, pm)
-    run.engine.strategy = None  # drive the venue by hand
-    a = run.venues["a"]
-    a.on_book(T0, "BTC", [(99.9, 1.0), (99.8, 2.0)], [(100.0, 0.3), (100.1, 0.2), (100.5, 5.0)])
-    return a
+    def __init__(self, **config: Any) -> None:
+        config = {
+            "quote": "USDT",
+            "fees": {"taker_bps": 10, "maker_bps": 2},
+            "latency": "10ms",
+            "markets": {"default": {"price_tick": "0.01", "amount_step": "0.001",
+                                    "min_notional": 10}},
+            **config,
+        }  # fmt: skip
+        Draft202012Validator(PaperExchange.config_schema).validate(config)
+        self.clock = SimClock()
+        self.reports: list[Any] = []
+        ctx = ExchangeContext(
+            info=RunInfo("t", 0, "paper", "simulated", "USDT", "t"),
+            resolve_path=Path,
+            error=lambda path, message: ValueError(message),
+            clock=self.clock,
+            report=self.reports.append,
+        )
+        self.paper = PaperExchange(config, name="a", ctx=ctx)
+        self.book = Book()
+        self.instrument = self.paper.add_instrument("BTC", self.book)
+        self.paper.fund({"USDT": D(10000), "BTC": D(1), "BNB": D(1)})
+        self.clock.now = T0
+        self.paper.on_start(T0)
+        self.paper.on_book(T0, "BTC", BIDS, ASKS)
+        self.ids = 0
+
+    def order(self, side: str, amount: str, **kw: Any) -> OrderRequest:
+        self.ids += 1
+        request = OrderRequest(f"o{self.ids}", "a", "BTC", side, D(amount), **kw)
+        self.paper.submit(request)
+        return request
+
+    def run(self, until_ms: int = 10) -> list[Any]:
+        self.clock.run_due(T0 + until_ms * MS)
+        out, self.reports[:] = list(self.reports), []
+        return out
+
+    def fills(self, reports: list[Any]) -> list[tuple[Any, ...]]:
+        return [
+            (r.price, r.amount, r.fee, r.fee_asset, r.liquidity)
+            for r in reports
+            if isinstance(r, FillReport)
+        ]
 
 
-def place(venue, side, amount, **kw):
-    engine = venue.run.engine
-    engine.now = T0
-    order = engine.submit(Order(f"o{len(engine.orders)}", "a", "BTC", side, D(amount), **kw))
-    engine.run_due(T0 + 10_000_000)
-    return order
+def kinds(reports: list[Any]) -> list[str]:
+    return [type(r).__name__ for r in reports]
 
 
-def fills(venue):
-    return [(f.price, f.amount, f.fee, f.liquidity) for f in venue.run.engine.ledger.fills]
-
-
-def test_market_buy_walks_the_book(venue):
-    order = place(venue, BUY, "0.6", reference_price=100.0)
-    assert order.status.value == "filled"
-    assert fills(venue) == [
-        (D("100.00"), D("0.300"), D("0.03000000"), "taker"),
-        (D("100.10"), D("0.200"), D("0.02002000"), "taker"),
-        (D("100.50"), D("0.100"), D("0.01005000"), "taker"),
+def test_market_buy_walks_the_book_and_reports_in_order():
+    v = Venue()
+    v.order(BUY, "0.6")
+    reports = v.run()
+    assert kinds(reports) == ["Accepted", "FillReport", "FillReport", "FillReport", "Closed"]
+    assert v.fills(reports) == [
+        (D("100.00"), D("0.300"), D("0.03000000"), "USDT", "taker"),
+        (D("100.10"), D("0.200"), D("0.02002000"), "USDT", "taker"),
+        (D("100.50"), D("0.100"), D("0.01005000"), "USDT", "taker"),
     ]
-    assert order.cost == D("60.07")
-    # slippage versus the 100.00 seen at decision time: 0.2*0.10 + 0.1*0.50
-    assert sum(f.slippage for f in venue.run.engine.ledger.fills) == D("0.07")
-    assert venue.balances["USDT"] == D("10000") - D("60.07") - D("0.06007")
-    assert venue.balances["BTC"] == D("1.6")
+    closed = reports[-1]
+    assert (closed.state, closed.filled) == (OrderState.FILLED, D("0.6"))
+    assert all(r.ts == T0 + 10 * MS for r in reports)  # executed after the latency
+    account = v.paper.balances()
+    assert account["USDT"] == D("10000") - D("60.07") - D("0.06007")
+    assert account["BTC"] == D("1.6")
 
 
-def test_market_order_short_of_depth_fills_partly_and_cancels_the_rest(venue):
-    order = place(venue, BUY, "6")  # 5.5 on the book
-    assert order.status.value == "canceled" and order.reason == "insufficient depth"
-    assert order.filled == D("5.500")
-    assert venue.balances["BTC"] == D("6.5")
-    assert venue.balances["USDT"] == D("10000") - order.cost - order.fee
+def test_market_order_short_of_depth_fills_partly_and_cancels_the_rest():
+    v = Venue()
+    v.order(BUY, "6")  # 5.5 on the book
+    reports = v.run()
+    closed = reports[-1]
+    assert closed == Closed("a", "o1", OrderState.CANCELED, D("5.500"), T0 + 10 * MS,
+                            "insufficient depth", closed.exchange_id)  # fmt: skip
+    assert v.paper.balances()["BTC"] == D("6.5")
 
 
-def test_rejects(venue):
-    assert place(venue, SELL, "1.5").reason == "insufficient BTC: need 1.500, have 1"
-    limit = place(venue, BUY, "200", type=LIMIT, price=D("100.50"))
-    assert limit.reason.startswith("insufficient USDT")  # 20,100 > 10,000
-    assert place(venue, BUY, "0.0005").status.value == "rejected"  # below the 0.001 step
-    assert "notional below minimum" in place(venue, BUY, "0.05").reason  # 5 USDT < 10
-    assert fills(venue) == []
-    assert venue.balances["USDT"] == D("10000") and venue.balances["BTC"] == D("1")
-    assert venue.run.engine.order_counts["rejected"] == 4
+def test_rejects_move_no_money():
+    v = Venue()
+    v.order(SELL, "1.5")
+    v.order(BUY, "200", type=LIMIT, price=D("100.50"))  # 20,100 > 10,000
+    v.order(BUY, "0.0005")  # below the 0.001 step
+    v.order(BUY, "0.05")  # 5 USDT < min notional 10
+    reasons = [(r.state, r.reason) for r in v.run()]
+    assert reasons[0] == (OrderState.REJECTED, "insufficient BTC: need 1.500, have 1")
+    assert reasons[1][1].startswith("insufficient USDT")
+    assert reasons[2][1] == "amount 0.0005 below minimum or off step"
+    assert reasons[3][1].startswith("notional below minimum")
+    assert v.paper.balances() == {"USDT": D(10000), "BTC": D(1), "BNB": D(1)}
 
 
-def test_latency_executes_against_the_book_at_arrival(venue):
-    engine = venue.run.engine
-    engine.now = T0
-    order = engine.submit(Order("late", "a", "BTC", BUY, D("0.1")))
-    venue.on_book(T0 + 5_000_000, "BTC", [(100.9, 1.0)], [(101.0, 1.0)])  # book moves first
-    engine.run_due(T0 + 9_000_000)
-    assert order.status.value == "new"  # not arrived yet
-    engine.run_due(T0 + 10_000_000)
-    assert fills(venue) == [(D("101.00"), D("0.100"), D("0.01010000"), "taker")]
+def test_latency_executes_against_the_book_at_arrival():
+    v = Venue()
+    v.order(BUY, "0.1")
+    v.clock.run_due(T0 + 5 * MS)
+    v.paper.on_book(T0 + 5 * MS, "BTC", ((100.9, 1.0),), ((101.0, 1.0),))  # moves first
+    assert v.run(9) == []  # not arrived yet
+    assert v.fills(v.run(10)) == [(D("101.00"), D("0.100"), D("0.01010000"), "USDT", "taker")]
 
 
-def test_limit_order_rests_then_fills_as_maker(venue):
-    order = place(venue, BUY, "0.5", type=LIMIT, price=D("99.50"))
-    assert order.status.value == "open" and fills(venue) == []
-    assert venue.available("USDT") == D("10000") - D("49.75") - D("0.00995")  # locked + maker fee
-    venue.on_book(T0 + 20_000_000, "BTC", [(99.3, 1.0)], [(99.4, 0.2), (99.5, 1.0)])
-    assert order.status.value == "filled"
-    assert fills(venue) == [
-        (D("99.50"), D("0.200"), D("0.00398000"), "maker"),
-        (D("99.50"), D("0.300"), D("0.00597000"), "maker"),
+def test_own_fills_consume_the_book_until_the_next_one():
+    v = Venue()
+    v.order(BUY, "0.3")  # takes the whole best level
+    v.order(BUY, "0.3")  # same instant: must not take 100.00 again
+    fills = v.fills(v.run())
+    assert [(p, a) for p, a, *_ in fills] == [
+        (D("100.00"), D("0.300")),
+        (D("100.10"), D("0.200")),
+        (D("100.50"), D("0.100")),
     ]
-    assert (
-        venue.available("USDT") == venue.balances["USDT"] == D("10000") - D("49.75") - D("0.00995")
-    )
+    assert v.book.asks[0] == (100.5, pytest.approx(4.9))  # what is left, until replaced
+    v.paper.on_book(T0 + 20 * MS, "BTC", BIDS, ASKS)  # the feed's next book: depth is back
+    v.order(BUY, "0.3")
+    assert [(p, a) for p, a, *_ in v.fills(v.run(40))] == [(D("100.00"), D("0.300"))]
+
+
+def test_limit_order_rests_then_fills_as_maker_and_unlocks():
+    v = Venue()
+    v.order(BUY, "0.5", type=LIMIT, price=D("99.50"))
+    assert kinds(v.run()) == ["Accepted"]
+    assert v.paper.available("USDT") == D("10000") - D("49.75") - D("0.00995")  # + maker fee
+    v.clock.now = T0 + 20 * MS
+    v.paper.on_book(T0 + 20 * MS, "BTC", ((99.3, 1.0),), ((99.4, 0.2), (99.5, 1.0)))
+    reports = v.run(20)
+    assert v.fills(reports) == [
+        (D("99.50"), D("0.200"), D("0.00398000"), "USDT", "maker"),
+        (D("99.50"), D("0.300"), D("0.00597000"), "USDT", "maker"),
+    ]
+    assert reports[-1].state is OrderState.FILLED
+    assert v.paper.available("USDT") == v.paper.balances()["USDT"]
+
+
+def test_cancel_a_resting_order_and_a_cancel_that_lost_the_race():
+    v = Venue()
+    rest = v.order(BUY, "0.5", type=LIMIT, price=D("99.50"))
+    taker = v.order(BUY, "0.1")
+    v.run()
+    v.paper.cancel(rest)
+    v.paper.cancel(taker)  # already filled
+    reports = v.run(30)
+    assert (reports[0].state, reports[0].reason) == (OrderState.CANCELED, "canceled by request")
+    assert reports[1] == CancelRejected("a", "o2", T0 + 20 * MS, "order is filled")
+    assert v.paper.available("USDT") == v.paper.balances()["USDT"]  # nothing left locked
+
+
+def test_query_returns_every_fill_or_not_found():
+    v = Venue()
+    request = v.order(BUY, "0.6")
+    original = v.run()
+    v.paper.fetch_order(request)
+    v.paper.fetch_order(OrderRequest("never-sent", "a", "BTC", BUY, D(1)))
+    status, missing = v.run(30)
+    assert isinstance(status, OrderStatus) and status.state is OrderState.FILLED
+    assert status.fills == tuple(r for r in original if isinstance(r, FillReport))
+    assert missing == OrderNotFound("a", "never-sent", T0 + 20 * MS)
+
+
+def test_fees_in_the_asset_received():
+    v = Venue(fees={"taker_bps": 10, "asset": "received"})
+    v.order(BUY, "0.3")
+    v.order(SELL, "0.5")
+    buy, sell = v.fills(v.run())
+    assert buy == (D("100.00"), D("0.300"), D("0.00030000"), "BTC", "taker")  # 10 bp of 0.3
+    assert sell == (D("99.90"), D("0.500"), D("0.04995000"), "USDT", "taker")
+    account = v.paper.balances()
+    assert account["BTC"] == D(1) + D("0.3") - D("0.0003") - D("0.5")
+    assert account["USDT"] == D(10000) - D("30.00") + D("49.95") - D("0.04995")
+
+
+def test_fees_in_a_third_asset_at_its_price():
+    v = Venue(fees={"taker_bps": 10, "asset": "BNB", "asset_price": 300})
+    v.order(BUY, "0.3")
+    [fill] = [r for r in v.run() if isinstance(r, FillReport)]
+    # 30.00 USDT * 10 bp = 0.03 USDT = 0.0001 BNB at 300 USDT
+    assert (fill.fee, fill.fee_asset, fill.fee_price) == (D("0.0001"), "BNB", D(300))
+    assert v.paper.balances()["BNB"] == D("0.9999")
+    assert v.paper.balances()["USDT"] == D(10000) - D("30.00")
+
+
+def test_a_third_asset_fee_needs_its_price():
+    with pytest.raises(Exception, match="fees in BNB need asset_price"):
+        Venue(fees={"taker_bps": 10, "asset": "BNB"})
+
+
+def test_report_delays_reorder_what_the_kernel_receives():
+    v = Venue(report_delays={"ack": "50ms", "fill": "30ms"})
+    v.order(BUY, "0.6")
+    assert kinds(v.run(10)) == ["Closed"]  # the final answer overtakes everything
+    assert kinds(v.run(40)) == ["FillReport"] * 3
+    assert kinds(v.run(60)) == ["Accepted"]
+
+
+def test_duplicate_reports_repeat_every_message():
+    v = Venue(duplicate_reports=True)
+    v.order(BUY, "0.3")
+    reports = v.run()
+    assert kinds(reports) == ["Accepted"] * 2 + ["FillReport"] * 2 + ["Closed"] * 2
+    assert reports[2] == reports[3]
+
+
+def test_transfers_move_the_account_and_are_reported():
+    v = Venue(transfers=[{"at": "1s", "asset": "USDT", "amount": 500},
+                         {"at": "2s", "asset": "BTC", "amount": "-0.25", "kind": "transfer_out"}])  # fmt: skip
+    reports = v.run(3000)
+    assert reports == [
+        BalanceChange("a", "USDT", D(500), "deposit", T0 + 1000 * MS, "a-t1"),
+        BalanceChange("a", "BTC", D("-0.25"), "transfer_out", T0 + 2000 * MS, "a-t2"),
+    ]
+    assert v.paper.balances()["USDT"] == D(10500) and v.paper.balances()["BTC"] == D("0.75")
+
+
+def test_accepted_reports_carry_the_exchange_id():
+    v = Venue()
+    v.order(BUY, "0.1")
+    accepted = v.run()[0]
+    assert isinstance(accepted, Accepted) and accepted.exchange_id == "a-o1"

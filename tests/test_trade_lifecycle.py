@@ -40,15 +40,15 @@ def test_hand_computed_round_trip(run_scenario):
     )  # exit decided at 4s, filled 10 ms later
 
     venues = result.run.venues
-    assert venues["a"].balances["USDT"] == D("9999.90")  # -50.00 -0.05 +50.00 -0.05
-    assert venues["b"].balances["USDT"] == D("10000.12445")  # +50.30 -0.1006 -49.975 -0.09995
-    assert venues["a"].balances["BTC"] == venues["b"].balances["BTC"] == D("1")
+    assert venues["a"].balances()["USDT"] == D("9999.90")  # -50.00 -0.05 +50.00 -0.05
+    assert venues["b"].balances()["USDT"] == D("10000.12445")  # +50.30 -0.1006 -49.975 -0.09995
+    assert venues["a"].balances()["BTC"] == venues["b"].balances()["BTC"] == D("1")
 
     p = result.summary["portfolio"]
     assert (p["entries"], p["exits"], p["trades_closed"], p["wins"]) == (1, 1, 1, 1)
     assert D(p["pnl"]) == D("0.02445") and D(p["fees"]) == D("0.30055")
     assert p["winrate"] == 1.0
-    assert result.summary["ledger"]["reconciled"] is True
+    assert result.summary["reconciliation"]["passed"] is True
 
 
 def krw_scenario(events):
@@ -81,7 +81,7 @@ def test_fx_normalised_round_trip(run_scenario):
     assert trade.gross_pnl == D("300") / 1000 + D("0.05")
     assert trade.fees == D("100.40") / 1000 + D("0.2015")
     assert trade.net_pnl == D("0.35") - D("0.3019")
-    assert result.run.venues["k"].balances["KRW"] == D("10000000") + 300 - D("100.40")
+    assert result.run.venues["k"].balances()["KRW"] == D("10000000") + 300 - D("100.40")
 
 
 def test_no_entry_when_fees_eat_the_spread(run_scenario):
@@ -136,8 +136,8 @@ def test_partial_close_then_exit(run_scenario):
     assert roles == [
         ("a", "buy", D("0.500"), "entering"),
         ("b", "sell", D("0.500"), "entering"),
-        ("a", "sell", D("0.200"), "partial"),
-        ("b", "buy", D("0.200"), "partial"),
+        ("a", "sell", D("0.200"), "resizing"),
+        ("b", "buy", D("0.200"), "resizing"),
         ("a", "sell", D("0.300"), "exiting"),
         ("b", "buy", D("0.300"), "exiting"),
     ]

@@ -1,5 +1,4 @@
 """A third-party arbframe plugin: a ``sine`` feed and a ``jsonl_alerts`` alert channel."""
-
 from __future__ import annotations
 
 import json
@@ -7,11 +6,10 @@ import math
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from arbframe.components import AlertChannel, Feed, FeedEvent
+from arbframe.components import AlertChannel, Context, Feed, FeedContext, FeedEvent, RunInfo
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.model import Alert
-from arbframe.runner import Run
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
@@ -25,6 +23,7 @@ class SineFeed(Feed):
     ``spread_bps`` wide, on both venues every ``interval``. Deterministic: no seed used."""
 
     type_name = "sine"
+    interface_version = 2
     description = "Two venues, constant mid, the second's premium a sine wave (deterministic)."
     config_schema = {
         "type": "object", "additionalProperties": False,
@@ -41,8 +40,8 @@ class SineFeed(Feed):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: FeedContext) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.period = parse_duration(config.get("period", "1m"))
         self.interval = parse_duration(config.get("interval", "1s"))
         for key in ("period", "interval"):
@@ -56,11 +55,11 @@ class SineFeed(Feed):
         return [self.config["symbol"]]
 
     def events(self) -> Iterator[FeedEvent]:
-        cfg, run = self.config, self.run
+        cfg, ctx = self.config, self.ctx
         symbol, size = cfg["symbol"], float(cfg.get("size", 10))
         half, amplitude = cfg.get("spread_bps", 2) / 2e4, cfg.get("amplitude_bps", 50)
         # Mid in each venue's own quote currency (fx: units per report-currency unit).
-        mids = [(v, cfg["price"] * run.fx_rate(run.venue_quote(v))) for v in self.venues()]
+        mids = [(v, cfg["price"] * ctx.fx_rate(ctx.venue_quote(v))) for v in self.venues()]
         t = 0
         while True:  # endless: the run's `duration` stops it
             premium = amplitude * math.sin(2 * math.pi * t / self.period) / 1e4
@@ -75,6 +74,7 @@ class JsonlAlerts(AlertChannel):
     """Appends each alert at or above ``min_severity`` to ``path`` as one JSON object."""
 
     type_name = "jsonl_alerts"
+    interface_version = 2
     description = "Alerts as JSON lines in a file."
     config_schema = {
         "type": "object", "additionalProperties": False,
@@ -85,20 +85,20 @@ class JsonlAlerts(AlertChannel):
         },
     }
 
-    def __init__(self, config: dict[str, Any], *, name: str, run: Run) -> None:
-        super().__init__(config, name=name, run=run)
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Context) -> None:
+        super().__init__(config, name=name, ctx=ctx)
         self.rank = SEVERITIES.index(config.get("min_severity", "P3"))
-        self.path = run.resolve_path(config["path"])
+        self.path = ctx.resolve_path(config["path"])
         self.file: TextIO | None = None
 
     @hookimpl
-    def arbframe_on_run_start(self, run: Run) -> None:
+    def arbframe_on_run_start(self, run: RunInfo) -> None:
         # Opened here, not in __init__: `arbframe validate` builds components without a run.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = self.path.open("a", encoding="utf-8")
 
     @hookimpl
-    def arbframe_on_alert(self, run: Run, alert: Alert) -> None:
+    def arbframe_on_alert(self, run: RunInfo, alert: Alert) -> None:
         if self.file is not None and SEVERITIES.index(alert.severity) <= self.rank:
             row = {"run": run.name, "ts": alert.ts, "severity": alert.severity,
                    "title": alert.title, "detail": alert.detail}

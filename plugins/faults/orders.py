@@ -5,7 +5,8 @@
 * `partial_fill`: the venue fills at most `fraction` of each matching order (the rest is
   canceled), within a window, at most `count` times.
 * `report_loss`: reports of matching orders never leave the venue (`reports`: ack, fill,
-  final or all), so the kernel must notice the silence and ask the venue.
+  final, status (answers to queries) or all), so the kernel must notice the silence and
+  ask the venue, and escalate when even that goes unanswered.
 Each acts at the venue and counts each firing in `summary.faults`.
 """
 
@@ -17,7 +18,15 @@ from typing import Any
 from arbframe.components import Fault
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import Accepted, Closed, FillReport, OrderRequest, Report
+from arbframe.model import (
+    Accepted,
+    Closed,
+    FillReport,
+    OrderNotFound,
+    OrderRequest,
+    OrderStatus,
+    Report,
+)
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
@@ -32,8 +41,13 @@ COMMON = {
     "until": DURATION,
     "count": {"type": "integer", "minimum": 1},
 }
-REPORTS = {"ack": (Accepted,), "fill": (FillReport,), "final": (Closed,)}
-REPORTS["all"] = REPORTS["ack"] + REPORTS["fill"] + REPORTS["final"]
+REPORTS: dict[str, tuple[type, ...]] = {
+    "ack": (Accepted,),
+    "fill": (FillReport,),
+    "final": (Closed,),
+    "status": (OrderStatus, OrderNotFound),  # answers to the kernel's queries
+}
+REPORTS["all"] = tuple(kind for kinds in REPORTS.values() for kind in kinds)
 
 
 class _OrderFault(Fault):
