@@ -230,8 +230,11 @@ class ExecutionEngine:
             self.refusals["stale_book"] += 1
             return None
         first = route.legs[0]
-        bid, ask = self.market.top(first.venue, first.symbol)  # type: ignore[misc]
-        price = Decimal(repr(ask if first.ratio > 0 else bid))  # report currency per base
+        top = self.market.top(first.venue, first.symbol)
+        if top is None:
+            self.refusals["no_book"] += 1
+            return None
+        price = Decimal(repr(top[1] if first.ratio > 0 else top[0]))  # report ccy per base
         notional = quote if quote is not None else base * price  # type: ignore[operator]
         decision = self.guards.check(Intent(now, port.name, route.label, route, notional))
         if decision is not None:
@@ -324,8 +327,8 @@ class ExecutionEngine:
         limit = settings.max_book_age
         market = self.market
         for leg in legs:
-            book = market.book(leg.venue, leg.symbol)
-            if not book.ready or (limit is not None and now - book.ts > limit):
+            ts = market.book(leg.venue, leg.symbol).ts
+            if not ts or (limit is not None and now - ts > limit):
                 return False
         return True
 
@@ -334,8 +337,10 @@ class ExecutionEngine:
             instrument = self.market.instrument(leg.venue, leg.symbol)
             amount = abs(leg.ratio) * size
             if leg.ratio > 0:
-                ask = self.market.book(leg.venue, leg.symbol).asks[0][0]
-                need, asset = amount * Decimal(repr(ask)) * HEADROOM, instrument.quote
+                asks = self.market.book(leg.venue, leg.symbol).asks
+                if not asks:
+                    return False
+                need, asset = amount * Decimal(repr(asks[0][0])) * HEADROOM, instrument.quote
             else:
                 need, asset = amount, instrument.base
             if self.market.available(leg.venue, asset) < need:

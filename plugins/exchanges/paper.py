@@ -301,7 +301,7 @@ class PaperExchange(SimulatedExchange):
         if instrument is None:
             return f"unknown symbol {request.symbol}", []
         book = self.books[request.symbol]
-        if not book.ready:
+        if not book.ts:
             return "no book", []
         amount = request.amount
         if amount < instrument.min_amount or amount % instrument.amount_step:
