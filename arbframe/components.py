@@ -22,13 +22,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from arbframe.clock import Clock
     from arbframe.errors import ScenarioError
-    from arbframe.execution import StrategyPort
-    from arbframe.market import MarketView
     from arbframe.model import (
         Book,
         GuardDecision,
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
         Order,
         OrderRequest,
         Report,
+        Route,
         Trade,
     )
 
@@ -46,6 +45,93 @@ INTERFACE_VERSION = 2
 # (price, size) float pairs. FX update: (ts_ns, None, currency, rate, None), where rate is
 # units of `currency` per one unit of the report currency.
 FeedEvent = tuple[int, Any, str, Any, Any]
+
+
+# ---- what strategies use ------------------------------------------------------------------
+
+
+class MarketData(Protocol):
+    """``ctx.market``: books, instruments, FX and balances, whatever kind of venue
+    produced them (the kernel's implementation is arbframe.market.MarketView)."""
+
+    fx: dict[str, float]
+    """Units of each currency per report-currency unit, as floats (spread arithmetic)."""
+    fx_exact: dict[str, Decimal]
+    """The same rates, exact (what fills are booked at)."""
+    venues: list[str]
+    """Venue names, in scenario order."""
+
+    def book(self, venue: str, symbol: str) -> Book:
+        """The live book of an instrument: the same object for the whole run."""
+        ...
+
+    def instrument(self, venue: str, symbol: str) -> Instrument:
+        """A venue's market: precision, minimums, fee schedule."""
+        ...
+
+    def instruments(self, venue: str | None = None) -> list[Instrument]:
+        """Every instrument, or one venue's."""
+        ...
+
+    def quoting(self, symbol: str) -> list[str]:
+        """Venues with an instrument named ``symbol``, in scenario order."""
+        ...
+
+    def symbols(self) -> list[str]:
+        """Every instrument symbol, first seen first."""
+        ...
+
+    def top(self, venue: str, symbol: str) -> tuple[float, float] | None:
+        """Best bid and ask converted to the report currency, or None without both."""
+        ...
+
+    def age(self, venue: str, symbol: str, now: int) -> int:
+        """How old the book is at ``now`` (ns)."""
+        ...
+
+    def available(self, venue: str, asset: str) -> Decimal:
+        """Free balance the venue reports (not locked by open orders)."""
+        ...
+
+    def balance(self, venue: str, asset: str) -> Decimal:
+        """Total balance the venue reports."""
+        ...
+
+
+class Execution(Protocol):
+    """``ctx.execution``: how a strategy acts. Every call returns at once; orders work in
+    the background and ``Strategy.on_trade`` hears how it went (the kernel's
+    implementation is arbframe.execution.StrategyPort)."""
+
+    def enter(
+        self,
+        route: Route,
+        *,
+        quote: Decimal | None = None,
+        base: Decimal | None = None,
+        risk_bps: float = 100.0,
+    ) -> Trade | None:
+        """Open a trade on ``route``, sized by ``quote`` (report-currency notional,
+        converted at the best price of the route's first leg) or ``base`` (base amount per
+        unit of leg ratio), rounded down to the venues' steps. ``risk_bps``: the
+        strategy's stop distance, R = net PnL / (notional x risk_bps / 1e4). Returns the
+        trade, or None when refused (guards, stale books, size, balances)."""
+        ...
+
+    def resize(self, trade: Trade, size: Decimal) -> bool:
+        """Move an open trade to ``size`` (base per unit of ratio, rounded down to the
+        venues' steps). False when the trade is not OPEN, a book is stale or size is 0."""
+        ...
+
+    def exit(self, trade: Trade, reason: str, *, urgent: bool = False) -> bool:
+        """Close an open trade; ``reason`` is the strategy's own word. ``urgent`` exits
+        (stop-loss, time) act on stale books; others wait for fresh ones. False when the
+        trade is not OPEN or the exit must wait."""
+        ...
+
+    def trades(self) -> list[Trade]:
+        """This strategy's trades that are not closed."""
+        ...
 
 
 # ---- contexts ------------------------------------------------------------------------------
@@ -99,9 +185,9 @@ class ExchangeContext(Context):
 @dataclass(frozen=True)
 class StrategyContext(Context):
     clock: Clock
-    market: MarketView
+    market: MarketData
     """Books, instruments, FX and balances (read only)."""
-    execution: StrategyPort
+    execution: Execution
     """enter / resize / exit, and this strategy's trades."""
     set_timer: Callable[[int, Any], None]
     """``set_timer(delay_ns, payload)``: ``on_timer(ts, payload)`` later (not while the

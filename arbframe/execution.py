@@ -108,8 +108,7 @@ class _Job:
 
 
 class StrategyPort:
-    """What a strategy uses to act (``ctx.execution``). Every call returns at once; orders
-    work in the background and ``Strategy.on_trade`` hears how it went."""
+    """One strategy's ``ctx.execution`` (the contract: arbframe.components.Execution)."""
 
     def __init__(
         self,
@@ -131,24 +130,15 @@ class StrategyPort:
         base: Decimal | None = None,
         risk_bps: float = 100.0,
     ) -> Trade | None:
-        """Open a trade on ``route``: ``quote`` (report-currency notional, converted at the
-        best ask of the route's first leg) or ``base`` (amount per unit of leg ratio).
-        ``risk_bps`` is the strategy's stop distance (R = net PnL / (notional x risk_bps)).
-        Returns the trade, or None when refused (guards, stale books, size, balances)."""
         return self._engine.enter(self, route, quote, base, risk_bps)
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
-        """Move an open trade to ``size`` (base per unit of ratio, rounded down to the
-        venues' steps). False when the trade is busy, the books are stale or size is 0."""
         return self._engine.resize(self, trade, size)
 
     def exit(self, trade: Trade, reason: str, *, urgent: bool = False) -> bool:
-        """Close an open trade; ``reason`` is the strategy's own word for it. ``urgent``
-        exits (stop-loss, time) act on stale books; others wait for fresh ones."""
         return self._engine.exit(self, trade, reason, urgent)
 
     def trades(self) -> list[Trade]:
-        """This strategy's trades that are not closed."""
         return [j.trade for j in self._engine.jobs.values() if j.port is self]
 
 

@@ -127,7 +127,7 @@ def format_summary(
     if rec["passed"]:
         out.append(
             f"reconciliation: {fills['checked']:,} fills priced against the published books "
-            "and fee schedules, balances equal to the venues' to the unit"
+            "and fee schedules, balances equal to the venue accounts to the unit"
         )
     else:
         out.append("reconciliation: FAILED")

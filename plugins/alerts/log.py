@@ -6,8 +6,10 @@ import sys
 from typing import Any, TextIO
 
 from arbframe.components import AlertChannel
+from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import Alert
+from arbframe.paths import output_file_problem
 
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 
@@ -32,6 +34,9 @@ class LogAlerts(AlertChannel):
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
         self.max_rank = SEVERITIES.index(config.get("min_severity", "P1"))
+        problem = "path" in config and output_file_problem(ctx.resolve_path(config["path"]))
+        if problem:  # found now, not after the run
+            raise ConfigError(problem, ("path",))
         self.stream: TextIO = sys.stderr
         self.sent = 0
 

@@ -11,8 +11,10 @@ import sqlite3
 from typing import Any
 
 from arbframe.components import Sink
+from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import Fill, Trade
+from arbframe.paths import output_file_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id INTEGER PRIMARY KEY, scenario TEXT, seed INTEGER,
@@ -40,6 +42,9 @@ class SqliteSink(Sink):
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
         self.db_path = ctx.resolve_path(config["path"])
+        problem = output_file_problem(self.db_path)
+        if problem:  # found now, not after the run
+            raise ConfigError(problem, ("path",))
         self.db: sqlite3.Connection | None = None
 
     @hookimpl
