@@ -49,18 +49,23 @@ class Audit:
 
     # ---- the published books (per quote) ------------------------------------------------------
 
-    def recorder(self, venue: str, symbol: str) -> Any:
-        """The append function for one instrument's published books: (ts, bids, asks)."""
-        key = (venue, symbol)
+    def recorder(self, instrument: Any, targets: dict[str, Any], on_book: Any) -> Any:
+        """The function that records one instrument's published books, (ts, bids, asks).
+
+        The first full book also notes its mid (it values the starting equity), then puts
+        the bare ``deque.append`` in ``targets[symbol]`` for the per-quote path.
+        """
+        key = (instrument.venue, instrument.symbol)
         history = self.history.setdefault(key, deque(maxlen=HISTORY))
-        first_mid = self.first_mid
 
-        def record(entry: tuple[int, Any, Any]) -> None:
+        def first(entry: tuple[int, Any, Any]) -> None:
             history.append(entry)
-            if key not in first_mid and entry[1] and entry[2]:
-                first_mid[key] = (entry[1][0][0] + entry[2][0][0]) / 2
+            _, bids, asks = entry
+            if bids and asks:
+                self.first_mid[key] = (bids[0][0] + asks[0][0]) / 2
+                targets[instrument.symbol] = (history.append, on_book)
 
-        return record if key not in first_mid else history.append
+        return first
 
     # ---- fills (on the event path) --------------------------------------------------------------
 

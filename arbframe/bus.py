@@ -17,7 +17,8 @@ Event = tuple[str, dict[str, Any]]  # (hook name without the arbframe_on_ prefix
 
 class EventBus:
     def __init__(self) -> None:
-        self._queue: deque[Event] = deque()
+        self.queue: deque[Event] = deque()
+        """Events published and not yet delivered (the driver drains it when not empty)."""
         self._journal: list[Callable[[str, dict[str, Any]], None]] = []
         self.delivered = 0
 
@@ -28,15 +29,11 @@ class EventBus:
     def publish(self, name: str, /, **payload: Any) -> None:
         for fn in self._journal:
             fn(name, payload)
-        self._queue.append((name, payload))
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
+        self.queue.append((name, payload))
 
     def drain(self, deliver: Callable[[str, dict[str, Any]], None]) -> None:
         """Deliver every queued event, in order (events published meanwhile included)."""
-        queue = self._queue
+        queue = self.queue
         while queue:
             name, payload = queue.popleft()
             deliver(name, payload)

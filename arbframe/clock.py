@@ -27,25 +27,28 @@ class Clock(Protocol):
         """Run ``fn(*args)`` ``delay`` ns from now."""
 
 
+NEVER = 1 << 63
+
+
 class SimClock:
     """Simulated time: an event heap, FIFO among equal times."""
 
     def __init__(self) -> None:
         self.now = 0
         self.start = 0
+        self.next_due = NEVER
+        """Time of the earliest scheduled call (NEVER when none): what the driver checks."""
         self._heap: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._seq = 0
 
     def call_at(self, ts: int, fn: Callable[..., Any], *args: Any) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (ts, self._seq, fn, args))
+        if ts < self.next_due:
+            self.next_due = ts
 
     def call_later(self, delay: int, fn: Callable[..., Any], *args: Any) -> None:
         self.call_at(self.now + delay, fn, *args)
-
-    def next_due(self) -> int | None:
-        """Time of the earliest scheduled call, or None."""
-        return self._heap[0][0] if self._heap else None
 
     def run_due(self, until: int) -> None:
         """Run every call due at or before ``until``, in time order."""
@@ -55,6 +58,7 @@ class SimClock:
             if ts > self.now:
                 self.now = ts
             fn(*args)
+        self.next_due = heap[0][0] if heap else NEVER
 
     def drain(self) -> None:
         """Run everything scheduled, including what the calls schedule."""

@@ -18,7 +18,7 @@ version, and the registry refuses older plugins with a message saying what chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -102,6 +102,10 @@ class Execution(Protocol):
     """``ctx.execution``: how a strategy acts. Every call returns at once; orders work in
     the background and ``Strategy.on_trade`` hears how it went (the kernel's
     implementation is arbframe.execution.StrategyPort)."""
+
+    cooldowns: Mapping[str, int]
+    """Symbol -> when entries on it may resume after a guard's cooldown (ns). ``enter``
+    refuses them anyway; a strategy may skip computing a signal it cannot act on."""
 
     def enter(
         self,

@@ -19,16 +19,18 @@ The order of everything depends only on the scenario and the seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from arbframe.clock import SimClock
+from arbframe.clock import NEVER, SimClock
 from arbframe.components import FeedEvent
 
 PROGRESS_EVERY = 1024  # events between progress calls (the callback decides by wall time)
 
 BookTarget = tuple[Callable[[tuple[int, Any, Any]], None], Callable[..., None]]
+_SENTINEL: FeedEvent = (NEVER, None, "", None, None)
 
 
 @dataclass
@@ -44,65 +46,80 @@ def run_simulated(
     clock: SimClock,
     events: Iterator[FeedEvent],
     duration_ns: int,
-    targets: dict[tuple[str, str], BookTarget],
+    targets: dict[str, dict[str, BookTarget]],
     set_fx: Callable[[str, float], None],
     on_market: list[Callable[[int, str], None]],
-    after_instant: Callable[[], None],
+    events_out: tuple[Sized, Callable[[], None]],
     on_first: Callable[[int], None],
     progress: Callable[[int, int], None] | None = None,
     stats: DriveStats | None = None,
 ) -> DriveStats:
     """Run until the feed is exhausted or ``duration_ns`` of scenario time has passed.
 
-    ``targets[(venue, symbol)]`` is (record the published book, the venue's on_book).
-    ``stats`` is filled as the run goes, so an interrupted run still has its counts.
+    ``targets[venue][symbol]`` is (record the published book, the venue's on_book);
+    ``events_out`` is (the event queue, what drains it). ``stats`` is kept current, so an
+    interrupted run still has its counts.
     """
     stats = stats or DriveStats()
-    touched: list[str] = []
+    queue, drain = events_out
+    decide = on_market[0] if len(on_market) == 1 else _fan_out(on_market)
+    first: str | None = None  # the instant's first symbol, and any others it touched
+    others: list[str] = []
     now = end = -1
-    quotes = 0
-
-    def close_instant() -> None:
-        for symbol in touched:
-            for callback in on_market:
-                callback(now, symbol)
-        touched.clear()
-        clock.run_due(now)
-        after_instant()
-
+    quotes = instants = fx_updates = 0
     try:
-        for ts, venue, symbol, bids, asks in events:
+        # The sentinel closes the last instant like any other.
+        for ts, venue, symbol, bids, asks in chain(events, (_SENTINEL,)):
             if ts != now:
+                if first is not None:  # the instant `now` is complete: decide
+                    decide(now, first)
+                    first = None
+                    if others:
+                        for other in others:
+                            decide(now, other)
+                        others.clear()
                 if now < 0:
                     stats.start = clock.start = ts
                     end = ts + duration_ns
                     on_first(ts)
                 else:
-                    close_instant()
-                    stats.instants += 1
-                if ts > end:
-                    stats.end = end
+                    instants += 1
+                if ts > end:  # cut by the duration, or the feeds are exhausted
+                    if ts != NEVER:
+                        now = end
+                    if clock.next_due <= now:
+                        clock.run_due(now)
                     break
-                due = clock.next_due()
-                if due is not None and due <= ts:
+                # What this instant's decisions scheduled for now, then what falls due
+                # before the next instant's books (in time order, one heap).
+                if clock.next_due <= ts:
                     clock.run_due(ts)
-                clock.now = now = stats.end = ts
+                if queue:
+                    drain()
+                clock.now = now = ts
             if venue is None:
                 set_fx(symbol, bids)
-                stats.fx_updates += 1
+                fx_updates += 1
                 continue
-            record, on_book = targets[(venue, symbol)]
+            record, on_book = targets[venue][symbol]
             record((ts, bids, asks))
             on_book(ts, symbol, bids, asks)
-            if symbol not in touched:
-                touched.append(symbol)
+            if first is None:
+                first = symbol
+            elif symbol != first and symbol not in others:
+                others.append(symbol)
             quotes += 1
             if progress is not None and not quotes % PROGRESS_EVERY:
                 progress(ts - stats.start, quotes)
-        else:
-            if now >= 0:
-                close_instant()
-                stats.instants += 1
-    finally:
-        stats.quotes = quotes  # an interrupted run keeps its count too
+    finally:  # an interrupted run keeps its counts too
+        stats.quotes, stats.instants, stats.fx_updates = quotes, instants, fx_updates
+        stats.end = max(now, stats.start)
     return stats
+
+
+def _fan_out(callbacks: list[Callable[[int, str], None]]) -> Callable[[int, str], None]:
+    def decide(ts: int, symbol: str) -> None:
+        for callback in callbacks:
+            callback(ts, symbol)
+
+    return decide

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,7 @@ class StrategyPort:
         self.name = name
         self.settings = settings
         self.on_trade = on_trade
+        self.cooldowns = engine.guards.cooldowns
 
     def enter(
         self,
@@ -216,22 +217,36 @@ class ExecutionEngine:
         now = self.clock.now
         if self.closing:
             return None
-        if not self._fresh(route.legs, port.settings, now):
+        until = self.guards.cooldowns.get(route.label)
+        if until is not None and now < until:  # the cheapest refusal first: it repeats
+            self.refusals["cooldown"] += 1
+            return None
+        if port.settings.max_book_age is not None and not self._fresh(
+            route.legs, port.settings, now
+        ):  # (without a limit, a book never published has no price: refused below)
             self.refusals["stale_book"] += 1
             return None
-        first = route.legs[0]
-        top = self.market.top(first.venue, first.symbol)
-        if top is None:
+        # Guards refuse far more often than anything trades (all day once a loss limit is
+        # hit): ask them before pricing anything a refusal would not need.
+        price = None if quote is not None else self._price(route.legs[0])
+        if quote is not None:
+            notional = quote if type(quote) is Decimal else Decimal(str(quote))
+        elif price is None:
             self.refusals["no_book"] += 1
             return None
-        price = Decimal(repr(top[1] if first.ratio > 0 else top[0]))  # report ccy per base
-        notional = quote if quote is not None else base * price  # type: ignore[operator]
+        else:
+            notional = (base if type(base) is Decimal else Decimal(str(base))) * price
         decision = self.guards.check(Intent(now, port.name, route.label, route, notional))
         if decision is not None:
             if decision.action is not Action.DEGRADE:
                 self.refusals["guard"] += 1
                 return None
             notional *= Decimal(repr(decision.scale))
+        if price is None:
+            price = self._price(route.legs[0])
+            if price is None:
+                self.refusals["no_book"] += 1
+                return None
         instruments = [self.market.instrument(leg.venue, leg.symbol) for leg in route.legs]
         step = max(i.amount_step for i in instruments)
         size = (notional / price).quantize(step, ROUND_DOWN)
@@ -267,7 +282,7 @@ class ExecutionEngine:
         self.trades[trade.trade_id] = trade
         self.jobs[trade.trade_id] = job
         self.guards.trade_opened(trade)
-        self.bus.publish("trade_opened", trade=_snapshot(trade))
+        self.bus.publish("trade_opened", trade=trade)
         self._drive(job)
         return trade
 
@@ -312,6 +327,13 @@ class ExecutionEngine:
                 self._exit(job, "end_of_run", self.clock.now)
 
     # ---- checks -----------------------------------------------------------------------------
+
+    def _price(self, leg: RouteLeg) -> Decimal | None:
+        """The best price ``leg`` would trade at (ask to buy, bid to sell), report ccy."""
+        top = self.market.top(leg.venue, leg.symbol)
+        if top is None:
+            return None
+        return Decimal(repr(top[1] if leg.ratio > 0 else top[0]))
 
     def _fresh(self, legs: Any, settings: ExecutionSettings, now: int) -> bool:
         limit = settings.max_book_age
@@ -670,6 +692,3 @@ def _positions(trade: Trade) -> str:
 def _targets(trade: Trade) -> str:
     return ", ".join(f"{leg.venue} {money(leg.target)}" for leg in trade.legs)
 
-
-def _snapshot(trade: Trade) -> Trade:
-    return replace(trade, legs=[replace(leg) for leg in trade.legs], fills=list(trade.fills))

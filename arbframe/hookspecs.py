@@ -125,8 +125,10 @@ def arbframe_on_balance_change(run: RunInfo, entry: BalanceChange) -> None:
 
 @hookspec
 def arbframe_on_trade_opened(run: RunInfo, trade: Trade) -> None:
-    """Called when a trade is accepted (guards passed, entry orders about to be sent);
-    ``trade`` is a snapshot at that moment. Returns nothing."""
+    """Called when a trade is accepted (guards passed, entry orders sent). ``trade`` is the
+    live object: by the time the hook runs its entry may have progressed; ``trade_id``,
+    ``strategy``, ``route``, ``opened_at``, ``entry_spread_bps`` and the legs' ratios say
+    what was decided. Returns nothing."""
 
 
 @hookspec

@@ -212,7 +212,7 @@ class Order:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OrderUpdate:
     """An order's state change, as sinks receive it (a snapshot: it never changes)."""
 
@@ -239,7 +239,7 @@ class OrderUpdate:
 # order or twice; the execution layer applies each exactly once.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """The venue acknowledged an order."""
 
@@ -249,7 +249,7 @@ class Accepted:
     ts: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FillReport:
     """A fill as the venue reports it."""
 
@@ -275,7 +275,7 @@ class FillReport:
     """``taker`` or ``maker``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Closed:
     """An order reached a final state at the venue."""
 
@@ -290,7 +290,7 @@ class Closed:
     exchange_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CancelRejected:
     """The venue refused a cancel (typically: the order had already filled)."""
 
@@ -300,7 +300,7 @@ class CancelRejected:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderStatus:
     """The answer to a query (``Exchange.fetch_order``): the whole truth about one order."""
 
@@ -315,7 +315,7 @@ class OrderStatus:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderNotFound:
     """The answer to a query about an order the venue does not know."""
 
@@ -324,7 +324,7 @@ class OrderNotFound:
     ts: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BalanceChange:
     """Money that moved without a fill: a deposit, withdrawal, transfer or fee rebate."""
 
@@ -346,7 +346,7 @@ Report = VenueReport | BalanceChange
 # ---- the ledger's records --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fill:
     """A booked fill: the venue's report plus what the kernel knows about it."""
 
@@ -596,7 +596,7 @@ class Action(str, Enum):
 ACTION_RANK = {Action.ALLOW: 0, Action.DEGRADE: 1, Action.COOLDOWN: 2, Action.BLOCK: 3}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Intent:
     """A strategy's wish to open a trade, as the guards see it before any order exists."""
 
@@ -613,7 +613,7 @@ class Intent:
         return tuple(leg.venue for leg in self.route.legs)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GuardDecision:
     """A guard's verdict on an intent."""
 

@@ -26,14 +26,13 @@ class GuardChain:
         """guard name -> action -> refusals counted."""
         self.first: dict[str, dict[str, tuple[int, str]]] = {}
         """guard name -> action -> (time, reason) of its first refusal."""
-        self.cooldowns: dict[str, int] = {}  # symbol -> ts until which entries are refused
+        self.cooldowns: dict[str, int] = {}
+        """symbol -> when entries may resume, from a winning COOLDOWN verdict."""
         self._last: dict[tuple[str, str], tuple[Action, str]] = {}
 
     def check(self, intent: Intent) -> GuardDecision | None:
-        """None to allow, else the most restrictive decision (DEGRADE: the smallest scale)."""
-        until = self.cooldowns.get(intent.symbol)
-        if until is not None and intent.ts < until:
-            return GuardDecision(intent.ts, "cooldown", Action.COOLDOWN, "cooling down", until=until)
+        """None to allow, else the most restrictive decision (DEGRADE: the smallest scale).
+        The caller refuses symbols in ``cooldowns`` before asking."""
         # Runs on every quote that shows an edge, blocked or not (all day once a daily loss
         # limit is hit): nothing is built that the answer does not need.
         verdict: GuardDecision | None = None
@@ -41,14 +40,23 @@ class GuardChain:
             decision = guard.check(intent)
             if decision is None or decision.action is ALLOWED:
                 continue
-            self._count(guard.name, intent, decision)
+            name, action = guard.name, decision.action
+            counts = self.counts.get(name)
+            if counts is None:
+                counts = self.counts[name] = Counter()
+                self.first[name] = {}
+            if not counts[action.value]:
+                self.first[name][action.value] = (decision.ts, decision.reason)
+            counts[action.value] += 1
+            # Refusals repeat on every quote that shows an edge: tell plugins of changes only.
+            key = (name, intent.symbol)
+            if self._last.get(key) != (action, decision.reason):
+                self._last[key] = (action, decision.reason)
+                self._publish("guard_decision", decision=decision)
             if (
                 verdict is None
-                or ACTION_RANK[decision.action] > ACTION_RANK[verdict.action]
-                or (
-                    decision.action is verdict.action is Action.DEGRADE
-                    and decision.scale < verdict.scale
-                )
+                or ACTION_RANK[action] > ACTION_RANK[verdict.action]
+                or (action is verdict.action is Action.DEGRADE and decision.scale < verdict.scale)
             ):
                 verdict = decision
         if verdict is None:
@@ -58,20 +66,6 @@ class GuardChain:
         if verdict.action is Action.COOLDOWN and verdict.until is not None:
             self.cooldowns[intent.symbol] = verdict.until
         return verdict
-
-    def _count(self, name: str, intent: Intent, decision: GuardDecision) -> None:
-        counts = self.counts.get(name)
-        if counts is None:
-            counts = self.counts[name] = Counter()
-            self.first[name] = {}
-        action = decision.action.value
-        counts[action] += 1
-        self.first[name].setdefault(action, (decision.ts, decision.reason))
-        # Refusals repeat on every quote that shows an edge: tell plugins of changes only.
-        key = (name, intent.symbol)
-        if self._last.get(key) != (decision.action, decision.reason):
-            self._last[key] = (decision.action, decision.reason)
-            self._publish("guard_decision", decision=decision)
 
     def trade_opened(self, trade: Trade) -> None:
         for guard in self.guards:

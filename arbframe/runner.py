@@ -305,14 +305,20 @@ class Run:
         return heapq.merge(*streams, key=itemgetter(0))
 
     def _deliver(self, name: str, payload: dict[str, Any]) -> None:
-        getattr(self.pm.hook, f"arbframe_on_{name}")(run=self.info, **payload)
+        hook = self._hooks.get(name)
+        if hook is None:  # resolved once a run: most events have no listener at all
+            hook = getattr(self.pm.hook, f"arbframe_on_{name}")
+            self._hooks[name] = hook = hook if hook.get_hookimpls() else False
+        if hook:
+            hook(run=self.info, **payload)
 
     def _drive(self, progress: Callable[[int, int], None] | None) -> None:
-        targets = {}
+        targets: dict[str, dict[str, Any]] = {}
         for instrument in self.market.instruments():
-            venue, symbol = instrument.venue, instrument.symbol
-            simulated: Any = self.venues[venue]
-            targets[(venue, symbol)] = (self.audit.recorder(venue, symbol), simulated.on_book)
+            simulated: Any = self.venues[instrument.venue]
+            per_venue = targets.setdefault(instrument.venue, {})
+            record = self.audit.recorder(instrument, per_venue, simulated.on_book)
+            per_venue[instrument.symbol] = (record, simulated.on_book)
         starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
 
         def on_first(ts: int) -> None:
@@ -322,8 +328,10 @@ class Run:
         bus = self.bus
         deliver = self._deliver
 
+        queue = bus.queue
+
         def after_instant() -> None:
-            if bus.pending:
+            if queue:
                 bus.drain(deliver)
 
         run_simulated(
@@ -333,7 +341,7 @@ class Run:
             targets,
             self.market.set_fx,
             [s.on_market for s in self.strategies],
-            after_instant,
+            (bus.queue, lambda: bus.drain(deliver)),
             on_first,
             progress,
             self.stats,
@@ -357,6 +365,7 @@ class Run:
         for listener in listeners:
             self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
         complete = False
+        self._hooks: dict[str, Any] = {}
         try:
             with localcontext(MONEY_CONTEXT):
                 for strategy in self.strategies:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -122,6 +123,35 @@ def best_of(repeat: int, spec: dict[str, Any] | Path, workdir: Path) -> dict[str
     }
 
 
+# ---- the floor ------------------------------------------------------------------------------
+
+
+def bare_loop(quotes: int, workdir: Path) -> dict[str, Any]:
+    """The same decision over preloaded events, with no engine: the floor arbframe's
+    end-to-end figure is compared with. The feed's events are materialised first (not
+    timed); the loop keeps each venue's latest book and computes both routes' edge after
+    fees, as spread_arb does, on every quote."""
+    run = make_run(scenario(quotes), workdir)
+    events = list(itertools.islice(run.feeds[0].events(), quotes))
+    fx = run.market.fx
+    quotes_of = {v: run.venues[v].quote for v in run.venues}  # type: ignore[attr-defined]
+    fees = 15.0
+    gc.collect()
+    started = time.perf_counter()
+    books: dict[str, tuple[float, float]] = {}
+    edges = 0
+    for _, venue, _, bids, asks in events:
+        rate = fx[quotes_of[venue]]
+        books[venue] = (bids[0][0] / rate, asks[0][0] / rate)
+        if len(books) == 2:
+            (bid_a, ask_a), (bid_b, ask_b) = books.values()
+            if (bid_b - ask_a) / ask_a * 1e4 - fees >= 20 or (bid_a - ask_b) / ask_b * 1e4 - fees >= 20:
+                edges += 1
+    seconds = time.perf_counter() - started
+    return {"quotes": len(events), "seconds": round(seconds, 4),
+            "quotes_per_s": round(len(events) / seconds), "edges": edges}  # fmt: skip
+
+
 # ---- per-quote decision latency ---------------------------------------------------------
 
 
@@ -136,11 +166,13 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 
 
 def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
-    """Time venue.on_book + strategy.on_quote per quote, minus the cost of the timing itself.
+    """Time venue.on_book + strategy.on_market per quote, minus the cost of the timing itself.
 
-    The driver calls the venue's on_book and then the strategy's on_quote for every quote.
-    Wrappers read perf_counter_ns before on_book and after on_quote; the same wrappers around
-    do-nothing functions, called the same way, measure what the timing adds.
+    The driver hands each book to its venue's on_book and, once the instant is complete,
+    calls the strategy's on_market (the synthetic feed staggers the venues, so an instant
+    holds one book). Wrappers read perf_counter_ns before on_book and after on_market; the
+    same wrappers around do-nothing functions, called the same way, measure what the timing
+    adds.
     """
     run = make_run(scenario(quotes), workdir)
     clock = time.perf_counter_ns
@@ -154,27 +186,28 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
 
         return timed
 
-    def wrap_quote(on_quote: Callable[..., None]) -> Callable[..., None]:
-        def timed(ts: int, venue: str, symbol: str) -> None:
-            on_quote(ts, venue, symbol)
+    def wrap_market(on_market: Callable[..., None]) -> Callable[..., None]:
+        def timed(ts: int, symbol: str) -> None:
+            on_market(ts, symbol)
             samples.append(clock() - started[0])
 
         return timed
 
     for venue in run.venues.values():  # the driver looks these up when the run starts
-        venue.on_book = wrap_book(venue.on_book)  # type: ignore[method-assign]
-    run.strategy.on_quote = wrap_quote(run.strategy.on_quote)  # type: ignore[method-assign]
+        venue.on_book = wrap_book(venue.on_book)  # type: ignore[attr-defined]
+    [strategy] = run.strategies
+    strategy.on_market = wrap_market(strategy.on_market)  # type: ignore[method-assign]
     gc.collect()
     run.execute()
     measured, raw = len(samples), percentiles(samples)
 
     # Calibration: the same wrappers around no-ops, in a loop shaped like the driver's.
     samples.clear()
-    book, quote = wrap_book(lambda ts, s, b, a: None), wrap_quote(lambda ts, v, s: None)
+    book, market = wrap_book(lambda ts, s, b, a: None), wrap_market(lambda ts, s: None)
     bids = asks = [(1.0, 1.0)]
     for ts in range(min(quotes, 1_000_000)):
         book(ts, "BTC", bids, asks)
-        quote(ts, "upbit", "BTC")
+        market(ts, "BTC")
     empty = percentiles(samples)
     overhead = empty["median"]
     return {
@@ -191,13 +224,15 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
 
 
 def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
-    """Time every order's path from engine.submit to the strategy's handling of its update.
+    """Time every order's path from the kernel's submit to its trade moving on.
 
-    engine.submit (bookkeeping, the venue scheduling the arrival after its latency) and the
-    venue's _arrive callback (checks, book walk, fills, ledger booking, order update hooks,
-    the strategy's on_order_update, which may close the trade or send the next orders) are
-    wrapped. Only outermost intervals count, so a submit made from inside an arrival is not
-    counted twice. The wrappers' own cost, measured around no-ops, is subtracted.
+    The execution layer's _submit (client id, state machine, bookkeeping, the venue
+    scheduling the arrival after its latency), the venue's _arrive (checks, book walk,
+    depletion, its own account, reports scheduled) and the kernel's on_report (each report
+    applied through the state machine: fills booked, audited and published, trade legs
+    updated, the next orders or the close) are wrapped. Only outermost intervals count, so
+    a submit made from inside a report is not counted twice. The wrappers' own cost,
+    measured around no-ops, is subtracted.
     """
     run = make_run(scenario(quotes), workdir)
     clock = time.perf_counter_ns
@@ -219,8 +254,9 @@ def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
 
         return timed
 
-    engine = run.engine
-    engine.submit = wrap(engine.submit)  # type: ignore[method-assign]
+    execution = run.execution
+    execution._submit = wrap(execution._submit)  # type: ignore[method-assign]
+    execution.on_report = wrap(execution.on_report)  # type: ignore[method-assign]
     for venue in run.venues.values():  # submit schedules venue._arrive, looked up per order
         venue._arrive = wrap(venue._arrive)  # type: ignore[attr-defined]
     gc.collect()
@@ -346,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             f"      {one['orders']:,} orders, {one['trades']:,} trades, "
             f"{one['guard_refusals']:,} entries refused by guards"
         )
+        floor = bare_loop(n, work)
+        say(
+            f"  bare-loop floor (same decision, preloaded events, no engine): "
+            f"{floor['quotes_per_s']:,} quotes/s; arbframe end to end is "
+            f"{floor['quotes_per_s'] / one['quotes_per_s']:.1f}x slower"
+        )
         ten = best_of(args.repeat, scenario(n, 10), work)
         say(
             f"  end to end, 10 symbols: {ten['quotes_per_s']:>9,} quotes/s "
@@ -401,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(),
                     "cpus": os.cpu_count(),
                     "throughput": {"1_symbol": one, "10_symbols": ten, "replay_real_link": replay},
+                    "bare_loop": floor,
                     "decision_latency": latency,
                     "order_overhead": orders,
                     "memory": memory,

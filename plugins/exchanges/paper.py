@@ -283,7 +283,7 @@ class PaperExchange(SimulatedExchange):
         self._send("ack", Accepted(self.name, request.client_id, order.exchange_id, now))
         instrument = self._instruments[request.symbol]
         book = self.books[request.symbol]
-        for price, amount in plan:
+        for price, amount, _ in plan:
             self._fill(order, price, amount, instrument, maker=False)
         self._deplete(book, request.side, plan, instrument)
         if request.type == LIMIT and order.remaining > 0:
@@ -323,18 +323,16 @@ class PaperExchange(SimulatedExchange):
             return [lv for lv in levels if lv[0] <= limit]
         return [lv for lv in levels if lv[0] >= limit]
 
-    def _walk(
-        self, levels: Any, amount: Decimal, instrument: Instrument
-    ) -> list[tuple[Decimal, Decimal]]:
-        """Split `amount` over the levels, best first: [(price, amount)], exact."""
+    def _walk(self, levels: Any, amount: Decimal, instrument: Instrument) -> list[Any]:
+        """Split `amount` over the levels, best first: [(price, amount, level index)]."""
         plan = []
         left = amount
-        for price, size in levels:
+        for i, (price, size) in enumerate(levels):
             if left <= 0:
                 break
             take = min(left, _dec(size).quantize(instrument.amount_step, ROUND_DOWN))
             if take > 0:
-                plan.append((_dec(price).quantize(instrument.price_tick, ROUND_HALF_EVEN), take))
+                plan.append((_dec(price).quantize(instrument.price_tick, ROUND_HALF_EVEN), take, i))
                 left -= take
         return plan
 
@@ -342,21 +340,17 @@ class PaperExchange(SimulatedExchange):
         """What our fills took is gone from the book until the feed replaces it."""
         if not plan:
             return
-        taken = defaultdict(Decimal)
-        for price, amount in plan:
-            taken[price] += amount
-        tick = instrument.price_tick
-        levels = book.asks if side == BUY else book.bids
-        left = []
-        for price, size in levels:
-            gone = taken.pop(_dec(price).quantize(tick, ROUND_HALF_EVEN), ZERO)
-            rest = size - float(gone)
-            if rest > 0 and (rest >= float(instrument.amount_step) or not gone):
-                left.append((price, rest))
+        levels: list[Any] = list(book.asks if side == BUY else book.bids)
+        step = float(instrument.amount_step)
+        for _, amount, i in plan:  # the levels taken are a prefix of the side: same index
+            price, size = levels[i]
+            rest = size - float(amount)
+            levels[i] = (price, rest) if rest >= step else None
+        left = tuple(level for level in levels if level is not None)
         if side == BUY:
-            book.asks = tuple(left)
+            book.asks = left
         else:
-            book.bids = tuple(left)
+            book.bids = left
 
     def fee(self, side: str, price: Decimal, amount: Decimal, instrument: Instrument,
             maker: bool) -> tuple[Decimal, str, Decimal]:  # fmt: skip
@@ -379,12 +373,12 @@ class PaperExchange(SimulatedExchange):
         spends = instrument.quote if buy else instrument.base
         receives = instrument.base if buy else instrument.quote
         need: dict[str, Decimal] = defaultdict(Decimal)
-        for price, amount in plan:
+        for price, amount, _ in plan:
             need[spends] += price * amount if buy else amount
             fee, asset, _ = self.fee(request.side, price, amount, instrument, maker=False)
             if asset != receives:  # a fee taken from what the fill delivers needs no balance
                 need[asset] += fee
-        rest = request.amount - sum((a for _, a in plan), ZERO)
+        rest = request.amount - sum((a for _, a, _ in plan), ZERO)
         if request.type == LIMIT and rest > 0:
             for asset, amount in self._lock_amounts(request, rest, instrument).items():
                 need[asset] += amount
@@ -457,7 +451,7 @@ class PaperExchange(SimulatedExchange):
             if not plan:
                 continue
             self._unlock(order, instrument)
-            for _, amount in plan:  # a resting order fills at its own price, as maker
+            for _, amount, _ in plan:  # a resting order fills at its own price, as maker
                 self._fill(order, request.price, amount, instrument, maker=True)  # type: ignore[arg-type]
             self._deplete(book, request.side, plan, instrument)
             if order.remaining > 0:

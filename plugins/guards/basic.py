@@ -20,6 +20,8 @@ from arbframe.model import Action, GuardDecision, Intent, Trade
 from arbframe.schema import DURATION
 from arbframe.units import NS, parse_duration
 
+DAY = NS["d"]
+
 
 class SymbolGuard(Guard):
     type_name = "symbol"
@@ -38,7 +40,8 @@ class SymbolGuard(Guard):
 
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
-        self.max_notional = config.get("max_notional")
+        cap = config.get("max_notional")
+        self.max_notional = None if cap is None else Decimal(str(cap))
         self.max_losses = config.get("max_consecutive_losses")
         self.cooldown = parse_duration(config.get("cooldown", "1m"))
         self.streak: dict[str, int] = defaultdict(int)
@@ -55,8 +58,8 @@ class SymbolGuard(Guard):
                 until=until,
                 symbol=intent.symbol,
             )
-        if self.max_notional is not None and intent.notional > Decimal(str(self.max_notional)):
-            scale = float(Decimal(str(self.max_notional)) / intent.notional)
+        if self.max_notional is not None and intent.notional > self.max_notional:
+            scale = float(self.max_notional / intent.notional)
             return GuardDecision(
                 intent.ts,
                 self.name,
@@ -96,8 +99,9 @@ class GlobalGuard(Guard):
 
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
-        self.daily_limit = config.get("daily_loss_limit")
-        self.max_drawdown = config.get("max_drawdown")
+        limit, drawdown = config.get("daily_loss_limit"), config.get("max_drawdown")
+        self.daily_limit = None if limit is None else Decimal(str(limit))
+        self.max_drawdown = None if drawdown is None else Decimal(str(drawdown))
         self.max_open = config.get("max_open_trades")
         self.day = -1
         self.day_pnl = Decimal(0)
@@ -106,14 +110,12 @@ class GlobalGuard(Guard):
         self.open = 0  # trades opened and not yet closed
 
     def check(self, intent: Intent) -> GuardDecision | None:
-        if intent.ts // NS["d"] != self.day:
-            self.day, self.day_pnl = intent.ts // NS["d"], Decimal(0)
+        if intent.ts // DAY != self.day:
+            self.day, self.day_pnl = intent.ts // DAY, Decimal(0)
         reason = ""
-        if self.daily_limit is not None and self.day_pnl <= -Decimal(str(self.daily_limit)):
+        if self.daily_limit is not None and self.day_pnl <= -self.daily_limit:
             reason = f"daily loss {self.day_pnl} reached the limit {self.daily_limit}"
-        elif self.max_drawdown is not None and (
-            self.peak - self.cumulative >= Decimal(str(self.max_drawdown))
-        ):
+        elif self.max_drawdown is not None and self.peak - self.cumulative >= self.max_drawdown:
             reason = f"drawdown {self.peak - self.cumulative} reached {self.max_drawdown}"
         elif self.max_open is not None and self.open >= self.max_open:
             reason = f"{self.max_open} trades open"

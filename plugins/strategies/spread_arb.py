@@ -35,8 +35,8 @@ class _Symbol:
     books: list[tuple[Book, str]]  # (live book, its quote currency), in venue order
     # Entry routes, in order: (index of the buy book, of the sell book, the route, fees bps).
     routes: list[tuple[int, int, Route, float]] = field(default_factory=list)
-    route_fees: dict[str, float] = field(default_factory=dict)  # route name -> both fees
     trade: Trade | None = None  # the open (or halted) trade, one at a time
+    legs: tuple[str, str, float] = ("", "", 0.0)  # its buy venue, sell venue, both fees
     partial_done: bool = False
 
 
@@ -100,6 +100,7 @@ class SpreadArb(Strategy):
         self.partial = config.get("partial_close")
         self.states: dict[str, _Symbol] = {}
         self._timed: set[str] = set()  # trades whose max_hold timer is set
+        self.cooldowns = ctx.execution.cooldowns
         self._routes()
 
     def _routes(self) -> None:
@@ -130,8 +131,7 @@ class SpreadArb(Strategy):
                 for j, sell in enumerate(venues)
                 if i != j
             ]
-            fees = {route.name: both for _, _, route, both in routes}
-            self.states[symbol] = _Symbol(symbol, books, routes, fees)
+            self.states[symbol] = _Symbol(symbol, books, routes)
 
     # ---- per instant (the hot path) ---------------------------------------------------------
 
@@ -140,7 +140,9 @@ class SpreadArb(Strategy):
         if st is None:
             return
         if st.trade is None:
-            self._look_for_entry(st)
+            until = self.cooldowns.get(symbol)
+            if until is None or ts >= until:
+                self._look_for_entry(st)
         elif st.trade.state is TradeState.OPEN:
             self._manage(ts, st, st.trade)
 
@@ -158,18 +160,19 @@ class SpreadArb(Strategy):
             if (bids[sell] - ask) / ask * 1e4 - fees >= self.entry_bps:
                 stop = self.stop_loss_bps if self.stop_loss_bps is not None else 100.0
                 st.trade = self.ctx.execution.enter(route, **self.size, risk_bps=stop)
+                st.legs = (route.legs[0].venue, route.legs[1].venue, fees)
                 st.partial_done = False
                 return
 
     def _manage(self, ts: int, st: _Symbol, trade: Trade) -> None:
         market = self.ctx.market
-        a = market.top(trade.buy_venue, st.symbol)
-        b = market.top(trade.sell_venue, st.symbol)
+        buy, sell, fees = st.legs
+        a = market.top(buy, st.symbol)
+        b = market.top(sell, st.symbol)
         if a is None or b is None:
             return
         to_pay_back = (b[1] - a[0]) / a[0] * 1e4
-        fees = 2 * st.route_fees[trade.route]
-        estimate = (trade.entry_spread_bps or 0.0) - to_pay_back - fees
+        estimate = (trade.entry_spread_bps or 0.0) - to_pay_back - 2 * fees
         urgent = False
         if to_pay_back <= self.exit_bps:
             reason = "reversion"
