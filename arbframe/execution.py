@@ -120,8 +120,13 @@ class StrategyPort:
     ) -> None:
         self._engine = engine
         self.name = name
+        """The strategy's name: its trades' ``strategy``."""
         self.settings = settings
+        """The execution settings in force for the strategy: the scenario's ``execution:`` block,
+        overridden by the strategy's own (book age limit, order timeout and queries, leg-risk policy
+        and retries, ``close_at_end``)."""
         self.on_trade = on_trade
+        """The kernel's way to ``Strategy.on_trade``; not for the strategy to call."""
 
     def enter(
         self,
@@ -132,23 +137,27 @@ class StrategyPort:
         risk_bps: float = 100.0,
     ) -> Trade | None:
         """Open a trade on ``route``: ``quote`` (report-currency notional, converted at the
-        best ask of the route's first leg) or ``base`` (amount per unit of leg ratio).
-        ``risk_bps`` is the strategy's stop distance (R = net PnL / (notional x risk_bps)).
+        best ask of the route's first leg, its best bid if that leg sells) or ``base`` (amount
+        per unit of leg ratio); the size is rounded down to the legs' coarsest amount step.
+        ``risk_bps`` is the strategy's stop distance: R = net PnL / (notional x risk_bps / 1e4).
         Returns the trade, or None when refused (guards, stale books, size, balances)."""
         return self._engine.enter(self, route, quote, base, risk_bps)
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
         """Move an open trade to ``size`` (base per unit of ratio, rounded down to the
-        venues' steps). False when the trade is busy, the books are stale or size is 0."""
+        venues' steps). False unless the trade is this strategy's and OPEN, or when the books
+        are stale or the size rounds to 0. A larger size is not asked of the guards nor
+        checked against balances."""
         return self._engine.resize(self, trade, size)
 
     def exit(self, trade: Trade, reason: str, *, urgent: bool = False) -> bool:
         """Close an open trade; ``reason`` is the strategy's own word for it. ``urgent``
-        exits (stop-loss, time) act on stale books; others wait for fresh ones."""
+        exits (stop-loss, time) act on stale books; others wait for fresh ones. False unless
+        the trade is this strategy's and OPEN, or when a non-urgent exit meets stale books."""
         return self._engine.exit(self, trade, reason, urgent)
 
     def trades(self) -> list[Trade]:
-        """This strategy's trades that are not closed."""
+        """This strategy's trades that are not closed (halted ones included)."""
         return [j.trade for j in self._engine.jobs.values() if j.port is self]
 
 
