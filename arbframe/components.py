@@ -154,6 +154,7 @@ class RunInfo:
     clock: str
     """``simulated`` or ``wall``."""
     report_currency: str
+    """The currency PnL, notionals and the summary are in (the scenario's ``report_currency``)."""
     session: str
     """The session id: client order ids derive from it."""
 
@@ -163,6 +164,7 @@ class Context:
     """What every component receives."""
 
     info: RunInfo
+    """The run: name, seed, mode, clock, report currency, session."""
     resolve_path: Callable[[str | Path], Path]
     """A path from the config, resolved against the scenario file's directory."""
     error: Callable[[tuple[str | int, ...], str], ScenarioError]
@@ -172,6 +174,8 @@ class Context:
 
 @dataclass(frozen=True)
 class FeedContext(Context):
+    """What a feed receives: the scenario's FX rates and the venues' quote currencies."""
+
     fx_rate: Callable[[str], float]
     """A currency's scenario FX rate (units per report-currency unit)."""
     venue_quote: Callable[[str], str]
@@ -180,7 +184,11 @@ class FeedContext(Context):
 
 @dataclass(frozen=True)
 class ExchangeContext(Context):
+    """What a venue receives: the clock, and where to send its reports."""
+
     clock: Clock
+    """The run's clock: ``now``, and ``call_later`` / ``call_at`` to model latency and delayed
+    reports."""
     report: Callable[[Report], None]
     """Where the venue sends every report (acks, fills, final states, query answers,
     balance changes), in the order it wants them delivered."""
@@ -188,7 +196,11 @@ class ExchangeContext(Context):
 
 @dataclass(frozen=True)
 class StrategyContext(Context):
+    """What a strategy receives: the market to read, the execution port to act through,
+    timers and alerts."""
+
     clock: Clock
+    """The run's clock: ``now`` (ns)."""
     market: MarketData
     """Books, instruments, FX and balances (read only)."""
     execution: Execution
@@ -202,14 +214,24 @@ class StrategyContext(Context):
 
 @dataclass(frozen=True)
 class GuardContext(Context):
+    """What a guard receives: the clock and alerts."""
+
     clock: Clock
+    """The run's clock: ``now`` (ns); an intent carries its own ``ts``."""
     alert: Callable[..., None]
+    """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
 
 
 @dataclass(frozen=True)
 class FaultContext(Context):
+    """What a fault injector receives: the clock, the venues to act on, and the kernel's
+    orders to pick targets by role."""
+
     clock: Clock
+    """The run's clock: ``now``, ``start`` (the first feed event's time) and scheduled calls."""
     venues: dict[str, Exchange]
+    """Every venue of the run by name: the components themselves, for a fault to act on (e.g.
+    install the filters a simulated venue offers)."""
     fired: Callable[..., None]
     """``fired(name, **detail)``: count it in ``summary.faults`` and tell the hooks."""
     order: Callable[[str], Order | None]
@@ -220,17 +242,35 @@ class FaultContext(Context):
 
 
 class Component:
+    """What every component is: the class attributes a plugin sets, and what the kernel
+    stores on each instance. Subclass the base class of a kind, not this."""
+
     kind: ClassVar[str] = ""
+    """The component kind (``exchange``, ``feed``, ...): set by each base class, never by a
+    plugin."""
     type_name: ClassVar[str] = ""
+    """What ``type:`` selects in a scenario; unique within its kind. Required."""
     description: ClassVar[str] = ""
+    """One line, shown by ``arbframe plugins``."""
     config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+    """JSON Schema of the config block (``type`` excluded), checked before construction; the default
+    accepts only an empty block."""
     interface_version: ClassVar[int | None] = None  # a plugin declares the version it targets
+    """The plugin interface version the class targets: set ``2``. Undeclared (None) or ``1`` is
+    refused, with a message saying what changed."""
 
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         self.config = config
+        """The validated config block, ``type`` removed (and a strategy's ``name`` and
+        ``execution``, which the kernel reads)."""
         self.name = name
+        """Its name in the scenario: the venue's key, ``feeds[i]``, the strategy's or guard's
+        ``name:`` (default: its type), ``sinks[i]``, ``alerts[i]``, ``faults[i]``."""
         self.ctx = ctx
+        """The services of its kind (see ``CONTEXTS``)."""
         self.scenario_path: tuple[str | int, ...] = ()  # where its block sits (set at wiring)
+        """Where its block sits in the scenario, e.g. ``("feeds", 0)``, for ``ctx.error``; set at
+        wiring, after construction (empty in ``__init__``)."""
 
 
 class Exchange(Component):
@@ -298,9 +338,12 @@ class Feed(Component):
     kind = "feed"
 
     def venues(self) -> list[str]:
+        """The venues it quotes (keys of the scenario's ``venues:``); asked once, at wiring."""
         raise NotImplementedError
 
     def symbols(self) -> list[str]:
+        """The symbols it quotes; each of its venues gets an instrument for each
+        (``SimulatedExchange.add_instrument``)."""
         raise NotImplementedError
 
     def events(self) -> Iterator[FeedEvent]:
@@ -322,7 +365,9 @@ class Strategy(Component):
 
     def on_trade(self, trade: Trade) -> None:
         """One of this strategy's trades changed phase: it opened (its entry completed,
-        possibly smaller than asked), was resized, closed or halted."""
+        possibly smaller than asked), was resized, closed or halted. This includes the
+        ``<trade_id>-late<n>`` trades the kernel opens, in the strategy's name, to unwind a
+        fill that arrived after its trade closed."""
 
     def on_timer(self, ts: int, payload: Any) -> None:
         """A timer set with ``ctx.set_timer`` fired."""
@@ -358,6 +403,8 @@ class Sink(Component):
     kind = "sink"
 
     def close(self) -> None:
+        """The run ended (completed, interrupted or crashed): flush and release files or
+        connections. Called once."""
         pass
 
 
@@ -367,6 +414,7 @@ class AlertChannel(Component):
     kind = "alert"
 
     def close(self) -> None:
+        """The run ended (completed, interrupted or crashed): release connections. Called once."""
         pass
 
 

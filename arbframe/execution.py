@@ -119,9 +119,15 @@ class StrategyPort:
     ) -> None:
         self._engine = engine
         self.name = name
+        """The strategy's name: its trades' ``strategy``."""
         self.settings = settings
+        """The execution settings in force for the strategy: the scenario's ``execution:`` block,
+        overridden by the strategy's own (book age limit, order timeout and queries, leg-risk policy
+        and retries, ``close_at_end``)."""
         self.on_trade = on_trade
+        """The kernel's way to ``Strategy.on_trade``; not for the strategy to call."""
         self.cooldowns = engine.guards.cooldowns
+        """Symbol -> when entries may resume after a guard's cooldown (ns)."""
 
     def enter(
         self,

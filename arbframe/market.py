@@ -18,13 +18,19 @@ if TYPE_CHECKING:
 
 
 class MarketView:
+    """What a strategy reads (``ctx.market``): the books, instruments and FX rates the kernel
+    keeps, and the venues' balances. Strategies only read it; wiring and ``set_fx`` are the
+    kernel's."""
+
     def __init__(self, report_currency: str, fx: dict[str, Decimal]) -> None:
         self.report_currency = report_currency
+        """The scenario's report currency (its rate is 1)."""
         self.fx_exact: dict[str, Decimal] = {**fx, report_currency: Decimal(1)}
         """Units of each currency per report-currency unit, exact (what fills are booked at)."""
         self.fx: dict[str, float] = {cur: float(rate) for cur, rate in self.fx_exact.items()}
         """The same rates as floats, for spread arithmetic on the per-quote path."""
         self.start_fx = dict(self.fx_exact)
+        """The exact rates when the run started (the summary values the starting equity at them)."""
         self._books: dict[tuple[str, str], Book] = {}
         self._instruments: dict[tuple[str, str], Instrument] = {}
         self._venues: dict[str, Exchange] = {}
@@ -32,29 +38,37 @@ class MarketView:
     # ---- wiring ---------------------------------------------------------------------------
 
     def add_venue(self, name: str, venue: Exchange) -> None:
+        """Wiring (the kernel's): a venue whose balances this view reads."""
         self._venues[name] = venue
 
     def add_instrument(self, instrument: Instrument, book: Book) -> None:
+        """Wiring (the kernel's): an instrument and the book kept for it."""
         key = (instrument.venue, instrument.symbol)
         self._instruments[key] = instrument
         self._books[key] = book
 
     def has(self, venue: str, symbol: str) -> bool:
+        """Whether ``venue`` has an instrument named ``symbol``."""
         return (venue, symbol) in self._instruments
 
     # ---- reading --------------------------------------------------------------------------
 
     @property
     def venues(self) -> list[str]:
+        """Every venue's name, in scenario order."""
         return list(self._venues)
 
     def book(self, venue: str, symbol: str) -> Book:
+        """The book of ``symbol`` on ``venue``: the same object for the whole run, its sides
+        replaced on every update (KeyError when not quoted there)."""
         return self._books[(venue, symbol)]
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
+        """The instrument of ``symbol`` on ``venue``: precision, minimums and fees."""
         return self._instruments[(venue, symbol)]
 
     def instruments(self, venue: str | None = None) -> list[Instrument]:
+        """Every instrument, or those of ``venue``."""
         return [i for (v, _), i in self._instruments.items() if venue is None or v == venue]
 
     def quoting(self, symbol: str) -> list[str]:
@@ -62,6 +76,7 @@ class MarketView:
         return [v for v in self._venues if (v, symbol) in self._instruments]
 
     def symbols(self) -> list[str]:
+        """Every symbol quoted on any venue, once each, in order of first appearance."""
         return list(dict.fromkeys(s for _, s in self._instruments))
 
     def available(self, venue: str, asset: str) -> Decimal:
@@ -69,6 +84,8 @@ class MarketView:
         return self._venues[venue].available(asset)
 
     def balance(self, venue: str, asset: str) -> Decimal:
+        """Total balance of ``asset`` the venue reports (locked amounts included; 0 when it has
+        none)."""
         return self._venues[venue].balances().get(asset, Decimal(0))
 
     def top(self, venue: str, symbol: str) -> tuple[float, float] | None:
@@ -86,5 +103,7 @@ class MarketView:
     # ---- updates --------------------------------------------------------------------------
 
     def set_fx(self, currency: str, rate: float) -> None:
+        """An FX update from a feed (the kernel's): units of ``currency`` per report-currency
+        unit."""
         self.fx_exact[currency] = Decimal(repr(rate))
         self.fx[currency] = rate

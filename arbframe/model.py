@@ -126,6 +126,7 @@ class OrderRequest:
     client_id: str
     """Unique per session, across restarts; the venue echoes it in every report."""
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
     """The instrument's symbol (see :class:`Instrument`)."""
     side: str
@@ -145,11 +146,15 @@ class Order:
     client_id: str
     """Unique per session, across restarts."""
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
+    """The instrument's symbol on that venue."""
     side: str
+    """``buy`` or ``sell``."""
     amount: Decimal
     """Base amount ordered."""
     type: str = MARKET
+    """``market`` or ``limit`` (the execution layer sends market orders)."""
     price: Decimal | None = None
     """Limit price, or None."""
     trade_id: str | None = None
@@ -159,6 +164,8 @@ class Order:
     reference_price: float = 0.0
     """Best opposite book price when decided (quote); fills' slippage is measured from it."""
     state: OrderState = OrderState.NEW
+    """Where it is in its life; it moves only through the order state machine
+    (``arbframe.orders.TRANSITIONS``)."""
     exchange_id: str | None = None
     """The venue's id, once it acknowledged the order."""
     filled: Decimal = ZERO
@@ -172,12 +179,15 @@ class Order:
     reason: str = ""
     """Why it was rejected, canceled or left unresolved."""
     created_at: int = 0
+    """When the kernel submitted it (ns)."""
     updated_at: int = 0
+    """When its state last changed (ns)."""
     queries: int = 0
     """How many times the kernel asked the venue about it (after a timeout)."""
 
     @property
     def remaining(self) -> Decimal:
+        """Base amount not filled: ``amount - filled``."""
         return self.amount - self.filled
 
     @property
@@ -186,11 +196,14 @@ class Order:
         return self.state.final and (self.venue_filled is None or self.filled >= self.venue_filled)
 
     def request(self) -> OrderRequest:
+        """What the venue receives for it."""
         return OrderRequest(
             self.client_id, self.venue, self.symbol, self.side, self.amount, self.type, self.price
         )
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready record, amounts as exact decimal text (a line of ``orders.jsonl`` with
+        ``--out``)."""
         return {
             "client_id": self.client_id,
             "exchange_id": self.exchange_id,
@@ -217,20 +230,32 @@ class OrderUpdate:
     """An order's state change, as sinks receive it (a snapshot: it never changes)."""
 
     ts: int
+    """When the state changed (ns)."""
     client_id: str
+    """The order's client id."""
     exchange_id: str | None
+    """The venue's id of the order; None until the venue acknowledged it."""
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
+    """The instrument's symbol on that venue."""
     side: str
+    """``buy`` or ``sell``."""
     event: str
     """The :class:`~arbframe.orders.OrderEvent` value that caused it."""
     previous: OrderState
+    """The state before the change."""
     state: OrderState
+    """The state after it."""
     filled: Decimal
     """Base amount filled so far."""
     trade_id: str | None
+    """The trade the order works for, or None."""
     role: str
+    """Why the kernel sent the order: ``entering``, ``resizing``, ``exiting`` or ``unwinding``."""
     reason: str = ""
+    """The order's latest reason: why it was rejected, canceled or left unresolved (empty if
+    none)."""
 
 
 # ---- what venues report --------------------------------------------------------------------
@@ -244,9 +269,13 @@ class Accepted:
     """The venue acknowledged an order."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The order's client id, echoed from the :class:`OrderRequest`."""
     exchange_id: str
+    """The venue's own id for the order."""
     ts: int
+    """When the venue acknowledged it (ns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,20 +283,29 @@ class FillReport:
     """A fill as the venue reports it."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The order's client id, echoed from the :class:`OrderRequest`."""
     exchange_id: str
+    """The venue's own id for the order."""
     fill_id: str
     """The venue's id of this fill (unique per venue): what makes a repeat recognisable."""
     ts: int
-    """When it was executed at the venue."""
+    """When it was executed at the venue (ns)."""
     symbol: str
+    """The instrument's symbol, as in the request."""
     side: str
+    """``buy`` or ``sell``."""
     price: Decimal
     """Quote per base."""
     amount: Decimal
     """Base."""
     fee: Decimal
+    """Fee charged for this fill, in ``fee_asset``, rounded to that asset's unit (negative: a
+    rebate)."""
     fee_asset: str
+    """The asset code the fee is paid in (e.g. ``USDT``, ``BTC``, ``BNB``): never the schedule's
+    ``quote`` / ``base`` / ``received`` keyword."""
     fee_price: Decimal
     """Quote units per unit of ``fee_asset`` (1 for a quote fee, the fill price for a base
     fee): the fee's value is ``fee * fee_price`` in the quote currency."""
@@ -280,14 +318,19 @@ class Closed:
     """An order reached a final state at the venue."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The order's client id, echoed from the :class:`OrderRequest`."""
     state: OrderState
     """``filled``, ``canceled``, ``rejected`` or ``expired``."""
     filled: Decimal
     """Base amount the venue filled in total (fill reports may still be on their way)."""
     ts: int
+    """When the order ended at the venue (ns)."""
     reason: str = ""
+    """Why it was canceled, rejected or expired, in the venue's words (empty when filled)."""
     exchange_id: str | None = None
+    """The venue's id of the order, if it assigned one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +338,13 @@ class CancelRejected:
     """The venue refused a cancel (typically: the order had already filled)."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The order's client id, echoed from the :class:`OrderRequest`."""
     ts: int
+    """When the venue refused the cancel (ns)."""
     reason: str = ""
+    """Why, in the venue's words (e.g. the order is no longer open, or unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +352,22 @@ class OrderStatus:
     """The answer to a query (``Exchange.fetch_order``): the whole truth about one order."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The order's client id, echoed from the :class:`OrderRequest`."""
     exchange_id: str
+    """The venue's own id for the order."""
     state: OrderState
+    """The order's state at the venue: a final one, or ``open`` / ``partially_filled`` while it is
+    live."""
     filled: Decimal
+    """Base amount filled so far, in total."""
     fills: tuple[FillReport, ...]
     """Every fill of the order so far."""
     ts: int
+    """When the venue answered (ns)."""
     reason: str = ""
+    """Why it was canceled, rejected or expired (empty otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,8 +375,12 @@ class OrderNotFound:
     """The answer to a query about an order the venue does not know."""
 
     venue: str
+    """The venue's name in the scenario."""
     client_id: str
+    """The client id asked about."""
     ts: int
+    """When the venue answered (ns). After ``max_queries`` such answers the kernel takes the order
+    as lost: rejected, nothing filled."""
 
 
 @dataclass(slots=True)
@@ -329,17 +388,22 @@ class BalanceChange:
     """Money that moved without a fill: a deposit, withdrawal, transfer or fee rebate."""
 
     venue: str
+    """The venue's name in the scenario."""
     asset: str
+    """The asset code that moved, e.g. ``USDT``."""
     amount: Decimal
     """Signed: > 0 arrives, < 0 leaves."""
     kind: str
     """``deposit``, ``withdrawal``, ``transfer_in``, ``transfer_out``, ``rebate``, ..."""
     ts: int
+    """When it moved at the venue (ns)."""
     ref: str = ""
     """The venue's id of the movement."""
 
 
+# What a venue answers about an order.
 VenueReport = Accepted | FillReport | Closed | CancelRejected | OrderStatus | OrderNotFound
+# Anything a venue sends to ``ctx.report``.
 Report = VenueReport | BalanceChange
 
 
@@ -351,27 +415,39 @@ class Fill:
     """A booked fill: the venue's report plus what the kernel knows about it."""
 
     ts: int
-    """When it was executed at the venue."""
+    """When it was executed at the venue (ns)."""
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
+    """The instrument's symbol on that venue."""
     base: str
+    """The instrument's base asset."""
     quote: str
+    """The instrument's quote currency: ``price``, ``slippage`` and ``fee_price`` are in it."""
     side: str
+    """``buy`` or ``sell``."""
     price: Decimal
     """Quote per base."""
     amount: Decimal
     """Base."""
     fee: Decimal
+    """Fee charged for this fill, in ``fee_asset`` (negative: a rebate)."""
     fee_asset: str
+    """The asset code the fee is paid in."""
     fee_price: Decimal
     """Quote units per unit of the fee asset."""
     client_id: str
+    """The client id of the order that filled."""
     exchange_id: str
+    """The venue's id of that order."""
     fill_id: str
+    """The venue's id of this fill (unique per venue)."""
     trade_id: str | None
+    """The trade the order worked for; None for an order the kernel does not know."""
     role: str
     """The order's role (``entering``, ``exiting``, ...)."""
     liquidity: str
+    """``taker`` or ``maker``."""
     slippage: Decimal
     """Cost versus the decision's reference price, in the quote currency (> 0 is worse)."""
     fx: Decimal
@@ -379,6 +455,7 @@ class Fill:
 
     @property
     def notional(self) -> Decimal:
+        """``price * amount``, in the quote currency."""
         return self.price * self.amount
 
     @property
@@ -387,6 +464,8 @@ class Fill:
         return self.fee * self.fee_price
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready record, amounts as exact decimal text (a line of ``fills.jsonl`` with
+        ``--out``)."""
         return {
             "ts": self.ts,
             "venue": self.venue,
@@ -418,7 +497,9 @@ class RouteLeg:
     """One instrument of a route and which way the trade takes it at entry."""
 
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
+    """The instrument's symbol on that venue."""
     ratio: Decimal
     """Base amount per unit of trade size, signed: +1 bought at entry, -1 sold."""
 
@@ -430,6 +511,8 @@ class Route:
     label: str
     """What the trade is reported under (``summary.symbols.<label>``), e.g. ``BTC``."""
     legs: tuple[RouteLeg, ...]
+    """The legs, in order: the first one converts a ``quote``-sized entry into a size; a two-venue
+    spread lists the buy leg, then the sell leg."""
 
     @classmethod
     def spread(cls, symbol: str, buy: str, sell: str) -> Route:
@@ -458,6 +541,8 @@ class TradeState(str, Enum):
 
     @property
     def busy(self) -> bool:
+        """Orders are working on it (entering, resizing, exiting or unwinding): it cannot be resized
+        or exited now."""
         return self in (
             TradeState.ENTERING,
             TradeState.RESIZING,
@@ -471,8 +556,11 @@ class Leg:
     """One leg of a trade: where the kernel drives it, and where it is."""
 
     venue: str
+    """The venue's name in the scenario."""
     symbol: str
+    """The instrument's symbol on that venue."""
     base: str
+    """The instrument's base asset (a fee paid in it reduces ``position``)."""
     ratio: Decimal
     """Base amount per unit of trade size, signed (+1 bought at entry, -1 sold)."""
     target: Decimal = ZERO
@@ -480,7 +568,8 @@ class Leg:
     position: Decimal = ZERO
     """Signed base amount the leg holds: fills, net of fees paid in the base asset."""
     last_price: Decimal = ZERO
-    """Price of its latest fill (values a residue smaller than the venue can trade)."""
+    """Price of its latest fill (quote per base). Informational: the PnL values a residue at
+    the trade's last fill on the leg's venue (see ``Trade.residue``)."""
 
 
 @dataclass
@@ -488,6 +577,8 @@ class Trade:
     """One position across venues, from its entry decision until flat on every leg."""
 
     trade_id: str
+    """``<label>-<n>``, n counting the session's trades; the trade the kernel opens to unwind a fill
+    that arrived after its trade closed is ``<trade_id>-late<n>``."""
     strategy: str
     """Name of the strategy that opened it."""
     symbol: str
@@ -495,18 +586,22 @@ class Trade:
     route: str
     """The route's name, e.g. ``binance_to_upbit``."""
     legs: list[Leg]
+    """Its legs, in the route's order."""
     opened_at: int
-    """When the entry was decided."""
+    """When the entry was decided (ns)."""
     risk_bps: float
     """The strategy's stop distance: risk = notional x risk_bps / 1e4 (R divides by it)."""
     size: Decimal = ZERO
     """Current target size: each leg's target is its ratio times this (base units)."""
     entry_spread_bps: float | None = None
     """Two-leg routes: (best bid of the sell venue - best ask of the buy venue) / that ask,
-    in the report currency, when the entry was decided."""
+    in bps of report-currency prices, when the entry was decided; None for other routes."""
     state: TradeState = TradeState.ENTERING
+    """Its phase (see :class:`TradeState`); only the kernel moves it."""
     fills: list[Fill] = field(default_factory=list)
+    """Every fill booked for it, in arrival order, whatever the order's role."""
     closed_at: int | None = None
+    """When it closed (ns); None until then."""
     exit_reason: str = ""
     """Why it closed: the strategy's exit reason, ``end_of_run``, or the kernel's
     ``leg_failure`` (entry incomplete, unwound) / ``entry_failed`` (no fill at all)."""
@@ -514,15 +609,19 @@ class Trade:
     """Closed by an exit decision (a strategy's, or ``end_of_run``), not by a failure."""
     exit_spread_bps: float | None = None
     """Two-leg routes: what closing would cost when the exit was decided,
-    (best ask of the sell venue - best bid of the buy venue) / that bid, in bps."""
+    (best ask of the sell venue - best bid of the buy venue) / that bid, in bps of
+    report-currency prices."""
     exit_book_age_ns: int | None = None
-    """Age of the oldest book the exit decision used (an urgent exit may act on stale books)."""
+    """Age of the oldest book the exit decision used, in ns (an urgent exit may act on stale
+    books)."""
     notional: Decimal = ZERO
     """Report-currency value of the largest leg filled while entering (what was filled,
-    not what was intended)."""
+    not what was intended); set when it closes, like every amount below."""
     risk: Decimal = ZERO
+    """Report currency: one R, ``notional * risk_bps / 1e4`` (rounded to 1e-8); set when it
+    closes."""
     gross_pnl: Decimal = ZERO
-    """Report currency, before fees: net_pnl + fees."""
+    """Report currency, before fees: net_pnl + fees (set when it closes)."""
     fees: Decimal = ZERO
     """Report currency: every fee, valued at its fill's fee price."""
     slippage: Decimal = ZERO
@@ -531,25 +630,35 @@ class Trade:
     """Report currency: the quote flows of every fill, less fees paid in anything but the
     traded asset, plus any residue smaller than the venue trades valued at its last fill."""
     residue: dict[str, Decimal] = field(default_factory=dict)
-    """Venue -> base amount left when it closed (below the venue's minimum order)."""
+    """Venue -> signed base amount left when it closed (below the venue's minimum order),
+    valued in ``net_pnl`` at the trade's last fill on that venue."""
 
     @property
     def r_multiple(self) -> Decimal:
+        """The outcome in R: ``net_pnl / risk`` (0 without risk)."""
         return self.net_pnl / self.risk if self.risk else ZERO
 
     @property
     def won(self) -> bool:
+        """``net_pnl > 0``."""
         return self.net_pnl > 0
 
     @property
     def buy_venue(self) -> str:
+        """Venue of the first leg bought at entry (ratio > 0); StopIteration when the route has
+        none."""
         return next(leg.venue for leg in self.legs if leg.ratio > 0)
 
     @property
     def sell_venue(self) -> str:
+        """Venue of the first leg sold at entry (ratio < 0); StopIteration when the route has
+        none."""
         return next(leg.venue for leg in self.legs if leg.ratio < 0)
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready record, amounts as exact decimal text and fills by id (a line of
+        ``trades.jsonl`` with ``--out``)."""
+
         def bps(value: float | None) -> float | None:
             return None if value is None else round(value, 4)
 
@@ -587,10 +696,10 @@ class Trade:
 class Action(str, Enum):
     """Guard verdicts, from least to most restrictive."""
 
-    ALLOW = "allow"
-    DEGRADE = "degrade"
-    COOLDOWN = "cooldown"
-    BLOCK = "block"
+    ALLOW = "allow"  #: enter as asked (the same as returning None)
+    DEGRADE = "degrade"  #: enter smaller: ``scale`` x the intended notional
+    COOLDOWN = "cooldown"  #: refuse, and refuse the symbol's entries until ``until``
+    BLOCK = "block"  #: refuse this entry
 
 
 ACTION_RANK = {Action.ALLOW: 0, Action.DEGRADE: 1, Action.COOLDOWN: 2, Action.BLOCK: 3}
@@ -601,15 +710,19 @@ class Intent:
     """A strategy's wish to open a trade, as the guards see it before any order exists."""
 
     ts: int
+    """When the strategy asked (ns)."""
     strategy: str
+    """Name of the strategy asking."""
     symbol: str
     """The route's label."""
     route: Route
+    """The route it wants to enter."""
     notional: Decimal
     """Intended size in the report currency."""
 
     @property
     def venues(self) -> tuple[str, ...]:
+        """The route's venues, in leg order."""
         return tuple(leg.venue for leg in self.route.legs)
 
 
@@ -618,15 +731,20 @@ class GuardDecision:
     """A guard's verdict on an intent."""
 
     ts: int
+    """When it was decided: the intent's ``ts`` (ns)."""
     guard: str
     """The guard's name."""
     action: Action
+    """The verdict."""
     reason: str = ""
+    """Why, in words (the summary keeps each guard's first reason per action; the hook hears a
+    decision again when its reason changes)."""
     scale: float = 1.0
     """For DEGRADE: the fraction of the intended size allowed."""
     until: int | None = None
     """For COOLDOWN: when entries may resume (ns)."""
     symbol: str = ""
+    """The symbol it is about: the intent's ``symbol`` (a guard should copy it)."""
 
 
 @dataclass(frozen=True)
@@ -634,7 +752,10 @@ class Alert:
     """Something an operator should know, by urgency."""
 
     ts: int
+    """When it was raised (ns)."""
     severity: str
     """``P0`` (act now) .. ``P3`` (informational)."""
     title: str
+    """What happened, in one line."""
     detail: str = ""
+    """The particulars (positions, ids, ...); may be empty."""

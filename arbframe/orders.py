@@ -28,6 +28,8 @@ class OrderState(str, Enum):
 
     @property
     def final(self) -> bool:
+        """``filled``, ``canceled``, ``rejected`` or ``expired``: no new order flow (a late fill may
+        still arrive)."""
         return self in FINAL
 
 
