@@ -85,6 +85,10 @@ class MarketData(Protocol):
         """Best bid and ask converted to the report currency, or None without both."""
         ...
 
+    def mid(self, venue: str, symbol: str) -> float | None:
+        """Mid price converted to the report currency, or None without both sides."""
+        ...
+
     def age(self, venue: str, symbol: str, now: int) -> int:
         """How old the book is at ``now`` (ns)."""
         ...
@@ -123,8 +127,10 @@ class Execution(Protocol):
         ...
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
-        """Move an open trade to ``size`` (base per unit of ratio, rounded down to the
-        venues' steps). False when the trade is not OPEN, a book is stale or size is 0."""
+        """Reduce an open trade to ``size`` (base per unit of ratio, rounded down to the
+        venues' steps). False when the trade is not OPEN, a book is stale, or ``size`` is 0
+        or not smaller than the trade (to add exposure, enter another trade: guards and
+        balances are asked then)."""
         ...
 
     def exit(self, trade: Trade, reason: str, *, urgent: bool = False) -> bool:

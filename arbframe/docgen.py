@@ -31,7 +31,7 @@ SECTIONS = (
     "The order state machine",
     "Contexts",
     "Base classes",
-    "Execution port, market view and clock",
+    "What strategies use: execution, market data, clock",
     "Hooks",
 )
 
@@ -274,8 +274,9 @@ def contexts_and_bases(comps: Module) -> tuple[list[str], list[str]]:
     bases = [comps.doc, "", f"`INTERFACE_VERSION = {comps.mod.INTERFACE_VERSION}`.", ""]
     bases += [f"`FeedEvent = {comps.src(feed_event)}`: {comps.comment_above(feed_event)}", ""]
     kind_of = {cls.__name__: kind for kind, cls in kinds.items()}
+    protocols = {"Execution", "MarketData"}  # section 6, with the clock
     for name in comps.classes:
-        if name not in data and not name.startswith("_"):
+        if name not in data and name not in protocols and not name.startswith("_"):
             kind = kind_of.get(name)
             intro = f"Kind `{kind}`; `ctx`: `{contexts[kind].__name__}`." if kind else ""
             bases += comps.class_block(name, intro, flag=True)
@@ -299,7 +300,7 @@ def render() -> str:
     """The whole reference, as markdown."""
     model, comps = Module("arbframe.model"), Module("arbframe.components")
     contexts, bases = contexts_and_bases(comps)
-    interfaces = [("execution", "StrategyPort"), ("market", "MarketView"), ("clock", "Clock")]
+    interfaces = [("components", "Execution"), ("components", "MarketData"), ("clock", "Clock")]
     bodies = [
         [model.doc, ""],
         model_classes(model),

@@ -296,6 +296,8 @@ class ExecutionEngine:
         job = self.jobs.get(trade.trade_id)
         if job is None or job.port is not port or trade.state is not TradeState.OPEN:
             return False
+        if size >= trade.size:  # growing would bypass the guards and balances: enter again
+            return False
         if not self._fresh(trade.legs, port.settings, self.clock.now):
             self.refusals["stale_book"] += 1
             return False

@@ -64,7 +64,7 @@ def to_report(amount: Decimal, fill: Fill, report_currency: str) -> Decimal:
 def trade_pnl(trade: Trade, report_currency: str) -> None:
     """Set the trade's gross, fees, slippage, net PnL, residue and notional from its fills."""
     net = fees = slippage = ZERO
-    last: dict[str, Fill] = {}
+    last: dict[tuple[str, str], Fill] = {}
     for fill in trade.fills:
         flow = fill.price * fill.amount
         net += to_report(-flow if fill.side == BUY else flow, fill, report_currency)
@@ -73,13 +73,13 @@ def trade_pnl(trade: Trade, report_currency: str) -> None:
         if fill.fee_asset != fill.base:  # a base fee is already in the position
             net -= fee
         slippage += to_report(fill.slippage, fill, report_currency)
-        last[fill.venue] = fill
+        last[(fill.venue, fill.symbol)] = fill
     trade.residue = {}
     for leg in trade.legs:
-        if leg.position and leg.venue in last:
-            fill = last[leg.venue]
-            trade.residue[leg.venue] = leg.position
-            net += to_report(leg.position * fill.price, fill, report_currency)
+        if leg.position:  # what the venue could not trade: valued at the leg's last fill
+            fill = last[(leg.venue, leg.symbol)]
+            trade.residue[f"{leg.venue}:{leg.symbol}"] = leg.position
+            net += to_report(leg.position * leg.last_price, fill, report_currency)
     trade.net_pnl, trade.fees, trade.slippage = net, fees, slippage
     trade.gross_pnl = net + fees
     trade.notional = entry_notional(trade, report_currency)
@@ -90,8 +90,8 @@ def trade_pnl(trade: Trade, report_currency: str) -> None:
 
 def entry_notional(trade: Trade, report_currency: str) -> Decimal:
     """Report-currency value of the largest leg filled while entering."""
-    per_leg: dict[str, Decimal] = defaultdict(Decimal)
+    per_leg: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for fill in trade.fills:
         if fill.role == "entering":
-            per_leg[fill.venue] += to_report(fill.notional, fill, report_currency)
+            per_leg[(fill.venue, fill.symbol)] += to_report(fill.notional, fill, report_currency)
     return max(per_leg.values(), default=ZERO)

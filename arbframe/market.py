@@ -96,6 +96,11 @@ class MarketView:
         rate = self.fx[self._instruments[(venue, symbol)].quote]
         return book.bids[0][0] / rate, book.asks[0][0] / rate
 
+    def mid(self, venue: str, symbol: str) -> float | None:
+        """Mid price in the report currency, or None without both sides."""
+        top = self.top(venue, symbol)
+        return None if top is None else (top[0] + top[1]) / 2
+
     def age(self, venue: str, symbol: str, now: int) -> int:
         """How old the book is at ``now`` (ns)."""
         return now - self._books[(venue, symbol)].ts

@@ -568,8 +568,7 @@ class Leg:
     position: Decimal = ZERO
     """Signed base amount the leg holds: fills, net of fees paid in the base asset."""
     last_price: Decimal = ZERO
-    """Price of its latest fill (quote per base). Informational: the PnL values a residue at
-    the trade's last fill on the leg's venue (see ``Trade.residue``)."""
+    """Price of its latest fill (quote per base): what values a residue (``Trade.residue``)."""
 
 
 @dataclass
@@ -630,8 +629,8 @@ class Trade:
     """Report currency: the quote flows of every fill, less fees paid in anything but the
     traded asset, plus any residue smaller than the venue trades valued at its last fill."""
     residue: dict[str, Decimal] = field(default_factory=dict)
-    """Venue -> signed base amount left when it closed (below the venue's minimum order),
-    valued in ``net_pnl`` at the trade's last fill on that venue."""
+    """``<venue>:<symbol>`` -> signed base amount a leg held when the trade closed (less
+    than the venue's minimum order), valued in ``net_pnl`` at that leg's last fill price."""
 
     @property
     def r_multiple(self) -> Decimal:
@@ -644,16 +643,14 @@ class Trade:
         return self.net_pnl > 0
 
     @property
-    def buy_venue(self) -> str:
-        """Venue of the first leg bought at entry (ratio > 0); StopIteration when the route has
-        none."""
-        return next(leg.venue for leg in self.legs if leg.ratio > 0)
+    def buy_venue(self) -> str | None:
+        """Venue of the first leg bought at entry (ratio > 0), or None when no leg is."""
+        return next((leg.venue for leg in self.legs if leg.ratio > 0), None)
 
     @property
-    def sell_venue(self) -> str:
-        """Venue of the first leg sold at entry (ratio < 0); StopIteration when the route has
-        none."""
-        return next(leg.venue for leg in self.legs if leg.ratio < 0)
+    def sell_venue(self) -> str | None:
+        """Venue of the first leg sold at entry (ratio < 0), or None when no leg is."""
+        return next((leg.venue for leg in self.legs if leg.ratio < 0), None)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record, amounts as exact decimal text and fills by id (a line of

@@ -134,7 +134,7 @@ def test_fees_in_the_asset_received(run_scenario):
         ("buy", D("0.500"), D("0.0005000"), "BTC"),
         ("sell", D("0.499"), D("0.04985010"), "USDT"),
     ]
-    assert trade.residue == {"a": D("0.0005000")}
+    assert trade.residue == {"a:BTC": D("0.0005000")}
     flows = sum((f.price * f.amount * (1 if f.side == "sell" else -1) for f in result.fills), D(0))
     quote_fees = sum((f.fee for f in result.fills if f.fee_asset == "USDT"), D(0))
     assert trade.net_pnl == flows - quote_fees + D("0.0005") * D("99.90")
