@@ -19,16 +19,21 @@ class EventBus:
     def __init__(self) -> None:
         self.queue: deque[Event] = deque()
         """Events published and not yet delivered (the driver drains it when not empty)."""
-        self._journal: list[Callable[[str, dict[str, Any]], None]] = []
+        self._journal: dict[str | None, list[Callable[[str, dict[str, Any]], None]]] = {}
         self.delivered = 0
 
-    def subscribe_journal(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
-        """``fn(name, payload)`` on every event, synchronously, in publishing order."""
-        self._journal.append(fn)
+    def subscribe_journal(
+        self, fn: Callable[[str, dict[str, Any]], None], name: str | None = None
+    ) -> None:
+        """``fn(name, payload)`` on every event (or every event called ``name``),
+        synchronously, in publishing order."""
+        self._journal.setdefault(name, []).append(fn)
 
     def publish(self, name: str, /, **payload: Any) -> None:
-        for fn in self._journal:
-            fn(name, payload)
+        journal = self._journal
+        if journal:
+            for fn in (*journal.get(None, ()), *journal.get(name, ())):
+                fn(name, payload)
         self.queue.append((name, payload))
 
     def drain(self, deliver: Callable[[str, dict[str, Any]], None]) -> None:

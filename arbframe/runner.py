@@ -186,7 +186,7 @@ class Run:
             for i in range(len(sc.get("faults", [])))
         ]
         self.audit = Audit(self.market)
-        self.bus.subscribe_journal(self.audit.on_event)
+        self.bus.subscribe_journal(self.audit.on_event, "fill")
 
     def _fund(self) -> None:
         capital = self.scenario.get("capital", {})
