@@ -52,12 +52,24 @@ def test_every_hookspec_is_documented() -> None:
     assert missing == [], f"hooks not mentioned in docs/plugins.md: {missing}"
 
 
-def test_registration_hooks_cover_every_kind() -> None:
-    pm = get_plugin_manager()
+def test_registration_hooks_cover_every_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kind has a registrar hook, and a class registered through it lands under that
+    kind and no other."""
+    monkeypatch.setenv("ARBFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
     registrars = [name for name in hookspec_functions() if name.startswith("arbframe_register_")]
     assert len(registrars) == len(KINDS)
-    for name in registrars:
-        assert hasattr(pm.hook, name)
+    probes = {
+        kind: type(f"Probe_{kind}", (base,), {"type_name": f"probe_{kind}", "interface_version": 2})
+        for kind, base in KINDS.items()
+    }
+    plural = {"strategy": "strategies"}
+    hooks = {kind: f"arbframe_register_{plural.get(kind, kind + 's')}" for kind in KINDS}
+    assert sorted(hooks.values()) == sorted(registrars)
+    plugins = [registrar(hooks[kind], probes[kind]) for kind in KINDS]
+    registry = build_registry(get_plugin_manager(extra_plugins=tuple(plugins)))
+    assert registry.broken == []
+    for kind in KINDS:
+        assert {i.cls for i in registry.types(kind).values()} == {probes[kind]}, kind
 
 
 # --- a third-party plugin ------------------------------------------------------------------
