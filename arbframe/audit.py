@@ -106,9 +106,8 @@ class Audit:
         levels = asks if fill.side == BUY else bids
         tick, step = instrument.price_tick, instrument.amount_step
         if fill.liquidity == "maker":  # a resting order: the book must have crossed it
-            crossing = [
-                (p, s) for p, s in levels if (p <= fill.price if fill.side == BUY else p >= fill.price)
-            ]  # fmt: skip
+            buy = fill.side == BUY
+            crossing = [(p, s) for p, s in levels if (p <= fill.price if buy else p >= fill.price)]
             depth = sum((Decimal(repr(s)) for _, s in crossing), ZERO)
             key = (fill.venue, fill.symbol, version, fill.side, "maker", fill.price)
             if not crossing or self._taken[key] + fill.amount > depth:

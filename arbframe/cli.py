@@ -17,10 +17,10 @@ from typing import Any
 
 from arbframe import __version__
 from arbframe.errors import ArbframeError
-from arbframe.plugins import Registry, build_registry, get_plugin_manager, one_line
-from arbframe.report import format_summary
 from arbframe.outputs import dumps
 from arbframe.paths import output_dir_problem
+from arbframe.plugins import Registry, build_registry, get_plugin_manager, one_line
+from arbframe.report import format_summary
 from arbframe.runner import Run
 from arbframe.scenario import load_scenario
 from arbframe.schema import composed_schema, summary_schema

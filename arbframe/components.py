@@ -478,5 +478,7 @@ def interface_problem(cls: type[Component]) -> str | None:
             f"a plugin written for version 1 did not need to: {V1_CHANGES})"
         )
     if version == 1:
-        return f"targets interface version 1, this arbframe speaks {INTERFACE_VERSION}: {V1_CHANGES}"
+        return (
+            f"targets interface version 1, this arbframe speaks {INTERFACE_VERSION}: {V1_CHANGES}"
+        )
     return f"targets interface version {version}, this arbframe speaks {INTERFACE_VERSION}"

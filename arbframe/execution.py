@@ -699,4 +699,3 @@ def _positions(trade: Trade) -> str:
 
 def _targets(trade: Trade) -> str:
     return ", ".join(f"{leg.venue} {money(leg.target)}" for leg in trade.legs)
-

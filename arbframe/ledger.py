@@ -83,9 +83,7 @@ def trade_pnl(trade: Trade, report_currency: str) -> None:
     trade.net_pnl, trade.fees, trade.slippage = net, fees, slippage
     trade.gross_pnl = net + fees
     trade.notional = entry_notional(trade, report_currency)
-    trade.risk = (trade.notional * Decimal(repr(trade.risk_bps)) / 10_000).quantize(
-        Decimal("1e-8")
-    )
+    trade.risk = (trade.notional * Decimal(repr(trade.risk_bps)) / 10_000).quantize(Decimal("1e-8"))
 
 
 def entry_notional(trade: Trade, report_currency: str) -> Decimal:

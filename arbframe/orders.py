@@ -33,9 +33,7 @@ class OrderState(str, Enum):
         return self in FINAL
 
 
-FINAL = frozenset(
-    {OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED}
-)
+FINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED})
 
 
 class OrderEvent(str, Enum):

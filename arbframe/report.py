@@ -53,7 +53,9 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict):
-        return "{" + _counts(value) + "}" if all(isinstance(v, int) for v in value.values()) else "…"
+        return (
+            "{" + _counts(value) + "}" if all(isinstance(v, int) for v in value.values()) else "…"
+        )
     return str(value)
 
 

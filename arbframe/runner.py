@@ -190,7 +190,7 @@ class Run:
 
     def _fund(self) -> None:
         capital = self.scenario.get("capital", {})
-        for venue, assets in capital.items():
+        for venue in capital:
             if venue not in self.venues:
                 raise self._error(
                     ("capital", venue),

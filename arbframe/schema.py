@@ -63,14 +63,13 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
 # override the scenario's `execution:` for its trades.
 STRATEGY_KEYS: dict[str, Any] = {
     "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
-    "execution": _inline(_load("scenario.schema.json")["$defs"]["execution"], _load(
-        "scenario.schema.json")["$defs"]),
+    "execution": _inline(
+        _load("scenario.schema.json")["$defs"]["execution"], _load("scenario.schema.json")["$defs"]
+    ),
 }
 
 
-def component_schema(
-    info_schema: dict[str, Any], type_name: str, kind: str = ""
-) -> dict[str, Any]:
+def component_schema(info_schema: dict[str, Any], type_name: str, kind: str = "") -> dict[str, Any]:
     """A plugin's config schema with the `type` key added (what a scenario block holds),
     and for strategies the kernel's `name` and `execution` keys."""
     schema = copy.deepcopy(info_schema)

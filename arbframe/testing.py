@@ -90,4 +90,3 @@ def feed_context(
         fx_rate=rates.__getitem__,
         venue_quote=lambda venue: (quotes or {}).get(venue, "USDT"),
     )
-

@@ -145,7 +145,9 @@ def bare_loop(quotes: int, workdir: Path) -> dict[str, Any]:
         books[venue] = (bids[0][0] / rate, asks[0][0] / rate)
         if len(books) == 2:
             (bid_a, ask_a), (bid_b, ask_b) = books.values()
-            if (bid_b - ask_a) / ask_a * 1e4 - fees >= 20 or (bid_a - ask_b) / ask_b * 1e4 - fees >= 20:
+            if (bid_b - ask_a) / ask_a * 1e4 - fees >= 20 or (
+                bid_a - ask_b
+            ) / ask_b * 1e4 - fees >= 20:
                 edges += 1
     seconds = time.perf_counter() - started
     return {"quotes": len(events), "seconds": round(seconds, 4),

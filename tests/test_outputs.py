@@ -108,7 +108,9 @@ def test_out_naming_a_file_is_refused_before_the_run(tmp_path):
 def test_an_unwritable_sink_path_is_a_located_error(tmp_path):
     (tmp_path / "blocker").write_text("a file where a directory is needed")
     path = tmp_path / "s.yaml"
-    path.write_text(f"extends: {BASE}\nname: x\nsinks:\n  - {{type: sqlite, path: blocker/run.db}}\n")
+    path.write_text(
+        f"extends: {BASE}\nname: x\nsinks:\n  - {{type: sqlite, path: blocker/run.db}}\n"
+    )
     result = arbframe("validate", path)
     assert result.returncode == 2
     blocker = tmp_path / "blocker"

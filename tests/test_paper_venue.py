@@ -244,8 +244,12 @@ def test_duplicate_reports_repeat_every_message():
 
 
 def test_transfers_move_the_account_and_are_reported():
-    v = Venue(transfers=[{"at": "1s", "asset": "USDT", "amount": 500},
-                         {"at": "2s", "asset": "BTC", "amount": "-0.25", "kind": "transfer_out"}])  # fmt: skip
+    v = Venue(
+        transfers=[
+            {"at": "1s", "asset": "USDT", "amount": 500},
+            {"at": "2s", "asset": "BTC", "amount": "-0.25", "kind": "transfer_out"},
+        ]
+    )
     reports = v.run(3000)
     assert reports == [
         BalanceChange("a", "USDT", D(500), "deposit", T0 + 1000 * MS, "a-t1"),

@@ -24,7 +24,7 @@ import pytest
 
 from arbframe import components, docgen, hookspecs, model, orders
 from arbframe.clock import Clock
-from arbframe.execution import ExecutionSettings, StrategyPort
+from arbframe.execution import StrategyPort
 from arbframe.market import MarketView
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"

@@ -68,9 +68,7 @@ MARKET_SCHEMA = {
         "min_notional": NONNEGATIVE_DECIMAL,
     },
 }
-SIGNED_DECIMAL = {
-    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d*\.?\d+$"}]
-}
+SIGNED_DECIMAL = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d*\.?\d+$"}]}
 
 
 def _dec(value: Any) -> Decimal:

@@ -199,12 +199,15 @@ class SpreadArb(Strategy):
         if trade.state is TradeState.CLOSED:
             if st.trade is trade:
                 st.trade = None
-        elif trade.state is TradeState.OPEN and self.max_hold is not None:
-            if trade.trade_id not in self._timed:
-                # Time exits must not wait for a quote: a quiet market is when they matter.
-                self._timed.add(trade.trade_id)
-                due = trade.opened_at + self.max_hold - self.ctx.clock.now
-                self.ctx.set_timer(due, (trade.symbol, trade.trade_id))
+        elif (
+            trade.state is TradeState.OPEN
+            and self.max_hold is not None
+            and trade.trade_id not in self._timed
+        ):
+            # Time exits must not wait for a quote: a quiet market is when they matter.
+            self._timed.add(trade.trade_id)
+            due = trade.opened_at + self.max_hold - self.ctx.clock.now
+            self.ctx.set_timer(due, (trade.symbol, trade.trade_id))
 
     def on_timer(self, ts: int, payload: Any) -> None:
         symbol, trade_id = payload
