@@ -5,11 +5,16 @@ each problem is reported as ``file:line:col: key.path: message`` pointing at the
 offending value actually came from. Only the first problem is reported: YAML and
 `extends` problems as found, then the first core-schema problem by position, then the
 first plugin-schema problem by position (the given file before its bases).
+
+Input may be hostile: sizes, nesting and alias expansion are bounded (`yaml_limits`), and
+non-finite numbers are refused, so a bad file fails with one line instead of hanging,
+crashing or silently disabling a check.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -34,6 +39,7 @@ from arbframe.schema import (
     component_schema,
     core_schema,
 )
+from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -43,6 +49,13 @@ _SUMMARIES = [
     (POSITIVE_DECIMAL["anyOf"], "is not a positive number (a number or a decimal string)"),
     (NONNEGATIVE_DECIMAL["anyOf"], "is not a non-negative number (a number or a decimal string)"),
 ]
+# YAML 1.2 core schema numbers, to quote a number as written.
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+# Where a number starts in the source (after an optional tag), to quote it as written.
+_WRITTEN = re.compile(r"(?:!\S*\s+)?([^\s,\]}#]+)")
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class LoadedScenario:
         return ScenarioError(pos.file, pos.line, pos.col, _key_path(list(path)), message)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class _Pos:
     depth: int  # 0 for the file given, 1 for its base, ...: orders problems across files
     line: int
@@ -68,7 +81,7 @@ class _Pos:
     file: str = field(compare=False)
 
 
-@dataclass
+@dataclass(slots=True)  # an alias bomb builds up to MAX_VALUES of them
 class _Node:
     """A YAML value (dict[str, _Node] | list[_Node] | scalar) and where it was written."""
 
@@ -92,7 +105,7 @@ def load_scenario(
     path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
 ) -> LoadedScenario:
     """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad."""
-    root = _load_file(str(path), [], None)
+    root = _load_file(str(path), [], None, _Budget())
     _substitute(root, os.environ if env is None else env, [])
     data = _plain(root)
     _raise_first(_core_problems(root, data))
@@ -104,30 +117,48 @@ def load_scenario(
 # --- reading and merging ------------------------------------------------------------------
 
 
-def _read(file: str) -> str:
+@dataclass
+class _Budget:
+    """What the rest of an `extends` chain may still use: bounds hostile input."""
+
+    bytes: int = MAX_BYTES
+    values: int = MAX_VALUES
+
+
+def _read(file: str, budget: _Budget) -> str:
     try:
-        return Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as handle:  # bounded: /dev/zero or a huge file is refused
+            raw = handle.read(budget.bytes + 1)
     except FileNotFoundError:
         raise ArbframeError(f"{file}: no such file") from None
     except IsADirectoryError:
         raise ArbframeError(f"{file}: is a directory, not a scenario file") from None
-    except UnicodeDecodeError as e:
-        raise ArbframeError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ArbframeError(f"{file}: cannot read ({e.strerror})") from None
+    if len(raw) > budget.bytes:
+        raise ArbframeError(
+            f"{file}: too large (a scenario and the files it extends may hold "
+            f"{MAX_BYTES // 1024} KiB in all)"
+        )
+    budget.bytes -= len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArbframeError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
-def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
+def _load_file(file: str, chain: list[str], ext: _Node | None, budget: _Budget) -> _Node:
     """Parse `file` and, recursively, its bases. `chain` holds the real paths of the
     extending files, `ext` the `extends` value that named this file (None for the top)."""
     try:
-        text = _read(file)
+        text = _read(file, budget)
     except ArbframeError as e:
         if ext is None:
             raise
         raise _Problem(ext.pos, "extends", str(e)).error() from None
     depth = len(chain)
-    root = _Node(_parse(text, file, depth), _Pos(depth, 1, 1, file))
+    root = _parse(text, file, depth, budget)
     if not isinstance(root.value, dict):
         got = "an empty document" if root.value is None else _kind(root.value)
         raise _Problem(root.pos, "", f"a scenario must be a mapping of keys, got {got}").error()
@@ -136,6 +167,9 @@ def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
         return root
     if not isinstance(base_ref.value, str):
         raise _Problem(base_ref.pos, "extends", "extends must be a path (a string)").error()
+    if depth + 1 >= MAX_EXTENDS:
+        message = f"more than {MAX_EXTENDS} files in the extends chain"
+        raise _Problem(base_ref.pos, "extends", message).error()
     # Relative to the extending file; displayed joined but not made absolute.
     base = str(Path(file).parent / base_ref.value)
     seen = [*chain, os.path.realpath(file)]
@@ -143,10 +177,13 @@ def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
         names = [Path(f).name for f in seen[seen.index(os.path.realpath(base)) :]]
         cycle = " -> ".join([*names, Path(base).name])
         raise _Problem(base_ref.pos, "extends", f"extends cycle: {cycle}").error()
-    return _merge(_load_file(base, seen, base_ref), root)
+    return _merge(_load_file(base, seen, base_ref, budget), root)
 
 
-def _parse(text: str, file: str, depth: int) -> Any:
+def _parse(text: str, file: str, depth: int, budget: _Budget) -> _Node:
+    deep = deep_nesting_at(text)
+    if deep is not None:  # before ruamel, which recurses (and crawls) on deep nesting
+        raise ScenarioError(file, *deep, "", f"nested more than {MAX_DEPTH} levels deep")
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
@@ -165,50 +202,123 @@ def _parse(text: str, file: str, depth: int) -> Any:
         ) from None
     except (YAMLError, ValueError) as e:  # ValueError: e.g. `2024-13-45`, `!!int x`
         raise ScenarioError(file, None, None, "", f"invalid YAML: {e}") from None
-    return _nodes(doc, _Pos(depth, 1, 1, file), file, [])
+    except RecursionError:  # nesting the estimate missed: still one line, no traceback
+        raise ScenarioError(file, None, None, "", "nested too deeply to parse") from None
+    builder = _Builder(file, depth, text.split("\n"), budget)
+    return builder.node(doc, _Pos(depth, 1, 1, file), None, [])
 
 
-def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
-    """Turn ruamel's values into plain values inside _Nodes, keeping positions."""
+@dataclass
+class _Builder:
+    """Turns ruamel's values into plain values inside _Nodes, keeping positions.
 
-    def at(lc: Any, key: Any, offset: int) -> _Pos:
-        mark = lc.data.get(key) if lc is not None else None  # missing for `<<` merged keys
-        return _Pos(pos.depth, mark[offset] + 1, mark[offset + 1] + 1, file) if mark else pos
+    An alias shares its anchor's value, and building expands it: values are counted
+    against the budget, so an alias bomb stops at the alias that crosses the limit.
+    """
 
-    if isinstance(obj, dict):
+    file: str
+    depth: int  # of the file in the `extends` chain
+    lines: list[str]
+    budget: _Budget
+    built: set[int] = field(default_factory=set)  # ids of mappings and lists built once
+    alias: tuple[Any, _Pos, list[str | int]] | None = None  # the outermost being expanded
+
+    def node(self, obj: Any, pos: _Pos, key_pos: _Pos | None, path: list[str | int]) -> _Node:
+        self.budget.values -= 1
+        if self.budget.values < 0:
+            raise self._too_many(pos, path)
+        if len(path) > MAX_DEPTH:  # exact; deep_nesting_at only estimated
+            raise _problem(pos, path, f"nested more than {MAX_DEPTH} levels deep")
+        tag = getattr(getattr(obj, "tag", None), "value", None)
+        if tag is not None:  # on a mapping or list too, not silently dropped
+            raise _problem(pos, path, f"unsupported YAML value (tag {tag})")
+        if not isinstance(obj, (dict, list)):
+            return _Node(self._scalar(obj, pos, path), pos, key_pos)
+        outer = self.alias
+        if id(obj) in self.built and outer is None:  # a second use: an alias
+            self.alias = (getattr(obj.anchor, "value", None), pos, path)
+        self.built.add(id(obj))
+        if isinstance(obj, dict):
+            value: Any = self._mapping(obj, pos, path)
+        else:
+            value = [
+                self.node(v, self._at(obj.lc, i, 0, pos), None, [*path, i])
+                for i, v in enumerate(obj)
+            ]
+        self.alias = outer
+        return _Node(value, pos, key_pos)
+
+    def _at(self, lc: Any, key: Any, offset: int, default: _Pos) -> _Pos:
+        # Missing for `<<` merged keys, and for the items of a tagged list.
+        marks = getattr(lc, "data", None)
+        mark = marks.get(key) if isinstance(marks, dict) else None
+        if not mark:
+            return default
+        return _Pos(self.depth, mark[offset] + 1, mark[offset + 1] + 1, self.file)
+
+    def _mapping(self, obj: Any, pos: _Pos, path: list[str | int]) -> dict[str, _Node]:
         out: dict[str, _Node] = {}
         for key, value in obj.items():
-            key_pos = at(obj.lc, key, 0)
+            key_pos = self._at(obj.lc, key, 0, pos)
             if not isinstance(key, str):
                 raise _Problem(
                     key_pos, _key_path(path), f"keys must be strings, got {_kind(key)} {key!r}"
                 ).error()
-            value_pos = at(obj.lc, key, 2)
+            value_pos = self._at(obj.lc, key, 2, pos)
             if value is None and value_pos.line != key_pos.line:
                 value_pos = key_pos  # `key:` with nothing after: ruamel marks the next line
-            child = _nodes(value, value_pos, file, [*path, key])
-            out[str(key)] = _Node(child, value_pos, key_pos)
+            out[str(key)] = self.node(value, value_pos, key_pos, [*path, str(key)])
         return out
-    if isinstance(obj, list):
-        return [
-            _Node(_nodes(v, at(obj.lc, i, 0), file, [*path, i]), at(obj.lc, i, 0))
-            for i, v in enumerate(obj)
-        ]
-    if obj is None or isinstance(obj, bool):
-        return obj
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, ScalarBoolean):  # anchored booleans are int subclasses
-        return bool(obj)
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj)
-    if isinstance(obj, (datetime.date, datetime.datetime)):
-        return obj.isoformat()  # YAML timestamps: keep JSON-able, as written-ish
-    tag = getattr(getattr(obj, "tag", None), "value", None)
-    what = f"tag {tag}" if tag else type(obj).__name__
-    raise _Problem(pos, _key_path(path), f"unsupported YAML value ({what})").error()
+
+    def _scalar(self, obj: Any, pos: _Pos, path: list[str | int]) -> Any:
+        if obj is None or isinstance(obj, bool):
+            return obj
+        if isinstance(obj, str):
+            return str(obj)
+        if isinstance(obj, ScalarBoolean):  # anchored booleans are int subclasses
+            return bool(obj)
+        if isinstance(obj, (int, float)):
+            value = int(obj) if isinstance(obj, int) else float(obj)
+            problem = _number_problem(value, self._written(pos, value))
+            if problem is not None:
+                raise _problem(pos, path, problem)
+            return value
+        if isinstance(obj, (datetime.date, datetime.datetime)):
+            return obj.isoformat()  # YAML timestamps: keep JSON-able, as written-ish
+        raise _problem(pos, path, f"unsupported YAML value ({type(obj).__name__})")
+
+    def _written(self, pos: _Pos, value: float | int) -> str:
+        """The number as written in the file, for messages; else as YAML would write it."""
+        line = self.lines[pos.line - 1] if 0 < pos.line <= len(self.lines) else ""
+        match = _WRITTEN.match(line, pos.col - 1)
+        if match and (_CORE_FLOAT.fullmatch(match[1]) or _CORE_INT.fullmatch(match[1])):
+            return _shorter(match[1])
+        if isinstance(value, float) and math.isnan(value):
+            return ".nan"
+        if isinstance(value, float) and math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return _shorter(str(value))
+
+    def _too_many(self, pos: _Pos, path: list[str | int]) -> ScenarioError:
+        limit = f"more than {MAX_VALUES} values in all, with the files it extends"
+        if self.alias is None:
+            return _problem(pos, path, f"too many values ({limit})")
+        anchor, alias_pos, alias_path = self.alias
+        name = f"alias *{anchor}" if anchor else "an alias"
+        return _problem(alias_pos, alias_path, f"{name} expands to {limit}")
+
+
+def _problem(pos: _Pos, path: list[str | int], message: str) -> ScenarioError:
+    return _Problem(pos, _key_path(path), message).error()
+
+
+def _number_problem(value: float | int, written: str) -> str | None:
+    """Numbers every consumer can take: finite floats and ints that fit a float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{written} is not a finite number"  # NaN passes `minimum`: it compares False
+    if isinstance(value, int) and abs(value).bit_length() > 1024:
+        return f"{written} is too large a number"  # float() would overflow
+    return None
 
 
 def _merge(base: _Node, over: _Node) -> _Node:
@@ -466,6 +576,10 @@ def _kind(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shorter(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _one_line(message: str) -> str:

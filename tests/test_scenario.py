@@ -143,6 +143,44 @@ def test_odd_yaml_is_an_arbframe_error(registry: Registry, text: str, expected: 
     assert error_of(registry, text) == expected
 
 
+@pytest.mark.parametrize(
+    "number", [".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "-.inf", "+.inf", "1e999", "-1e999"]
+)
+def test_non_finite_numbers_are_refused(registry: Registry, number: str) -> None:
+    # `size` is a plain number: JSON Schema alone lets NaN and infinities through.
+    text = VALID.replace("entry_bps: 3", f"entry_bps: 3\n  size: {number}")
+    assert error_of(registry, text) == (
+        f"s.yaml:13:9: strategy.size: {number} is not a finite number"
+    )
+
+
+def test_non_finite_numbers_are_refused_in_lists_and_flow_mappings(registry: Registry) -> None:
+    text = VALID.replace("{taker_bps: 5}", "{taker_bps: 5, maker_bps: -.Inf}")
+    assert error_of(registry, text) == (
+        "s.yaml:6:37: venues.upbit.fees.maker_bps: -.Inf is not a finite number"
+    )
+    text = VALID + "description: [1, !!float .nan]\n"
+    assert error_of(registry, text) == "s.yaml:13:18: description[1]: .nan is not a finite number"
+
+
+def test_integers_too_large_for_a_float_are_refused(registry: Registry) -> None:
+    text = VALID.replace("entry_bps: 3", "entry_bps: " + "9" * 400)
+    assert error_of(registry, text) == (
+        "s.yaml:12:14: strategy.entry_bps: 9999999999999999999999999999999999999... "
+        "is too large a number"
+    )
+    assert load(registry, VALID.replace("entry_bps: 3", "entry_bps: " + "9" * 300))
+
+
+def test_unknown_tags_on_mappings_and_lists_are_refused(registry: Registry) -> None:
+    assert error_of(registry, VALID + "fx: !custom {KRW: 1}\n") == (
+        "s.yaml:13:5: fx: unsupported YAML value (tag !custom)"
+    )
+    assert error_of(registry, VALID + "guards: !custom []\n") == (
+        "s.yaml:13:9: guards: unsupported YAML value (tag !custom)"
+    )
+
+
 # --- core schema --------------------------------------------------------------------------
 
 
