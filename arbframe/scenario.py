@@ -43,11 +43,17 @@ from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, 
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-# anyOf definitions whose branch errors ("does not match '^\s*(\d+...'") would confuse.
+_DECIMAL = "(a YAML number, or a decimal string of at most 30 digits)"
+# anyOf definitions whose branch errors ("does not match '^\s*(\d+...'") would confuse:
+# (branches, message, whether numbers get it too rather than their branch's message).
 _SUMMARIES = [
-    (DURATION["anyOf"], "is not a duration (e.g. 250ms, 30s, 2m, 1h) or a number of seconds"),
-    (POSITIVE_DECIMAL["anyOf"], "is not a positive number (a number or a decimal string)"),
-    (NONNEGATIVE_DECIMAL["anyOf"], "is not a non-negative number (a number or a decimal string)"),
+    (
+        DURATION["anyOf"],
+        "is not a duration (e.g. 250ms, 30s, 2m, 1h) or a number of seconds",
+        False,
+    ),
+    (POSITIVE_DECIMAL["anyOf"], f"is not a number from 1e-12 to below 1e15 {_DECIMAL}", True),
+    (NONNEGATIVE_DECIMAL["anyOf"], f"is not a number from 0 to below 1e15 {_DECIMAL}", True),
 ]
 # YAML 1.2 core schema numbers, to quote a number as written.
 _CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
@@ -517,11 +523,12 @@ def _explain_branches(
         if not any(e.validator == "type" and not e.relative_path for e in errs)
     ]
     instance = error.instance
-    summary = next(
-        (text for branches_, text in _SUMMARIES if branches_ == error.validator_value), None
+    summary, numbers_too = next(
+        ((text, numbers) for b, text, numbers in _SUMMARIES if b == error.validator_value),
+        (None, False),
     )
     is_number = isinstance(instance, (int, float)) and not isinstance(instance, bool)
-    if summary is not None and not (is_number and len(fitting) == 1):
+    if summary is not None and (numbers_too or not (is_number and len(fitting) == 1)):
         return [_Problem(node.pos, here, f"{_short(instance)} {summary}")]
     if len(fitting) == 1:
         return [p for e in _by_relevance(fitting[0]) for p in _explain(e, root, prefix)]

@@ -11,7 +11,7 @@ from arbframe.components import Exchange, Feed, Strategy
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import ComponentInfo, Registry
 from arbframe.scenario import LoadedScenario, load_scenario
-from arbframe.schema import DURATION
+from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL
 
 
 class Paper(Exchange):
@@ -57,7 +57,12 @@ class SpreadArb(Strategy):
         "type": "object",
         "additionalProperties": False,
         "required": ["entry_bps"],
-        "properties": {"entry_bps": {"type": "number", "minimum": 0}, "size": {"type": "number"}},
+        "properties": {
+            "entry_bps": {"type": "number", "minimum": 0},
+            "size": {"type": "number"},
+            "tick": POSITIVE_DECIMAL,
+            "floor": NONNEGATIVE_DECIMAL,
+        },
     }
 
 
@@ -294,6 +299,57 @@ def test_bad_duration_in_component(registry: Registry) -> None:
 def test_missing_required_key_in_component(registry: Registry) -> None:
     text = VALID.replace("  entry_bps: 3\n", "  size: 1\n")
     assert error_of(registry, text) == "s.yaml:11:3: strategy: missing required key 'entry_bps'"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1e300", "1e+300"),
+        ("1e15", "1000000000000000.0"),
+        ("1e-300", "1e-300"),
+        ("0", "0"),
+        ("-1", "-1"),
+        ('"1e-8"', "'1e-8'"),
+        ('"0"', "'0'"),
+        ('"1000000000000000"', "'1000000000000000'"),
+        ('"0.0000000000001"', "'0.0000000000001'"),
+        ('"0.1234567890123456789012345678901"', "'0.1234567890123456789012345678901'"),
+        ('"' + "1" * 400 + '"', "'" + "1" * 56 + "..."),
+    ],
+)
+def test_decimals_out_of_bounds_are_refused(registry: Registry, value: str, shown: str) -> None:
+    text = VALID.replace("entry_bps: 3", f"entry_bps: 3\n  tick: {value}")
+    assert error_of(registry, text) == (
+        f"s.yaml:13:9: strategy.tick: {shown} is not a number from 1e-12 to below 1e15 "
+        "(a YAML number, or a decimal string of at most 30 digits)"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1e-12", "1e-8", "999999999999999", '"0.00000001"', '"999999999999999.99"', '".5"'],
+)
+def test_decimals_within_bounds_pass(registry: Registry, value: str) -> None:
+    text = VALID.replace("entry_bps: 3", f"entry_bps: 3\n  tick: {value}\n  floor: {value}")
+    assert load(registry, text)["strategy"]["tick"] == load(registry, text)["strategy"]["floor"]
+
+
+def test_non_negative_decimals_take_zero_but_not_more_than_1e15(registry: Registry) -> None:
+    for zero in ("0", '"0"', '"0.000"', "0.0"):
+        assert load(registry, VALID + f"capital: {{upbit: {{USDT: {zero}}}}}\n")
+    assert error_of(registry, VALID + "capital: {upbit: {USDT: 1e16}}\n") == (
+        "s.yaml:13:25: capital.upbit.USDT: 1e+16 is not a number from 0 to below 1e15 "
+        "(a YAML number, or a decimal string of at most 30 digits)"
+    )
+
+
+def test_huge_durations_are_refused(registry: Registry) -> None:
+    text = VALID.replace("duration: 10m", "duration: " + "9" * 13 + "d")
+    assert error_of(registry, text).startswith("s.yaml:2:11: duration: '9999999999999d' is not")
+    text = VALID.replace("duration: 10m", "duration: 1e300")
+    assert error_of(registry, text) == (
+        "s.yaml:2:11: duration: 1e+300 is greater than the maximum of 1000000000000"
+    )
 
 
 # --- environment --------------------------------------------------------------------------
