@@ -25,6 +25,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
@@ -55,7 +56,10 @@ _SUMMARIES = [
     (POSITIVE_DECIMAL["anyOf"], f"is not a number from 1e-12 to below 1e15 {_DECIMAL}", True),
     (NONNEGATIVE_DECIMAL["anyOf"], f"is not a number from 0 to below 1e15 {_DECIMAL}", True),
 ]
-# YAML 1.2 core schema numbers, to quote a number as written.
+_REPLACE = "!replace"  # in an extending file: replace the base's value, do not merge
+# YAML 1.2 core schema scalars, to read text ruamel left unread (see _core_scalar).
+_CORE_BOOL = {word: word[0] in "tT" for word in ("true", "True", "TRUE", "false", "False", "FALSE")}
+_CORE_NULL = ("", "~", "null", "Null", "NULL")
 _CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _CORE_FLOAT = re.compile(
     r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
@@ -94,6 +98,7 @@ class _Node:
     value: Any
     pos: _Pos
     key_pos: _Pos | None = None  # where the key naming it sits, for mapping entries
+    replace: bool = False  # tagged `!replace`: an `extends` merge takes it whole
 
 
 @dataclass(frozen=True)
@@ -236,10 +241,10 @@ class _Builder:
         if len(path) > MAX_DEPTH:  # exact; deep_nesting_at only estimated
             raise _problem(pos, path, f"nested more than {MAX_DEPTH} levels deep")
         tag = getattr(getattr(obj, "tag", None), "value", None)
-        if tag is not None:  # on a mapping or list too, not silently dropped
+        if tag is not None and tag != _REPLACE:
             raise _problem(pos, path, f"unsupported YAML value (tag {tag})")
         if not isinstance(obj, (dict, list)):
-            return _Node(self._scalar(obj, pos, path), pos, key_pos)
+            return _Node(self._scalar(obj, pos, path), pos, key_pos, tag is not None)
         outer = self.alias
         if id(obj) in self.built and outer is None:  # a second use: an alias
             self.alias = (getattr(obj.anchor, "value", None), pos, path)
@@ -252,7 +257,7 @@ class _Builder:
                 for i, v in enumerate(obj)
             ]
         self.alias = outer
-        return _Node(value, pos, key_pos)
+        return _Node(value, pos, key_pos, tag is not None)
 
     def _at(self, lc: Any, key: Any, offset: int, default: _Pos) -> _Pos:
         # Missing for `<<` merged keys, and for the items of a tagged list.
@@ -277,6 +282,8 @@ class _Builder:
         return out
 
     def _scalar(self, obj: Any, pos: _Pos, path: list[str | int]) -> Any:
+        if isinstance(obj, TaggedScalar):  # `!replace 3`: harmless, the value as if untagged
+            obj = _core_scalar(obj.value) if obj.style is None else str(obj.value)
         if obj is None or isinstance(obj, bool):
             return obj
         if isinstance(obj, str):
@@ -327,9 +334,28 @@ def _number_problem(value: float | int, written: str) -> str | None:
     return None
 
 
+def _core_scalar(text: str) -> Any:
+    """`text` as a plain YAML 1.2 core-schema scalar: null, bool, int, float or str."""
+    if text in _CORE_NULL:
+        return None
+    if text in _CORE_BOOL:
+        return _CORE_BOOL[text]
+    try:
+        if _CORE_INT.fullmatch(text):
+            base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+            return int(text[2:] if base != 10 else text, base)
+        if _CORE_FLOAT.fullmatch(text):
+            lower = text.lower()
+            return math.nan if "nan" in lower else float(lower.replace(".inf", "inf"))
+    except ValueError:  # e.g. more digits than int() converts
+        pass
+    return text
+
+
 def _merge(base: _Node, over: _Node) -> _Node:
-    """Mappings merge recursively; anything else in `over` replaces what `base` had."""
-    if not (isinstance(base.value, dict) and isinstance(over.value, dict)):
+    """Mappings merge recursively; anything else in `over`, or anything tagged `!replace`,
+    replaces what `base` had."""
+    if over.replace or not (isinstance(base.value, dict) and isinstance(over.value, dict)):
         return over
     merged = dict(base.value)
     for key, node in over.value.items():

@@ -465,6 +465,50 @@ def test_problems_in_the_given_file_come_before_the_base_file(registry: Registry
     )
 
 
+def test_replace_tag_replaces_a_mapping_whole(registry: Registry) -> None:
+    write("base.yaml", VALID.replace("{taker_bps: 5}", "{taker_bps: 5, maker_bps: 2}"))
+    write(
+        "child.yaml",
+        "extends: base.yaml\nvenues:\n  upbit:\n    fees: !replace {maker_bps: 1}\n"
+        "strategy: !replace\n  type: spread_arb\n  entry_bps: 4\n",
+    )
+    data = load_scenario("child.yaml", registry, env={}).data
+    assert data["venues"]["upbit"] == {"type": "paper", "fees": {"maker_bps": 1}}
+    assert data["strategy"] == {"type": "spread_arb", "entry_bps": 4}
+    # Without the tag the mappings merge.
+    write("child.yaml", "extends: base.yaml\nvenues:\n  upbit:\n    fees: {maker_bps: 1}\n")
+    fees = load_scenario("child.yaml", registry, env={}).data["venues"]["upbit"]["fees"]
+    assert fees == {"taker_bps": 5, "maker_bps": 1}
+
+
+def test_replaced_values_point_into_the_extending_file(registry: Registry) -> None:
+    write("base.yaml", VALID)
+    write("child.yaml", "extends: base.yaml\nstrategy: !replace {type: spread_arb, size: 1}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("child.yaml", registry, env={})
+    assert str(info.value) == "child.yaml:2:11: strategy: missing required key 'entry_bps'"
+
+
+def test_replace_tag_on_lists_and_scalars_is_harmless(registry: Registry) -> None:
+    write("base.yaml", VALID + "seed: 1\n")
+    write(
+        "child.yaml",
+        "extends: base.yaml\nfeeds: !replace [{type: replay}]\nseed: !replace 2\n"
+        "description: !replace '3'\nmode: !replace\n",
+    )
+    with pytest.raises(ScenarioError) as info:  # an empty !replace is null, as untagged
+        load_scenario("child.yaml", registry, env={})
+    assert str(info.value).startswith("child.yaml:5:7: mode: None is not one of")
+    text = Path("child.yaml").read_text().replace("mode: !replace\n", "")
+    data = load_scenario(write("child.yaml", text), registry, env={}).data
+    assert (data["feeds"], data["seed"], data["description"]) == ([{"type": "replay"}], 2, "3")
+
+
+def test_replace_tag_in_a_single_file_changes_nothing(registry: Registry) -> None:
+    text = VALID.replace("fees: {taker_bps: 5}", "fees: !replace {taker_bps: 5}")
+    assert load(registry, text) == load(registry, VALID)
+
+
 # --- the result ---------------------------------------------------------------------------
 
 
