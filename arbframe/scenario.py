@@ -30,6 +30,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from arbframe import schema_walk
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import Registry
 from arbframe.schema import (
@@ -99,6 +100,7 @@ class _Node:
     pos: _Pos
     key_pos: _Pos | None = None  # where the key naming it sits, for mapping entries
     replace: bool = False  # tagged `!replace`: an `extends` merge takes it whole
+    placeholder: str | None = None  # the `${VAR}` it was, when it was exactly one
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def load_scenario(
     """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad."""
     root = _load_file(str(path), [], None, _Budget())
     _substitute(root, os.environ if env is None else env, [])
+    _type_placeholders(root, registry)
     data = _plain(root)
     _raise_first(_core_problems(root, data))
     _raise_first(_component_problems(root, data, registry))
@@ -387,7 +390,76 @@ def _substitute(node: _Node, env: Mapping[str, str], path: list[str | int]) -> N
                 node.pos, _key_path(path), f"environment variable {name} is not set"
             ).error()
 
+        if _ENV_VAR.fullmatch(node.value):  # may be typed by the schema: remember it
+            node.placeholder = node.value
         node.value = _ENV_VAR.sub(replace, node.value)
+
+
+def _type_placeholders(root: _Node, registry: Registry) -> None:
+    """Give values that were exactly one `${VAR}` the type the schema expects there.
+
+    The core schema covers the top-level keys; each component block is walked with the
+    schema of the plugin type its `type:` names (an unknown type is reported later).
+    """
+    core = core_schema()
+    top = schema_walk.flatten([core], core)
+    for key, node in root.value.items():
+        if key not in SLOTS:
+            _type_walk(node, schema_walk.child(top, core, key), core, [key])
+    for kind, path, block in _component_nodes(root):
+        type_name = getattr(block.value.get("type"), "value", None)
+        info = registry.types(kind).get(type_name) if isinstance(type_name, str) else None
+        if info is not None:
+            schema = component_schema(info.schema, info.type_name)
+            _type_walk(block, schema_walk.flatten([schema], schema), schema, path)
+
+
+def _component_nodes(root: _Node) -> Iterable[tuple[str, list[str | int], _Node]]:
+    """Every component block that is a mapping, before validation: (kind, path, node)."""
+    for slot, kind in SLOTS.items():
+        node = root.value.get(slot)
+        value = node.value if node else None
+        if slot == "strategy":
+            found: list[tuple[str | int, _Node]] = [(slot, node)] if node else []
+        elif slot == "venues" and isinstance(value, dict):
+            found = list(value.items())
+        else:
+            found = list(enumerate(value)) if isinstance(value, list) else []
+        for key, block in found:
+            if isinstance(block.value, dict):
+                yield kind, [slot] if slot == "strategy" else [slot, key], block
+
+
+def _type_walk(
+    node: _Node, schemas: list[dict[str, Any]], root: dict[str, Any], path: list[str | int]
+) -> None:
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            _type_walk(child, schema_walk.child(schemas, root, key), root, [*path, key])
+    elif isinstance(node.value, list):
+        for i, child in enumerate(node.value):
+            _type_walk(child, schema_walk.child(schemas, root, i), root, [*path, i])
+    elif node.placeholder is not None and isinstance(node.value, str):
+        types = schema_walk.declared_types(schemas)
+        if "string" not in types:
+            node.value = _typed(node, types, path)
+
+
+def _typed(node: _Node, types: set[str], path: list[str | int]) -> Any:
+    """The substituted text as the YAML number or boolean it reads as, where the schema
+    takes that; else the text, for validation to report at the value."""
+    value = _core_scalar(node.value)
+    fits = (
+        (isinstance(value, bool) and "boolean" in types)
+        or (type(value) is int and bool(types & {"integer", "number"}))
+        or (isinstance(value, float) and "number" in types)
+    )
+    if not fits:
+        return node.value
+    problem = _number_problem(value, f"{_shorter(node.value)} (from {node.placeholder})")
+    if problem is not None:
+        raise _Problem(node.pos, _key_path(path), problem).error()
+    return value
 
 
 def _plain(node: _Node) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from arbframe import schema_walk
 from arbframe.components import Exchange, Feed, Strategy
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import ComponentInfo, Registry
@@ -60,9 +61,12 @@ class SpreadArb(Strategy):
         "properties": {
             "entry_bps": {"type": "number", "minimum": 0},
             "size": {"type": "number"},
+            "close_at_end": {"type": "boolean"},
+            "weights": {"type": "array", "items": {"$ref": "#/$defs/weight"}},
             "tick": POSITIVE_DECIMAL,
             "floor": NONNEGATIVE_DECIMAL,
         },
+        "$defs": {"weight": {"type": "integer", "minimum": 1}},
     }
 
 
@@ -383,6 +387,76 @@ def test_substitution_happens_before_validation(registry: Registry) -> None:
     assert error_of(registry, text).startswith("s.yaml:2:11: duration: 'forever' is not a duration")
 
 
+@pytest.mark.parametrize(
+    ("key", "written", "env", "value"),
+    [
+        ("seed", "${SEED}", {"SEED": "7"}, 7),
+        ("seed", "${SEED:-0x10}", {}, 16),
+        ("name", "${NAME}", {"NAME": "007"}, "007"),  # a string stays a string
+        ("duration", "${FOR}", {"FOR": "60s"}, "60s"),  # a duration may be a string
+        ("fx", "{KRW: '${KRW}'}", {"KRW": "1350"}, {"KRW": "1350"}),  # so may a decimal
+    ],
+)
+def test_a_whole_placeholder_takes_the_type_the_schema_expects(
+    registry: Registry, key: str, written: str, env: dict[str, str], value: Any
+) -> None:
+    others = [line for line in VALID.splitlines(keepends=True) if not line.startswith(key)]
+    assert load(registry, "".join(others) + f"{key}: {written}\n", env=env)[key] == value
+
+
+@pytest.mark.parametrize(
+    ("written", "env", "shown"),
+    [
+        ("${SEED}", {"SEED": "seven"}, "'seven'"),  # no YAML number: left for validation
+        ("${SEED}", {"SEED": "+0o17"}, "'+0o17'"),  # not YAML 1.2 core
+        ("${SEED}", {"SEED": "1.5"}, "'1.5'"),  # a float where an integer is wanted
+        ("x${SEED}", {"SEED": "7"}, "'x7'"),  # embedded in text: textual
+    ],
+)
+def test_a_placeholder_that_does_not_convert_is_reported_at_the_value(
+    registry: Registry, written: str, env: dict[str, str], shown: str
+) -> None:
+    assert error_of(registry, VALID + f"seed: {written}\n", env=env) == (
+        f"s.yaml:13:7: seed: {shown} is not of type 'integer'"
+    )
+
+
+def test_placeholders_in_components_follow_the_plugin_schema(registry: Registry) -> None:
+    text = VALID.replace("{taker_bps: 5}", "{taker_bps: '${FEE}'}").replace(
+        "entry_bps: 3",
+        "entry_bps: ${ENTRY:-2.5}\n  close_at_end: ${CLOSE}\n  weights: [1, '${W}']\n"
+        "  tick: ${TICK}",
+    )
+    env = {"FEE": "5", "CLOSE": "false", "W": "3", "TICK": "0.01"}
+    data = load(registry, text, env=env)
+    assert data["venues"]["upbit"]["fees"] == {"taker_bps": 5}
+    assert data["strategy"] == {
+        "type": "spread_arb",
+        "entry_bps": 2.5,
+        "close_at_end": False,
+        "weights": [1, 3],  # through the plugin schema's own $ref
+        "tick": "0.01",  # a decimal may be a string: it stays one
+    }
+    # YAML 1.2 core booleans only; anything else is reported where it was written.
+    assert error_of(registry, text, env={**env, "CLOSE": "yes"}) == (
+        "s.yaml:13:17: strategy.close_at_end: 'yes' is not of type 'boolean'"
+    )
+
+
+def test_a_non_finite_placeholder_is_refused(registry: Registry) -> None:
+    text = VALID.replace("entry_bps: 3", "entry_bps: 3\n  size: ${SIZE}")
+    assert error_of(registry, text, env={"SIZE": ".inf"}) == (
+        "s.yaml:13:9: strategy.size: .inf (from ${SIZE}) is not a finite number"
+    )
+
+
+def test_placeholders_in_a_block_of_unknown_type_stay_strings(registry: Registry) -> None:
+    text = VALID.replace("type: synthetic", "type: synthetc\n    count: ${N}")
+    assert error_of(registry, text, env={"N": "3"}).startswith(
+        "s.yaml:8:11: feeds[0].type: unknown feed type 'synthetc'"
+    )
+
+
 # --- files and extends --------------------------------------------------------------------
 
 
@@ -537,3 +611,29 @@ def test_valid_file_loads_to_plain_data(registry: Registry) -> None:
 
     # No ruamel CommentedMap/ScalarFloat/HexInt left behind.
     assert types(data) == {dict, list, str, int, float}
+
+
+# --- walking a schema ----------------------------------------------------------------------
+
+
+def test_schema_walk_steps_through_items_patterns_and_combinators() -> None:
+    root = {
+        "type": "object",
+        "properties": {"pair": {"type": "array", "prefixItems": [{"type": "integer"}]}},
+        "patternProperties": {"^x_": {"enum": [1, 2.5]}},
+        "additionalProperties": {"oneOf": [{"type": "boolean"}, {"const": "auto"}]},
+        "then": {"properties": {"pair": {"items": {"type": "number"}}}},
+    }
+    top = schema_walk.flatten([root], root)
+
+    def types(*path: str | int) -> set[str]:
+        schemas = top
+        for key in path:
+            schemas = schema_walk.child(schemas, root, key)
+        return schema_walk.declared_types(schemas)
+
+    assert types("pair", 0) == {"integer", "number"}  # prefixItems, and `then`'s items
+    assert types("pair", 1) == {"number"}
+    assert types("x_1") == {"integer", "number"}  # a patternProperty, not additional
+    assert types("other") == {"boolean", "string"}
+    assert types("other", "deeper") == set()  # no way down
