@@ -14,6 +14,7 @@ crashing or silently disabling a check.
 from __future__ import annotations
 
 import datetime
+import difflib
 import math
 import os
 import re
@@ -58,6 +59,8 @@ _SUMMARIES = [
     (NONNEGATIVE_DECIMAL["anyOf"], f"is not a number from 0 to below 1e15 {_DECIMAL}", True),
 ]
 _REPLACE = "!replace"  # in an extending file: replace the base's value, do not merge
+# A list of known keys this short already shows the right spelling: no "did you mean".
+_SHORT_LIST = 3
 # YAML 1.2 core schema scalars, to read text ruamel left unread (see _core_scalar).
 _CORE_BOOL = {word: word[0] in "tT" for word in ("true", "True", "TRUE", "false", "False", "FALSE")}
 _CORE_NULL = ("", "~", "null", "Null", "NULL")
@@ -571,22 +574,21 @@ def _explain(error: ValidationError, root: _Node, prefix: list[str | int]) -> li
     node = _locate(root, path)
     here = _key_path(path)
     instance = error.instance
+    schema = error.schema
+
+    def at_key(key: str) -> _Problem:
+        pos = _locate(root, [*path, key]).key_pos or node.pos
+        return _Problem(pos, _key_path([*path, key]), _unknown_key(key, schema, instance))
+
     if error.validator == "additionalProperties" and error.validator_value is False:
-        known = error.schema.get("properties", {})
-        patterns = error.schema.get("patternProperties", {})
-        expected = ", ".join(sorted(known)) or "none"
-        return [
-            _Problem(
-                _locate(root, [*path, k]).key_pos or node.pos,
-                _key_path([*path, k]),
-                f"unknown key {k!r} (expected one of: {expected})",
-            )
-            for k in instance
-            if k not in known and not any(re.search(p, k) for p in patterns)
-        ]
+        return [at_key(k) for k in _unknown_keys(schema, instance)]
     if error.validator == "required":
+        # A misspelt required key is reported where it is, not as missing at the block.
+        typos = {_required_typo(k, schema, instance): k for k in _unknown_keys(schema, instance)}
         return [
-            _Problem(node.pos, here, f"missing required key {k!r}")
+            at_key(typos[k])
+            if k in typos
+            else _Problem(node.pos, here, f"missing required key {k!r}")
             for k in error.validator_value
             if k not in instance
         ]
@@ -642,6 +644,29 @@ def _explain_branches(
         names = ", ".join(repr(t) for t in dict.fromkeys(types))
         return [_Problem(node.pos, here, f"{_short(instance)} is not of type {names}")]
     return _explain(best_match(error.context or []), root, prefix)
+
+
+def _unknown_keys(schema: dict[str, Any], instance: dict[str, Any]) -> list[str]:
+    known = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)]
+
+
+def _required_typo(key: str, schema: dict[str, Any], instance: dict[str, Any]) -> str | None:
+    """The missing required key that the unknown `key` looks like a misspelling of."""
+    missing = [k for k in schema.get("required", []) if k not in instance]
+    return next(iter(difflib.get_close_matches(key, missing, n=1)), None)
+
+
+def _unknown_key(key: str, schema: dict[str, Any], instance: dict[str, Any]) -> str:
+    required = _required_typo(key, schema, instance)
+    if required is not None:
+        return f"unknown key {key!r} (did you mean {required!r}? it is required)"
+    known = sorted(schema.get("properties", {}))
+    close = difflib.get_close_matches(key, known, n=1)
+    if close and len(known) > _SHORT_LIST:
+        return f"unknown key {key!r} (did you mean {close[0]!r}?)"
+    return f"unknown key {key!r} (expected one of: {', '.join(known) or 'none'})"
 
 
 # --- paths and text -----------------------------------------------------------------------

@@ -259,6 +259,37 @@ def test_bad_venue_name_points_at_the_key(registry: Registry) -> None:
     )
 
 
+def test_unknown_key_suggests_a_close_one(registry: Registry) -> None:
+    assert error_of(registry, VALID + "sede: 3\n") == (
+        "s.yaml:13:1: sede: unknown key 'sede' (did you mean 'seed'?)"
+    )
+    text = VALID.replace("entry_bps: 3", "entry_bps: 3\n  sise: 1")
+    assert error_of(registry, text) == (
+        "s.yaml:13:3: strategy.sise: unknown key 'sise' (did you mean 'size'?)"
+    )
+
+
+def test_misspelt_required_key_is_reported_where_it_is(registry: Registry) -> None:
+    # Not as "missing required key 'entry_bps'" at the block, which comes first.
+    text = VALID.replace("entry_bps: 3", "entry_bsp: 3")
+    assert error_of(registry, text) == (
+        "s.yaml:12:3: strategy.entry_bsp: unknown key 'entry_bsp' "
+        "(did you mean 'entry_bps'? it is required)"
+    )
+    text = VALID.replace("duration: 10m", "duraton: 10m")
+    assert error_of(registry, text) == (
+        "s.yaml:2:1: duraton: unknown key 'duraton' (did you mean 'duration'? it is required)"
+    )
+
+
+def test_misspelt_required_key_in_an_open_schema(registry: Registry) -> None:
+    # `component` allows any key besides `type`: a misspelt `type` is still named.
+    text = VALID.replace("  - type: synthetic", "  - tpye: synthetic")
+    assert error_of(registry, text) == (
+        "s.yaml:8:5: feeds[0].tpye: unknown key 'tpye' (did you mean 'type'? it is required)"
+    )
+
+
 # --- component schemas --------------------------------------------------------------------
 
 
