@@ -131,6 +131,21 @@ def load_scenario(
     return LoadedScenario(Path(path), data, root)
 
 
+def check_expect_paths(loaded: LoadedScenario, summary_schema: dict[str, Any]) -> None:
+    """Refuse an `expect:` path that no summary valid against `summary_schema` can hold.
+
+    Such a path would only fail the run's expectation, as if the strategy had failed.
+    """
+    problems = []
+    for name in loaded.data.get("expect", {}):
+        message = _expect_path_problem(name, summary_schema)
+        if message is not None:
+            node = _locate(loaded.root, ["expect", name])
+            pos = node.key_pos or node.pos
+            problems.append(_Problem(pos, _key_path(["expect", name]), message))
+    _raise_first(problems)
+
+
 # --- reading and merging ------------------------------------------------------------------
 
 
@@ -667,6 +682,26 @@ def _unknown_key(key: str, schema: dict[str, Any], instance: dict[str, Any]) -> 
     if close and len(known) > _SHORT_LIST:
         return f"unknown key {key!r} (did you mean {close[0]!r}?)"
     return f"unknown key {key!r} (expected one of: {', '.join(known) or 'none'})"
+
+
+def _expect_path_problem(name: str, summary_schema: dict[str, Any]) -> str | None:
+    """Why the dotted `name` cannot be in a summary valid against the schema, or None."""
+    parts = name.split(".")
+    here = schema_walk.flatten([summary_schema], summary_schema)
+    for i, part in enumerate(parts):
+        below = schema_walk.child(here, summary_schema, part)
+        if not below:
+            known = schema_walk.names(here)
+            close = difflib.get_close_matches(part, known, n=1)
+            if close:
+                guess = ".".join([*parts[:i], close[0], *parts[i + 1 :]])
+                hint = f"did you mean {guess!r}?"
+            else:
+                where = repr(".".join(parts[:i])) if i else "the summary"
+                hint = f"{where} has: {', '.join(known)}" if known else f"{where} has no keys"
+            return f"no such value in the run summary ({hint})"
+        here = below
+    return None
 
 
 # --- paths and text -----------------------------------------------------------------------

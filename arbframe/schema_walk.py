@@ -1,11 +1,12 @@
 """Walking a JSON Schema alongside data: which subschemas apply to a value below a key.
 
-Used by the loader to type `${VAR}` values. A step down follows `properties`, then
-`patternProperties`, then `additionalProperties` (a wildcard for keys such as symbol
-names), and `prefixItems`/`items` for list indices. A schema with none that applies has
-no way down, even where JSON Schema itself would allow anything. Combinators (`allOf`,
-`anyOf`, `oneOf`, `then`, `else`) and local `$ref`s (``#/...``) are followed, so a step
-yields every subschema that may apply, as a flat list.
+Used by the loader to type `${VAR}` values and to check `expect:` paths. A step down
+follows `properties`, then `patternProperties`, then `additionalProperties` (a wildcard
+for keys such as symbol names), and `prefixItems`/`items` for list indices. A schema with
+none that applies has no way down: for `expect:` paths that means the value cannot exist,
+even where JSON Schema itself would allow anything. Combinators (`allOf`, `anyOf`, `oneOf`,
+`then`, `else`) and local `$ref`s (``#/...``) are followed, so a step yields every
+subschema that may apply, as a flat list.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def child(schemas: list[Schema], root: Schema, key: str | int) -> list[Schema]:
             named += [sub for p, sub in patterns.items() if _search(p, key)]
         found += named or [schema.get("additionalProperties")]
     return flatten([s for s in found if s is not None and s is not False], root)
+
+
+def names(schemas: list[Schema]) -> list[str]:
+    """The keys named in `properties` at this level, sorted."""
+    props = [s.get("properties") for s in schemas]
+    return sorted({key for p in props if isinstance(p, dict) for key in p})
 
 
 def declared_types(schemas: list[Schema]) -> set[str]:

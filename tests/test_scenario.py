@@ -10,9 +10,9 @@ import pytest
 from arbframe import schema_walk
 from arbframe.components import Exchange, Feed, Strategy
 from arbframe.errors import ArbframeError, ScenarioError
-from arbframe.plugins import ComponentInfo, Registry
-from arbframe.scenario import LoadedScenario, load_scenario
-from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL
+from arbframe.plugins import ComponentInfo, Registry, build_registry, get_plugin_manager
+from arbframe.scenario import LoadedScenario, check_expect_paths, load_scenario
+from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL, summary_schema
 
 
 class Paper(Exchange):
@@ -642,6 +642,113 @@ def test_valid_file_loads_to_plain_data(registry: Registry) -> None:
 
     # No ruamel CommentedMap/ScalarFloat/HexInt left behind.
     assert types(data) == {dict, list, str, int, float}
+
+
+# --- expect paths against the summary schema ---------------------------------------------
+
+SUMMARY = {
+    "type": "object",
+    "properties": {
+        "portfolio": {
+            "allOf": [{"$ref": "#/$defs/kpis"}],
+            "properties": {"equity": {"type": "string"}},
+        },
+        "symbols": {"type": "object", "additionalProperties": {"$ref": "#/$defs/kpis"}},
+        "closed": {"type": "object", "additionalProperties": False, "properties": {"a": {}}},
+        "loop": {"$ref": "#/$defs/loop"},
+    },
+    "$defs": {
+        "kpis": {
+            "type": "object",
+            "properties": {
+                "winrate": {"type": "number"},
+                "exit_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "loop": {"$ref": "#/$defs/loop"},
+    },
+}
+
+
+def expect_error(registry: Registry, paths: list[str], schema: dict[str, Any]) -> str | None:
+    lines = "".join(f"  {path}: {{min: 0}}\n" for path in paths)
+    loaded = load_scenario(write("s.yaml", VALID + "expect:\n" + lines), registry, env={})
+    try:
+        check_expect_paths(loaded, schema)
+    except ScenarioError as e:
+        return str(e)
+    return None
+
+
+def test_expect_paths_that_the_summary_can_hold(registry: Registry) -> None:
+    paths = [
+        "portfolio.winrate",  # through allOf and $ref
+        "portfolio.equity",  # the node's own properties next to allOf
+        "symbols.BTC.winrate",  # additionalProperties: any symbol
+        "portfolio.exit_reasons.stop_loss",
+        "closed.a",
+        "portfolio",  # a whole mapping may be compared too
+    ]
+    assert expect_error(registry, paths, SUMMARY) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("portfolio.winrat", "did you mean 'portfolio.winrate'?"),
+        ("symbols.BTC.winrat", "did you mean 'symbols.BTC.winrate'?"),
+        ("portfolio.exit_reason.stop_loss", "did you mean 'portfolio.exit_reasons.stop_loss'?"),
+        ("closed.zzz", "'closed' has: a"),  # additionalProperties: false
+        ("portfolio.winrate.x", "'portfolio.winrate' has no keys"),  # below a leaf
+        ("zzz", "the summary has: closed, loop, portfolio, symbols"),
+        ("loop.x", "'loop' has no keys"),  # a $ref cycle ends
+    ],
+)
+def test_expect_path_the_summary_cannot_hold(registry: Registry, path: str, hint: str) -> None:
+    quoted = f"['{path}']" if "." in path else f".{path}"
+    assert expect_error(registry, ["portfolio.winrate", path], SUMMARY) == (
+        f"s.yaml:15:3: expect{quoted}: no such value in the run summary ({hint})"
+    )
+
+
+def test_expect_paths_report_the_first_by_position(registry: Registry) -> None:
+    write("base.yaml", VALID + "expect:\n  portfolio.bad_in_base: {min: 0}\n")
+    write("child.yaml", "extends: base.yaml\nexpect:\n  portfolio.winrat: {min: 0}\n")
+    loaded = load_scenario("child.yaml", registry, env={})
+    with pytest.raises(ScenarioError) as info:
+        check_expect_paths(loaded, SUMMARY)
+    assert str(info.value) == (
+        "child.yaml:3:3: expect['portfolio.winrat']: no such value in the run summary "
+        "(did you mean 'portfolio.winrate'?)"
+    )
+
+
+def test_expect_paths_against_the_real_summary_schema(registry: Registry) -> None:
+    documented = [
+        "portfolio.winrate",
+        "portfolio.pnl",
+        "portfolio.exit_reasons.stop_loss",
+        "routes.BTC.binance_to_upbit.entries",
+        "ledger.venues.binance.USDT.difference",
+        "ledger.reconciled",
+        "events.quotes",
+        "time.elapsed_s",
+        "symbols.BTC.avg_r",
+    ]
+    assert expect_error(registry, documented, summary_schema()) is None
+    assert expect_error(registry, ["portfolio.winrat"], summary_schema()) == (
+        "s.yaml:14:3: expect['portfolio.winrat']: no such value in the run summary "
+        "(did you mean 'portfolio.winrate'?)"
+    )
+
+
+SHIPPED = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_scenarios_validate_with_their_expect_paths(path: Path) -> None:
+    registry = build_registry(get_plugin_manager())
+    check_expect_paths(load_scenario(path, registry), summary_schema())
 
 
 # --- walking a schema ----------------------------------------------------------------------
