@@ -18,6 +18,7 @@ import difflib
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLFutureWarning, YAMLWarning
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
@@ -217,7 +218,10 @@ def _parse(text: str, file: str, depth: int, budget: _Budget) -> _Node:
     if deep is not None:  # before ruamel, which recurses (and crawls) on deep nesting
         raise ScenarioError(file, *deep, "", f"nested more than {MAX_DEPTH} levels deep")
     try:
-        doc = YAML(typ="rt").load(text)
+        with warnings.catch_warnings():  # e.g. a redefined anchor: valid YAML, no stray output
+            warnings.simplefilter("ignore", YAMLWarning)
+            warnings.simplefilter("ignore", YAMLFutureWarning)
+            doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         message = e.problem or e.context or "invalid YAML"
@@ -236,6 +240,9 @@ def _parse(text: str, file: str, depth: int, budget: _Budget) -> _Node:
         raise ScenarioError(file, None, None, "", f"invalid YAML: {e}") from None
     except RecursionError:  # nesting the estimate missed: still one line, no traceback
         raise ScenarioError(file, None, None, "", "nested too deeply to parse") from None
+    except TypeError:  # `? {a: {b: 1}}`: ruamel hashes a complex key, and cannot
+        message = "keys must be strings, got a mapping or a list"
+        raise ScenarioError(file, None, None, "", message) from None
     builder = _Builder(file, depth, text.split("\n"), budget)
     return builder.node(doc, _Pos(depth, 1, 1, file), None, [])
 

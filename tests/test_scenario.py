@@ -146,6 +146,8 @@ def test_top_level_must_be_a_mapping(registry: Registry, text: str, got: str) ->
         ("seed: !!binary aGk=\n", "s.yaml:1:7: seed: unsupported YAML value (bytes)"),
         ("seed: !custom 3\n", "s.yaml:1:7: seed: unsupported YAML value (tag !custom)"),
         ("name: x\n1: y\n", "s.yaml:2:1: keys must be strings, got int 1"),
+        # ruamel cannot even hash this key: its TypeError is reported, not raised.
+        ("? {a: {b: 1}}\n: x\n", "s.yaml: keys must be strings, got a mapping or a list"),
     ],
 )
 def test_odd_yaml_is_an_arbframe_error(registry: Registry, text: str, expected: str) -> None:

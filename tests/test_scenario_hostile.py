@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,13 @@ description: *d
     # An error in a value reached through an alias points at the anchored value.
     bad = text.replace("description: *d", "seed: *d")
     assert error_of(registry, bad) == "s.yaml:2:11: seed: '10m' is not of type 'integer'"
+
+
+def test_a_redefined_anchor_is_valid_yaml_and_prints_nothing(registry: Registry) -> None:
+    text = VALID + "description: &a x\nmode: &a paper\nreport_currency: *a\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ruamel warns about it on stderr
+        assert load(registry, text)["report_currency"] == "paper"  # the latest anchor
 
 
 # --- nesting ------------------------------------------------------------------------------
