@@ -5,13 +5,20 @@ each problem is reported as ``file:line:col: key.path: message`` pointing at the
 offending value actually came from. Only the first problem is reported: YAML and
 `extends` problems as found, then the first core-schema problem by position, then the
 first plugin-schema problem by position (the given file before its bases).
+
+Input may be hostile: sizes, nesting and alias expansion are bounded (`yaml_limits`), and
+non-finite numbers are refused, so a bad file fails with one line instead of hanging,
+crashing or silently disabling a check.
 """
 
 from __future__ import annotations
 
 import datetime
+import difflib
+import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +27,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLFutureWarning, YAMLWarning
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from arbframe import schema_walk
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import Registry
 from arbframe.schema import (
@@ -34,15 +43,34 @@ from arbframe.schema import (
     component_schema,
     core_schema,
 )
+from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-# anyOf definitions whose branch errors ("does not match '^\s*(\d+...'") would confuse.
+_DECIMAL = "(a YAML number, or a decimal string of at most 30 digits)"
+# anyOf definitions whose branch errors ("does not match '^\s*(\d+...'") would confuse:
+# (branches, message, whether numbers get it too rather than their branch's message).
 _SUMMARIES = [
-    (DURATION["anyOf"], "is not a duration (e.g. 250ms, 30s, 2m, 1h) or a number of seconds"),
-    (POSITIVE_DECIMAL["anyOf"], "is not a positive number (a number or a decimal string)"),
-    (NONNEGATIVE_DECIMAL["anyOf"], "is not a non-negative number (a number or a decimal string)"),
+    (
+        DURATION["anyOf"],
+        "is not a duration (e.g. 250ms, 30s, 2m, 1h) or a number of seconds",
+        False,
+    ),
+    (POSITIVE_DECIMAL["anyOf"], f"is not a number from 1e-12 to below 1e15 {_DECIMAL}", True),
+    (NONNEGATIVE_DECIMAL["anyOf"], f"is not a number from 0 to below 1e15 {_DECIMAL}", True),
 ]
+_REPLACE = "!replace"  # in an extending file: replace the base's value, do not merge
+# A list of known keys this short already shows the right spelling: no "did you mean".
+_SHORT_LIST = 3
+# YAML 1.2 core schema scalars, to read text ruamel left unread (see _core_scalar).
+_CORE_BOOL = {word: word[0] in "tT" for word in ("true", "True", "TRUE", "false", "False", "FALSE")}
+_CORE_NULL = ("", "~", "null", "Null", "NULL")
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+# Where a number starts in the source (after an optional tag), to quote it as written.
+_WRITTEN = re.compile(r"(?:!\S*\s+)?([^\s,\]}#]+)")
 
 
 @dataclass(frozen=True)
@@ -60,7 +88,7 @@ class LoadedScenario:
         return ScenarioError(pos.file, pos.line, pos.col, _key_path(list(path)), message)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class _Pos:
     depth: int  # 0 for the file given, 1 for its base, ...: orders problems across files
     line: int
@@ -68,13 +96,15 @@ class _Pos:
     file: str = field(compare=False)
 
 
-@dataclass
+@dataclass(slots=True)  # an alias bomb builds up to MAX_VALUES of them
 class _Node:
     """A YAML value (dict[str, _Node] | list[_Node] | scalar) and where it was written."""
 
     value: Any
     pos: _Pos
     key_pos: _Pos | None = None  # where the key naming it sits, for mapping entries
+    replace: bool = False  # tagged `!replace`: an `extends` merge takes it whole
+    placeholder: str | None = None  # the `${VAR}` it was, when it was exactly one
 
 
 @dataclass(frozen=True)
@@ -92,8 +122,9 @@ def load_scenario(
     path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
 ) -> LoadedScenario:
     """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad."""
-    root = _load_file(str(path), [], None)
+    root = _load_file(str(path), [], None, _Budget())
     _substitute(root, os.environ if env is None else env, [])
+    _type_placeholders(root, registry)
     data = _plain(root)
     _raise_first(_core_problems(root, data))
     _raise_first(_component_problems(root, data, registry))
@@ -101,33 +132,66 @@ def load_scenario(
     return LoadedScenario(Path(path), data, root)
 
 
+def check_expect_paths(loaded: LoadedScenario, summary_schema: dict[str, Any]) -> None:
+    """Refuse an `expect:` path that no summary valid against `summary_schema` can hold.
+
+    Such a path would only fail the run's expectation, as if the strategy had failed.
+    """
+    problems = []
+    for name in loaded.data.get("expect", {}):
+        message = _expect_path_problem(name, summary_schema)
+        if message is not None:
+            node = _locate(loaded.root, ["expect", name])
+            pos = node.key_pos or node.pos
+            problems.append(_Problem(pos, _key_path(["expect", name]), message))
+    _raise_first(problems)
+
+
 # --- reading and merging ------------------------------------------------------------------
 
 
-def _read(file: str) -> str:
+@dataclass
+class _Budget:
+    """What the rest of an `extends` chain may still use: bounds hostile input."""
+
+    bytes: int = MAX_BYTES
+    values: int = MAX_VALUES
+
+
+def _read(file: str, budget: _Budget) -> str:
     try:
-        return Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as handle:  # bounded: /dev/zero or a huge file is refused
+            raw = handle.read(budget.bytes + 1)
     except FileNotFoundError:
         raise ArbframeError(f"{file}: no such file") from None
     except IsADirectoryError:
         raise ArbframeError(f"{file}: is a directory, not a scenario file") from None
-    except UnicodeDecodeError as e:
-        raise ArbframeError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ArbframeError(f"{file}: cannot read ({e.strerror})") from None
+    if len(raw) > budget.bytes:
+        raise ArbframeError(
+            f"{file}: too large (a scenario and the files it extends may hold "
+            f"{MAX_BYTES // 1024} KiB in all)"
+        )
+    budget.bytes -= len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArbframeError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
-def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
+def _load_file(file: str, chain: list[str], ext: _Node | None, budget: _Budget) -> _Node:
     """Parse `file` and, recursively, its bases. `chain` holds the real paths of the
     extending files, `ext` the `extends` value that named this file (None for the top)."""
     try:
-        text = _read(file)
+        text = _read(file, budget)
     except ArbframeError as e:
         if ext is None:
             raise
         raise _Problem(ext.pos, "extends", str(e)).error() from None
     depth = len(chain)
-    root = _Node(_parse(text, file, depth), _Pos(depth, 1, 1, file))
+    root = _parse(text, file, depth, budget)
     if not isinstance(root.value, dict):
         got = "an empty document" if root.value is None else _kind(root.value)
         raise _Problem(root.pos, "", f"a scenario must be a mapping of keys, got {got}").error()
@@ -136,6 +200,9 @@ def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
         return root
     if not isinstance(base_ref.value, str):
         raise _Problem(base_ref.pos, "extends", "extends must be a path (a string)").error()
+    if depth + 1 >= MAX_EXTENDS:
+        message = f"more than {MAX_EXTENDS} files in the extends chain"
+        raise _Problem(base_ref.pos, "extends", message).error()
     # Relative to the extending file; displayed joined but not made absolute.
     base = str(Path(file).parent / base_ref.value)
     seen = [*chain, os.path.realpath(file)]
@@ -143,12 +210,18 @@ def _load_file(file: str, chain: list[str], ext: _Node | None) -> _Node:
         names = [Path(f).name for f in seen[seen.index(os.path.realpath(base)) :]]
         cycle = " -> ".join([*names, Path(base).name])
         raise _Problem(base_ref.pos, "extends", f"extends cycle: {cycle}").error()
-    return _merge(_load_file(base, seen, base_ref), root)
+    return _merge(_load_file(base, seen, base_ref, budget), root)
 
 
-def _parse(text: str, file: str, depth: int) -> Any:
+def _parse(text: str, file: str, depth: int, budget: _Budget) -> _Node:
+    deep = deep_nesting_at(text)
+    if deep is not None:  # before ruamel, which recurses (and crawls) on deep nesting
+        raise ScenarioError(file, *deep, "", f"nested more than {MAX_DEPTH} levels deep")
     try:
-        doc = YAML(typ="rt").load(text)
+        with warnings.catch_warnings():  # e.g. a redefined anchor: valid YAML, no stray output
+            warnings.simplefilter("ignore", YAMLWarning)
+            warnings.simplefilter("ignore", YAMLFutureWarning)
+            doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         message = e.problem or e.context or "invalid YAML"
@@ -165,55 +238,152 @@ def _parse(text: str, file: str, depth: int) -> Any:
         ) from None
     except (YAMLError, ValueError) as e:  # ValueError: e.g. `2024-13-45`, `!!int x`
         raise ScenarioError(file, None, None, "", f"invalid YAML: {e}") from None
-    return _nodes(doc, _Pos(depth, 1, 1, file), file, [])
+    except RecursionError:  # nesting the estimate missed: still one line, no traceback
+        raise ScenarioError(file, None, None, "", "nested too deeply to parse") from None
+    except TypeError:  # `? {a: {b: 1}}`: ruamel hashes a complex key, and cannot
+        message = "keys must be strings, got a mapping or a list"
+        raise ScenarioError(file, None, None, "", message) from None
+    builder = _Builder(file, depth, text.split("\n"), budget)
+    return builder.node(doc, _Pos(depth, 1, 1, file), None, [])
 
 
-def _nodes(obj: Any, pos: _Pos, file: str, path: list[str | int]) -> Any:
-    """Turn ruamel's values into plain values inside _Nodes, keeping positions."""
+@dataclass
+class _Builder:
+    """Turns ruamel's values into plain values inside _Nodes, keeping positions.
 
-    def at(lc: Any, key: Any, offset: int) -> _Pos:
-        mark = lc.data.get(key) if lc is not None else None  # missing for `<<` merged keys
-        return _Pos(pos.depth, mark[offset] + 1, mark[offset + 1] + 1, file) if mark else pos
+    An alias shares its anchor's value, and building expands it: values are counted
+    against the budget, so an alias bomb stops at the alias that crosses the limit.
+    """
 
-    if isinstance(obj, dict):
+    file: str
+    depth: int  # of the file in the `extends` chain
+    lines: list[str]
+    budget: _Budget
+    built: set[int] = field(default_factory=set)  # ids of mappings and lists built once
+    alias: tuple[Any, _Pos, list[str | int]] | None = None  # the outermost being expanded
+
+    def node(self, obj: Any, pos: _Pos, key_pos: _Pos | None, path: list[str | int]) -> _Node:
+        self.budget.values -= 1
+        if self.budget.values < 0:
+            raise self._too_many(pos, path)
+        if len(path) > MAX_DEPTH:  # exact; deep_nesting_at only estimated
+            raise _problem(pos, path, f"nested more than {MAX_DEPTH} levels deep")
+        tag = getattr(getattr(obj, "tag", None), "value", None)
+        if tag is not None and tag != _REPLACE:
+            raise _problem(pos, path, f"unsupported YAML value (tag {tag})")
+        if not isinstance(obj, (dict, list)):
+            return _Node(self._scalar(obj, pos, path), pos, key_pos, tag is not None)
+        outer = self.alias
+        if id(obj) in self.built and outer is None:  # a second use: an alias
+            self.alias = (getattr(obj.anchor, "value", None), pos, path)
+        self.built.add(id(obj))
+        if isinstance(obj, dict):
+            value: Any = self._mapping(obj, pos, path)
+        else:
+            value = [
+                self.node(v, self._at(obj.lc, i, 0, pos), None, [*path, i])
+                for i, v in enumerate(obj)
+            ]
+        self.alias = outer
+        return _Node(value, pos, key_pos, tag is not None)
+
+    def _at(self, lc: Any, key: Any, offset: int, default: _Pos) -> _Pos:
+        # Missing for `<<` merged keys, and for the items of a tagged list.
+        marks = getattr(lc, "data", None)
+        mark = marks.get(key) if isinstance(marks, dict) else None
+        if not mark:
+            return default
+        return _Pos(self.depth, mark[offset] + 1, mark[offset + 1] + 1, self.file)
+
+    def _mapping(self, obj: Any, pos: _Pos, path: list[str | int]) -> dict[str, _Node]:
         out: dict[str, _Node] = {}
         for key, value in obj.items():
-            key_pos = at(obj.lc, key, 0)
+            key_pos = self._at(obj.lc, key, 0, pos)
             if not isinstance(key, str):
                 raise _Problem(
                     key_pos, _key_path(path), f"keys must be strings, got {_kind(key)} {key!r}"
                 ).error()
-            value_pos = at(obj.lc, key, 2)
+            value_pos = self._at(obj.lc, key, 2, pos)
             if value is None and value_pos.line != key_pos.line:
                 value_pos = key_pos  # `key:` with nothing after: ruamel marks the next line
-            child = _nodes(value, value_pos, file, [*path, key])
-            out[str(key)] = _Node(child, value_pos, key_pos)
+            out[str(key)] = self.node(value, value_pos, key_pos, [*path, str(key)])
         return out
-    if isinstance(obj, list):
-        return [
-            _Node(_nodes(v, at(obj.lc, i, 0), file, [*path, i]), at(obj.lc, i, 0))
-            for i, v in enumerate(obj)
-        ]
-    if obj is None or isinstance(obj, bool):
-        return obj
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, ScalarBoolean):  # anchored booleans are int subclasses
-        return bool(obj)
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj)
-    if isinstance(obj, (datetime.date, datetime.datetime)):
-        return obj.isoformat()  # YAML timestamps: keep JSON-able, as written-ish
-    tag = getattr(getattr(obj, "tag", None), "value", None)
-    what = f"tag {tag}" if tag else type(obj).__name__
-    raise _Problem(pos, _key_path(path), f"unsupported YAML value ({what})").error()
+
+    def _scalar(self, obj: Any, pos: _Pos, path: list[str | int]) -> Any:
+        if isinstance(obj, TaggedScalar):  # `!replace 3`: harmless, the value as if untagged
+            obj = _core_scalar(obj.value) if obj.style is None else str(obj.value)
+        if obj is None or isinstance(obj, bool):
+            return obj
+        if isinstance(obj, str):
+            return str(obj)
+        if isinstance(obj, ScalarBoolean):  # anchored booleans are int subclasses
+            return bool(obj)
+        if isinstance(obj, (int, float)):
+            value = int(obj) if isinstance(obj, int) else float(obj)
+            problem = _number_problem(value, self._written(pos, value))
+            if problem is not None:
+                raise _problem(pos, path, problem)
+            return value
+        if isinstance(obj, (datetime.date, datetime.datetime)):
+            return obj.isoformat()  # YAML timestamps: keep JSON-able, as written-ish
+        raise _problem(pos, path, f"unsupported YAML value ({type(obj).__name__})")
+
+    def _written(self, pos: _Pos, value: float | int) -> str:
+        """The number as written in the file, for messages; else as YAML would write it."""
+        line = self.lines[pos.line - 1] if 0 < pos.line <= len(self.lines) else ""
+        match = _WRITTEN.match(line, pos.col - 1)
+        if match and (_CORE_FLOAT.fullmatch(match[1]) or _CORE_INT.fullmatch(match[1])):
+            return _shorter(match[1])
+        if isinstance(value, float) and math.isnan(value):
+            return ".nan"
+        if isinstance(value, float) and math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return _shorter(str(value))
+
+    def _too_many(self, pos: _Pos, path: list[str | int]) -> ScenarioError:
+        limit = f"more than {MAX_VALUES} values in all, with the files it extends"
+        if self.alias is None:
+            return _problem(pos, path, f"too many values ({limit})")
+        anchor, alias_pos, alias_path = self.alias
+        name = f"alias *{anchor}" if anchor else "an alias"
+        return _problem(alias_pos, alias_path, f"{name} expands to {limit}")
+
+
+def _problem(pos: _Pos, path: list[str | int], message: str) -> ScenarioError:
+    return _Problem(pos, _key_path(path), message).error()
+
+
+def _number_problem(value: float | int, written: str) -> str | None:
+    """Numbers every consumer can take: finite floats and ints that fit a float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{written} is not a finite number"  # NaN passes `minimum`: it compares False
+    if isinstance(value, int) and abs(value).bit_length() > 1024:
+        return f"{written} is too large a number"  # float() would overflow
+    return None
+
+
+def _core_scalar(text: str) -> Any:
+    """`text` as a plain YAML 1.2 core-schema scalar: null, bool, int, float or str."""
+    if text in _CORE_NULL:
+        return None
+    if text in _CORE_BOOL:
+        return _CORE_BOOL[text]
+    try:
+        if _CORE_INT.fullmatch(text):
+            base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+            return int(text[2:] if base != 10 else text, base)
+        if _CORE_FLOAT.fullmatch(text):
+            lower = text.lower()
+            return math.nan if "nan" in lower else float(lower.replace(".inf", "inf"))
+    except ValueError:  # e.g. more digits than int() converts
+        pass
+    return text
 
 
 def _merge(base: _Node, over: _Node) -> _Node:
-    """Mappings merge recursively; anything else in `over` replaces what `base` had."""
-    if not (isinstance(base.value, dict) and isinstance(over.value, dict)):
+    """Mappings merge recursively; anything else in `over`, or anything tagged `!replace`,
+    replaces what `base` had."""
+    if over.replace or not (isinstance(base.value, dict) and isinstance(over.value, dict)):
         return over
     merged = dict(base.value)
     for key, node in over.value.items():
@@ -245,7 +415,76 @@ def _substitute(node: _Node, env: Mapping[str, str], path: list[str | int]) -> N
                 node.pos, _key_path(path), f"environment variable {name} is not set"
             ).error()
 
+        if _ENV_VAR.fullmatch(node.value):  # may be typed by the schema: remember it
+            node.placeholder = node.value
         node.value = _ENV_VAR.sub(replace, node.value)
+
+
+def _type_placeholders(root: _Node, registry: Registry) -> None:
+    """Give values that were exactly one `${VAR}` the type the schema expects there.
+
+    The core schema covers the top-level keys; each component block is walked with the
+    schema of the plugin type its `type:` names (an unknown type is reported later).
+    """
+    core = core_schema()
+    top = schema_walk.flatten([core], core)
+    for key, node in root.value.items():
+        if key not in SLOTS:
+            _type_walk(node, schema_walk.child(top, core, key), core, [key])
+    for kind, path, block in _component_nodes(root):
+        type_name = getattr(block.value.get("type"), "value", None)
+        info = registry.types(kind).get(type_name) if isinstance(type_name, str) else None
+        if info is not None:
+            schema = component_schema(info.schema, info.type_name)
+            _type_walk(block, schema_walk.flatten([schema], schema), schema, path)
+
+
+def _component_nodes(root: _Node) -> Iterable[tuple[str, list[str | int], _Node]]:
+    """Every component block that is a mapping, before validation: (kind, path, node)."""
+    for slot, kind in SLOTS.items():
+        node = root.value.get(slot)
+        value = node.value if node else None
+        if slot == "strategy":
+            found: list[tuple[str | int, _Node]] = [(slot, node)] if node else []
+        elif slot == "venues" and isinstance(value, dict):
+            found = list(value.items())
+        else:
+            found = list(enumerate(value)) if isinstance(value, list) else []
+        for key, block in found:
+            if isinstance(block.value, dict):
+                yield kind, [slot] if slot == "strategy" else [slot, key], block
+
+
+def _type_walk(
+    node: _Node, schemas: list[dict[str, Any]], root: dict[str, Any], path: list[str | int]
+) -> None:
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            _type_walk(child, schema_walk.child(schemas, root, key), root, [*path, key])
+    elif isinstance(node.value, list):
+        for i, child in enumerate(node.value):
+            _type_walk(child, schema_walk.child(schemas, root, i), root, [*path, i])
+    elif node.placeholder is not None and isinstance(node.value, str):
+        types = schema_walk.declared_types(schemas)
+        if "string" not in types:
+            node.value = _typed(node, types, path)
+
+
+def _typed(node: _Node, types: set[str], path: list[str | int]) -> Any:
+    """The substituted text as the YAML number or boolean it reads as, where the schema
+    takes that; else the text, for validation to report at the value."""
+    value = _core_scalar(node.value)
+    fits = (
+        (isinstance(value, bool) and "boolean" in types)
+        or (type(value) is int and bool(types & {"integer", "number"}))
+        or (isinstance(value, float) and "number" in types)
+    )
+    if not fits:
+        return node.value
+    problem = _number_problem(value, f"{_shorter(node.value)} (from {node.placeholder})")
+    if problem is not None:
+        raise _Problem(node.pos, _key_path(path), problem).error()
+    return value
 
 
 def _plain(node: _Node) -> Any:
@@ -357,22 +596,21 @@ def _explain(error: ValidationError, root: _Node, prefix: list[str | int]) -> li
     node = _locate(root, path)
     here = _key_path(path)
     instance = error.instance
+    schema = error.schema
+
+    def at_key(key: str) -> _Problem:
+        pos = _locate(root, [*path, key]).key_pos or node.pos
+        return _Problem(pos, _key_path([*path, key]), _unknown_key(key, schema, instance))
+
     if error.validator == "additionalProperties" and error.validator_value is False:
-        known = error.schema.get("properties", {})
-        patterns = error.schema.get("patternProperties", {})
-        expected = ", ".join(sorted(known)) or "none"
-        return [
-            _Problem(
-                _locate(root, [*path, k]).key_pos or node.pos,
-                _key_path([*path, k]),
-                f"unknown key {k!r} (expected one of: {expected})",
-            )
-            for k in instance
-            if k not in known and not any(re.search(p, k) for p in patterns)
-        ]
+        return [at_key(k) for k in _unknown_keys(schema, instance)]
     if error.validator == "required":
+        # A misspelt required key is reported where it is, not as missing at the block.
+        typos = {_required_typo(k, schema, instance): k for k in _unknown_keys(schema, instance)}
         return [
-            _Problem(node.pos, here, f"missing required key {k!r}")
+            at_key(typos[k])
+            if k in typos
+            else _Problem(node.pos, here, f"missing required key {k!r}")
             for k in error.validator_value
             if k not in instance
         ]
@@ -407,11 +645,12 @@ def _explain_branches(
         if not any(e.validator == "type" and not e.relative_path for e in errs)
     ]
     instance = error.instance
-    summary = next(
-        (text for branches_, text in _SUMMARIES if branches_ == error.validator_value), None
+    summary, numbers_too = next(
+        ((text, numbers) for b, text, numbers in _SUMMARIES if b == error.validator_value),
+        (None, False),
     )
     is_number = isinstance(instance, (int, float)) and not isinstance(instance, bool)
-    if summary is not None and not (is_number and len(fitting) == 1):
+    if summary is not None and (numbers_too or not (is_number and len(fitting) == 1)):
         return [_Problem(node.pos, here, f"{_short(instance)} {summary}")]
     if len(fitting) == 1:
         return [p for e in _by_relevance(fitting[0]) for p in _explain(e, root, prefix)]
@@ -427,6 +666,49 @@ def _explain_branches(
         names = ", ".join(repr(t) for t in dict.fromkeys(types))
         return [_Problem(node.pos, here, f"{_short(instance)} is not of type {names}")]
     return _explain(best_match(error.context or []), root, prefix)
+
+
+def _unknown_keys(schema: dict[str, Any], instance: dict[str, Any]) -> list[str]:
+    known = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)]
+
+
+def _required_typo(key: str, schema: dict[str, Any], instance: dict[str, Any]) -> str | None:
+    """The missing required key that the unknown `key` looks like a misspelling of."""
+    missing = [k for k in schema.get("required", []) if k not in instance]
+    return next(iter(difflib.get_close_matches(key, missing, n=1)), None)
+
+
+def _unknown_key(key: str, schema: dict[str, Any], instance: dict[str, Any]) -> str:
+    required = _required_typo(key, schema, instance)
+    if required is not None:
+        return f"unknown key {key!r} (did you mean {required!r}? it is required)"
+    known = sorted(schema.get("properties", {}))
+    close = difflib.get_close_matches(key, known, n=1)
+    if close and len(known) > _SHORT_LIST:
+        return f"unknown key {key!r} (did you mean {close[0]!r}?)"
+    return f"unknown key {key!r} (expected one of: {', '.join(known) or 'none'})"
+
+
+def _expect_path_problem(name: str, summary_schema: dict[str, Any]) -> str | None:
+    """Why the dotted `name` cannot be in a summary valid against the schema, or None."""
+    parts = name.split(".")
+    here = schema_walk.flatten([summary_schema], summary_schema)
+    for i, part in enumerate(parts):
+        below = schema_walk.child(here, summary_schema, part)
+        if not below:
+            known = schema_walk.names(here)
+            close = difflib.get_close_matches(part, known, n=1)
+            if close:
+                guess = ".".join([*parts[:i], close[0], *parts[i + 1 :]])
+                hint = f"did you mean {guess!r}?"
+            else:
+                where = repr(".".join(parts[:i])) if i else "the summary"
+                hint = f"{where} has: {', '.join(known)}" if known else f"{where} has no keys"
+            return f"no such value in the run summary ({hint})"
+        here = below
+    return None
 
 
 # --- paths and text -----------------------------------------------------------------------
@@ -466,6 +748,10 @@ def _kind(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shorter(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _one_line(message: str) -> str:
