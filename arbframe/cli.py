@@ -152,11 +152,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() if args.progress is None else args.progress
     progress = Progress(run) if show else None
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill ends the run like Ctrl-C
+    # Ctrl-C or a kill ends the run between two instants, keeping the record whole; a second
+    # Ctrl-C interrupts at once.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers:
+        signal.signal(sig, _stopper(run))
     try:
         summary = run.execute(progress=progress, out_dir=args.out)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     wall = time.perf_counter() - started
     if progress is not None:
         progress.clear()
@@ -170,8 +175,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if summary["passed"] else 1
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _stopper(run: Run) -> Any:
+    def stop(signum: int, frame: Any) -> None:
+        if run.stop.requested:
+            raise KeyboardInterrupt
+        run.stop.requested = True
+
+    return stop
 
 
 def _kept(run: Run, summary: dict[str, Any], out: Path | None) -> str:

@@ -40,6 +40,14 @@ class DriveStats:
     quotes: int = 0
     fx_updates: int = 0
     instants: int = 0
+    stopped: bool = False  # ended early on request, between two instants
+
+
+class StopRequest:
+    """Set ``requested`` (from a signal handler, another thread) to end the run at the next
+    instant: never inside one, so no fill is half-booked."""
+
+    requested = False
 
 
 def run_simulated(
@@ -53,6 +61,7 @@ def run_simulated(
     on_first: Callable[[int], None],
     progress: Callable[[int, int], None] | None = None,
     stats: DriveStats | None = None,
+    stop: StopRequest | None = None,
 ) -> DriveStats:
     """Run until the feed is exhausted or ``duration_ns`` of scenario time has passed.
 
@@ -61,6 +70,7 @@ def run_simulated(
     interrupted run still has its counts.
     """
     stats = stats or DriveStats()
+    stop = stop or StopRequest()
     queue, drain = events_out
     decide = on_market[0] if len(on_market) == 1 else _fan_out(on_market)
     first: str | None = None  # the instant's first symbol, and any others it touched
@@ -96,6 +106,9 @@ def run_simulated(
                     clock.run_due(ts)
                 if queue:
                     drain()
+                if stop.requested:
+                    stats.stopped = True
+                    break
                 clock.now = now = ts
             if venue is None:
                 set_fx(symbol, bids)

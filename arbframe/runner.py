@@ -26,7 +26,7 @@ from arbframe.components import (
     SimulatedExchange,
     Strategy,
 )
-from arbframe.driver import DriveStats, run_simulated
+from arbframe.driver import DriveStats, StopRequest, run_simulated
 from arbframe.errors import ArbframeError, ConfigError
 from arbframe.execution import ExecutionEngine, ExecutionSettings
 from arbframe.ledger import Ledger
@@ -68,6 +68,8 @@ class Run:
         self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
         self.stats = DriveStats()
+        self.stop = StopRequest()
+        """Set ``self.stop.requested`` to end the run between two instants (Ctrl-C does)."""
         self.interrupted = False
         with localcontext(MONEY_CONTEXT):
             self._wire()
@@ -345,7 +347,12 @@ class Run:
             on_first,
             progress,
             self.stats,
+            self.stop,
         )
+        if self.stats.stopped:  # a partial run: what happened is kept, nothing is invented
+            self.interrupted = True
+            bus.drain(deliver)
+            return
         # Wind down: strategies have their say, open trades close, in-flight orders settle.
         for strategy in self.strategies:
             strategy.on_end()
@@ -375,8 +382,8 @@ class Run:
                 self.pm.hook.arbframe_on_run_start(run=self.info)
                 try:
                     self._drive(progress)
-                    complete = True
-                except KeyboardInterrupt:
+                    complete = not self.interrupted
+                except KeyboardInterrupt:  # a second Ctrl-C: stop wherever it lands
                     self.interrupted = True
                     self.bus.drain(self._deliver)
                 summary = self.summary(complete)

@@ -42,6 +42,7 @@ from arbframe.schema import (
     SLOTS,
     component_schema,
     core_schema,
+    summary_schema,
 )
 from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
 
@@ -119,9 +120,15 @@ class _Problem:
 
 
 def load_scenario(
-    path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
+    path: str | Path,
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> LoadedScenario:
-    """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad."""
+    """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad.
+
+    ``expect:`` paths are checked against ``summary`` (default: the run summary's schema).
+    """
     root = _load_file(str(path), [], None, _Budget())
     _substitute(root, os.environ if env is None else env, [])
     _type_placeholders(root, registry)
@@ -129,7 +136,10 @@ def load_scenario(
     _raise_first(_core_problems(root, data))
     _raise_first(_component_problems(root, data, registry))
     _rebase_paths(root, data, registry, Path(path).parent)
-    return LoadedScenario(Path(path), data, root)
+    loaded = LoadedScenario(Path(path), data, root)
+    # A misspelt path would only fail the run, as if the strategy had failed.
+    check_expect_paths(loaded, summary_schema() if summary is None else summary)
+    return loaded
 
 
 def check_expect_paths(loaded: LoadedScenario, summary_schema: dict[str, Any]) -> None:

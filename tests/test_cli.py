@@ -218,17 +218,28 @@ def test_failing_expectation_exits_1_and_names_it(tmp_path: Path) -> None:
     assert isinstance(failed[0]["actual"], int) and failed[0]["actual"] < 100000
 
 
-def test_expectation_on_a_missing_value_fails(
+def test_expectation_on_a_value_the_run_did_not_produce_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A path the summary can hold but this run did not (no take-profit happened) fails the
+    run; a path no summary can hold is refused when the file is loaded (exit 2)."""
     path = write_scenario(
-        tmp_path, "name: missing\nduration: 1m\nexpect:\n  portfolio.no_such_kpi: {eq: 0}\n"
+        tmp_path,
+        "name: missing\nduration: 1m\nexpect:\n  portfolio.exit_reasons.take_profit: {eq: 0}\n",
     )
     assert main(["run", str(path), "--json"]) == 1
     summary = json.loads(capsys.readouterr().out)
     [failed] = [e for e in summary["expectations"] if not e["passed"]]
-    assert failed["name"] == "portfolio.no_such_kpi" and failed["actual"] is None
+    assert failed["name"] == "portfolio.exit_reasons.take_profit" and failed["actual"] is None
     assert failed["error"]
+    typo = write_scenario(
+        tmp_path, "name: typo\nexpect:\n  portfolio.winrat: {min: 0.4}\n", name="typo.yaml"
+    )
+    assert main(["validate", str(typo)]) == 2
+    assert capsys.readouterr().err == (
+        f"{typo}:4:3: expect['portfolio.winrat']: no such value in the run summary "
+        "(did you mean 'portfolio.winrate'?)\n"
+    )
 
 
 # --- input errors: exit 2, one line, no traceback -------------------------------------------

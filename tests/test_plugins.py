@@ -210,8 +210,7 @@ def test_third_party_config_is_validated_against_its_schema(tmp_path: Path) -> N
     with pytest.raises(ArbframeError) as err:
         load_scenario(path, registry)
     assert str(err.value) == (
-        f"{path}:11:24: strategy.lable: unknown key 'lable' "
-        "(expected one of: execution, label, name, type)"
+        f"{path}:11:24: strategy.lable: unknown key 'lable' (did you mean 'label'?)"
     )
 
 
