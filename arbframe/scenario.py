@@ -391,9 +391,13 @@ def _core_scalar(text: str) -> Any:
 
 
 def _merge(base: _Node, over: _Node) -> _Node:
-    """Mappings merge recursively; anything else in `over`, or anything tagged `!replace`,
-    replaces what `base` had."""
+    """Mappings merge recursively; anything else in `over`, anything tagged `!replace`, and
+    a component block naming another `type:` (whose keys mean something else) replaces
+    what `base` had."""
     if over.replace or not (isinstance(base.value, dict) and isinstance(over.value, dict)):
+        return over
+    types = [node.value.get("type") for node in (base, over)]
+    if types[1] is not None and types[0] is not None and types[0].value != types[1].value:
         return over
     merged = dict(base.value)
     for key, node in over.value.items():

@@ -783,3 +783,18 @@ def test_schema_walk_steps_through_items_patterns_and_combinators() -> None:
     assert types("x_1") == {"integer", "number"}  # a patternProperty, not additional
     assert types("other") == {"boolean", "string"}
     assert types("other", "deeper") == set()  # no way down
+
+
+def test_a_block_naming_another_type_replaces_the_base_block() -> None:
+    """Switching the strategy's type must not inherit the base strategy's keys, which mean
+    nothing (or something else) to the new type; the same type still merges."""
+    registry = build_registry(get_plugin_manager())  # the real types
+    write("base.yaml", VALID)
+    write("other.yaml", "extends: base.yaml\nstrategy: {type: zscore_arb, symbols: [BTC]}\n")
+    with pytest.raises(ScenarioError) as err:  # zscore_arb's own schema, not spread_arb's keys
+        load_scenario("other.yaml", registry, env={})
+    # judged as a zscore_arb block on its own: spread_arb's entry_bps, size... are not there
+    assert str(err.value) == "other.yaml:2:11: strategy: missing required key 'venues'"
+    write("same.yaml", "extends: base.yaml\nstrategy: {type: spread_arb, entry_bps: 7}\n")
+    strategy = load_scenario("same.yaml", registry, env={}).data["strategy"]
+    assert strategy["entry_bps"] == 7 and "exit_bps" in strategy  # merged with the base
