@@ -795,6 +795,7 @@ def test_a_block_naming_another_type_replaces_the_base_block() -> None:
         load_scenario("other.yaml", registry, env={})
     # judged as a zscore_arb block on its own: spread_arb's entry_bps, size... are not there
     assert str(err.value) == "other.yaml:2:11: strategy: missing required key 'venues'"
-    write("same.yaml", "extends: base.yaml\nstrategy: {type: spread_arb, entry_bps: 7}\n")
-    strategy = load_scenario("same.yaml", registry, env={}).data["strategy"]
-    assert strategy["entry_bps"] == 7 and "exit_bps" in strategy  # merged with the base
+    write("same.yaml", "extends: base.yaml\nstrategy: {type: spread_arb, exit_bps: 1}\n")
+    with pytest.raises(ScenarioError) as err:  # merged: entry_bps from the base is kept
+        load_scenario("same.yaml", registry, env={})
+    assert str(err.value) == "same.yaml:2:11: strategy: missing required key 'size'"
