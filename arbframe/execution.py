@@ -259,8 +259,9 @@ class ExecutionEngine:
         if size < max(i.min_amount for i in instruments):
             self.refusals["size"] += 1
             return None
-        if not self._affordable(route, size):
-            self.refusals["balance"] += 1
+        refusal = self._refusal(route, size)
+        if refusal:
+            self.refusals[refusal] += 1
             return None
         return self._open(port, route, size, risk_bps, now)
 
@@ -352,20 +353,26 @@ class ExecutionEngine:
                 return False
         return True
 
-    def _affordable(self, route: Route, size: Decimal) -> bool:
+    def _refusal(self, route: Route, size: Decimal) -> str:
+        """Why a leg of ``size`` cannot be sent ("" when every leg can): below the venue's
+        minimum notional, or more than its free balance covers."""
         for leg in route.legs:
             instrument = self.market.instrument(leg.venue, leg.symbol)
+            book = self.market.book(leg.venue, leg.symbol)
+            levels = book.asks if leg.ratio > 0 else book.bids
+            if not levels:
+                return "no_book"
             amount = abs(leg.ratio) * size
+            notional = amount * Decimal(repr(levels[0][0]))  # quote currency
+            if notional < instrument.min_notional:
+                return "size"
             if leg.ratio > 0:
-                asks = self.market.book(leg.venue, leg.symbol).asks
-                if not asks:
-                    return False
-                need, asset = amount * Decimal(repr(asks[0][0])) * HEADROOM, instrument.quote
+                need, asset = notional * HEADROOM, instrument.quote
             else:
                 need, asset = amount, instrument.base
             if self.market.available(leg.venue, asset) < need:
-                return False
-        return True
+                return "balance"
+        return ""
 
     def _spread(self, legs: list[Leg], entry: bool) -> float | None:
         """Two-leg routes: the entry spread, or what closing costs (bps, report currency)."""
@@ -400,9 +407,10 @@ class ExecutionEngine:
         return amount if diff > 0 else -amount
 
     def _drive(self, job: _Job) -> None:
-        """Send, on every leg, the order that moves its position to its target."""
+        """Send, on every leg, the order that moves its position to its target. Every order
+        is in flight before the first is sent: a venue may answer from inside ``submit``."""
         trade = job.trade
-        sent = False
+        orders = []
         for leg in trade.legs:
             diff = self._missing(leg)
             if not diff:
@@ -421,9 +429,10 @@ class ExecutionEngine:
                 reference_price=levels[0][0] if levels else 0.0,
             )
             job.inflight.add(order.client_id)
+            orders.append(order)
+        for order in orders:
             self._submit(order)
-            sent = True
-        if not sent:
+        if not orders:
             self._settled(job)
 
     def _submit(self, order: Order) -> None:
@@ -466,7 +475,8 @@ class ExecutionEngine:
         if trade.size == 0:
             if trade.state is TradeState.EXITING:
                 return self._close(job, job.exit_reason, exited=True)
-            return self._close(job, "leg_failure" if trade.fills else "entry_failed")
+            failure = "leg_failure" if trade.fills else "entry_failed"
+            return self._close(job, job.exit_reason or failure)
         trade.state = TradeState.OPEN
         if self.closing and job.port.settings.close_at_end:
             return self._exit(job, "end_of_run", self.clock.now)
@@ -489,15 +499,15 @@ class ExecutionEngine:
         """Apply one venue report (late, reordered and repeated ones included)."""
         if isinstance(report, FillReport):
             return self._on_fill(report)
+        if report in self._reports:  # the same message again: it was applied once
+            self.order_counts["duplicate_reports"] += 1
+            return None
+        self._reports.add(report)
         if isinstance(report, BalanceChange):
             self.ledger.book_entry(report)
             self.order_counts["balance_changes"] += 1
             self.bus.publish("balance_change", entry=report)
             return None
-        if report in self._reports:  # the same message again: it was applied once
-            self.order_counts["duplicate_reports"] += 1
-            return None
-        self._reports.add(report)
         order = self.orders.get(report.client_id)
         if order is None:
             self.order_counts["unknown_order_reports"] += 1
@@ -622,9 +632,11 @@ class ExecutionEngine:
         )  # fmt: skip
         self._position(leg, fill)
         recovery.fills.append(fill)
-        job = _Job(recovery, owner, legs={(leg.venue, leg.symbol): leg})
+        job = _Job(recovery, owner, exit_reason="late_fill", legs={(leg.venue, leg.symbol): leg})
         self.trades[recovery.trade_id] = recovery
         self.jobs[recovery.trade_id] = job
+        self.guards.trade_opened(recovery)
+        self.bus.publish("trade_opened", trade=recovery)
         self._drive(job)
 
     def _after(self, order: Order) -> None:
@@ -666,8 +678,9 @@ class ExecutionEngine:
     # ---- timeouts ---------------------------------------------------------------------------
 
     def _settings(self, order: Order) -> ExecutionSettings:
-        job = self.jobs.get(order.trade_id or "")
-        return job.port.settings if job is not None else ExecutionSettings()
+        trade = self.trades.get(order.trade_id or "")
+        port = self._ports.get(trade.strategy) if trade is not None else None
+        return port.settings if port is not None else ExecutionSettings()
 
     def _check(self, client_id: str) -> None:
         """An order's timeout: ask the venue; after ``max_queries`` silent tries, escalate."""

@@ -383,7 +383,7 @@ class OrderNotFound:
     as lost: rejected, nothing filled."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class BalanceChange:
     """Money that moved without a fill: a deposit, withdrawal, transfer or fee rebate."""
 

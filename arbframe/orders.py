@@ -70,6 +70,7 @@ TRANSITIONS: dict[tuple[OrderState, OrderEvent], OrderState] = {
     (S.OPEN, E.FILL_COMPLETE): S.FILLED,
     (S.OPEN, E.CANCEL_REQUEST): S.PENDING_CANCEL,
     (S.OPEN, E.CANCELED): S.CANCELED,
+    (S.OPEN, E.REJECTED): S.REJECTED,  # acknowledged, then refused (e.g. by the matcher)
     (S.OPEN, E.EXPIRED): S.EXPIRED,
     (S.PARTIALLY_FILLED, E.ACCEPT): S.PARTIALLY_FILLED,  # the ack arrived after a fill
     (S.PARTIALLY_FILLED, E.FILL): S.PARTIALLY_FILLED,

@@ -327,15 +327,7 @@ class Run:
             for start in starters:
                 start(ts)
 
-        bus = self.bus
-        deliver = self._deliver
-
-        queue = bus.queue
-
-        def after_instant() -> None:
-            if queue:
-                bus.drain(deliver)
-
+        bus, deliver = self.bus, self._deliver
         run_simulated(
             self.clock,
             self._events(),

@@ -213,3 +213,93 @@ def test_client_ids_are_unique_per_session_and_continue_after_a_restore(run_scen
     other = two_venue_scenario(EVENTS)
     other["session"] = "another"
     assert not set(run_scenario(other).run.execution.orders) & set(ids)
+
+
+def test_a_repeated_balance_change_is_booked_once(run_scenario):
+    transfers = [{"at": "2s", "asset": "USDT", "amount": 500}]
+    result = with_venue(run_scenario, venue="a", transfers=transfers, duplicate_reports=True)
+    s = result.summary
+    assert len(result.run.ledger.entries) == 1 and s["orders"]["balance_changes"] == 1
+    assert s["reconciliation"]["passed"] is True
+
+
+def test_a_venue_may_answer_from_inside_submit(run_scenario):
+    """Every order of a drive is in flight before the first is sent, so a venue that fills
+    synchronously does not make the trade settle with one leg still unsent."""
+    from arbframe_plugins.exchanges.paper import PaperExchange
+
+    from arbframe.hookspecs import hookimpl
+    from arbframe.plugins import build_registry, get_plugin_manager
+    from arbframe.runner import Run
+    from arbframe.scenario import load_scenario
+
+    class Immediate(PaperExchange):
+        type_name = "paper_now"
+
+        def submit(self, order):
+            self._arrive(order)  # executes and reports before returning
+
+        def _send(self, kind, report):
+            self.ctx.report(report)
+
+    class Plugin:
+        @hookimpl
+        def arbframe_register_exchanges(self, register):
+            register(Immediate)
+
+    scenario = two_venue_scenario(EVENTS)
+    for venue in scenario["venues"].values():
+        venue["type"] = "paper_now"
+    path = run_scenario(two_venue_scenario(EVENTS)).run.loaded.path.parent / "now.yaml"
+    path.write_text(__import__("json").dumps(scenario))
+    pm = get_plugin_manager(extra_plugins=(Plugin(),))
+    registry = build_registry(pm)
+    run = Run(load_scenario(path, registry), registry, pm)
+    summary = run.execute()
+    assert [t.exit_reason for t in run.execution.closed] == ["reversion"]
+    assert summary["alerts"] == {} and summary["reconciliation"]["passed"] is True
+
+
+def test_a_fill_after_its_trade_closed_is_unwound_by_a_trade_of_its_own(run_scenario, monkeypatch):
+    """b cancels the rest of a partly filled entry but says it filled nothing; the fill
+    report arrives after the kernel, believing it, closed the trade. A recovery trade takes
+    the stray position, unwinds it and closes as late_fill; the guards saw it open and close."""
+    from arbframe_plugins.exchanges.paper import PaperExchange
+
+    close = PaperExchange._close
+
+    def understated(self, order, state, reason=""):
+        if self.name == "b" and state is OrderState.CANCELED:
+            order.filled, real = D(0), order.filled
+            close(self, order, state, reason)
+            order.filled = real
+        else:
+            close(self, order, state, reason)
+
+    monkeypatch.setattr(PaperExchange, "_close", understated)
+    fault = {"type": "partial_fill", "venue": "b", "role": "entering", "fraction": 0.4}
+    scenario = two_venue_scenario(EVENTS)
+    scenario["venues"]["b"]["report_delays"] = {"fill": "300ms"}
+    scenario["faults"] = [fault]
+    scenario["guards"] = [{"type": "global", "max_open_trades": 5}]
+    result = run_scenario(scenario)
+    reasons = [(t.trade_id, t.exit_reason) for t in result.trades]
+    assert reasons[0] == ("BTC-1", "leg_failure")  # a's leg unwound: b said nothing filled
+    late = [t for t in result.trades if t.exit_reason == "late_fill"]
+    assert len(late) == 1 and late[0].trade_id.startswith("BTC-1-late")
+    assert [(f.venue, f.side, f.amount) for f in late[0].fills] == [
+        ("b", "sell", D("0.200")),
+        ("b", "buy", D("0.200")),
+    ]
+    s = result.summary
+    assert s["alerts"]["P1"] == 1 and s["guard_state"]["global"]["open_trades"] == 0
+    assert s["portfolio"]["open_trades"] == 0 and s["reconciliation"]["passed"] is True
+
+
+def test_an_entry_below_the_minimum_notional_is_refused_not_failed(run_scenario):
+    scenario = two_venue_scenario(EVENTS)
+    scenario["venues"]["b"]["markets"]["default"]["min_notional"] = 60  # 0.5 x ~100 < 60
+    result = run_scenario(scenario)
+    assert result.fills == [] and result.summary["alerts"] == {}
+    assert result.summary["execution"]["refused"]["size"] >= 1
+    assert result.summary["portfolio"]["entry_failures"] == 0
