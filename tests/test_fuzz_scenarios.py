@@ -1,4 +1,5 @@
-"""Corrupted copies of the shipped scenarios: the loader returns or raises ArbframeError.
+"""Corrupted copies of the shipped scenarios: loading, wiring and running return or raise
+ArbframeError.
 
 Seeded (derandomized, no example database) so every run tries the same 300 files. Any
 other exception, or a hang, fails with the corrupted text in the report.
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from arbframe.errors import ArbframeError
 from arbframe.plugins import Registry, build_registry, get_plugin_manager
+from arbframe.runner import Run
 from arbframe.scenario import load_scenario
+from arbframe.units import parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 NAMES = sorted(p.name for p in (REPO / "scenarios").glob("*.yaml"))
@@ -126,6 +129,43 @@ def test_corrupted_scenarios_load_or_raise_arbframe_error(
         with warnings.catch_warnings():  # a warning would be stray output: fail on it
             warnings.simplefilter("error")
             load_scenario(target, registry, env={"X": "1"})
+    except ArbframeError:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        (workdir / name).write_text(original, encoding="utf-8")
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=timedelta(seconds=10),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(name=st.sampled_from([n for n in NAMES if not n.startswith("_")]), changes=st.lists(edits, min_size=1, max_size=2))  # fmt: skip
+def test_corrupted_scenarios_wire_and_run_or_raise_arbframe_error(
+    workdir: Path,
+    registry: Registry,
+    hang_guard: None,
+    name: str,
+    changes: list[tuple[str, int, int, str]],
+) -> None:
+    """What `arbframe validate` does after loading (wiring every component) and what
+    `arbframe run` does: an input error or a summary, never another exception (which the
+    CLI would report as an internal error, exit 3). Runs are cut to 10 minutes of scenario
+    time: a corrupted `duration: 30000h` is a long run, not a bug."""
+    original = (REPO / "scenarios" / name).read_text(encoding="utf-8")
+    data = corrupt(original, changes)
+    note(f"{name} corrupted:\n{data.decode('utf-8', errors='replace')}")
+    (workdir / name).write_bytes(data)
+    signal.setitimer(signal.ITIMER_REAL, 20)
+    try:
+        loaded = load_scenario(workdir / name, registry, env={"X": "1"})
+        if parse_duration(loaded.data["duration"]) > parse_duration("10m"):
+            loaded.data["duration"] = "10m"
+        summary = Run(loaded, registry, get_plugin_manager()).execute()
+        assert isinstance(summary["passed"], bool)
     except ArbframeError:
         pass
     finally:

@@ -471,3 +471,24 @@ def test_disable_autoload_in_a_fresh_interpreter() -> None:
 
     assert types({"ARBFRAME_DISABLE_PLUGIN_AUTOLOAD": "1"}) == []
     assert "paper" in types({})
+
+
+def test_a_version_1_plugin_is_refused_saying_what_changed() -> None:
+    class OldStrategy(Strategy):  # written for interface 1: declared its version, run=...
+        type_name = "old_style"
+        interface_version = 1
+
+        def __init__(self, config: dict[str, Any], *, name: str, run: Any) -> None:
+            super().__init__(config, name=name, ctx=run)
+
+    class Undeclared(Strategy):  # a version-1 plugin inheriting the version it never set
+        type_name = "undeclared"
+
+    broken, registry, _ = only_broken(registrar("arbframe_register_strategies", OldStrategy))
+    assert "OldStrategy targets interface version 1, this arbframe speaks 2" in broken.reason
+    for change in ("ctx=", "on_market(ts, symbol)", "ctx.execution", "ctx.report", "RunInfo"):
+        assert change in broken.reason, change
+    assert "Migrating from version 1" in broken.reason
+    assert "old_style" not in registry.types("strategy")
+    broken, _, _ = only_broken(registrar("arbframe_register_strategies", Undeclared))
+    assert "Undeclared declares no interface_version (set interface_version = 2" in broken.reason
