@@ -143,7 +143,10 @@ def test_corrupted_scenarios_load_or_raise_arbframe_error(
     deadline=timedelta(seconds=10),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(name=st.sampled_from([n for n in NAMES if not n.startswith("_")]), changes=st.lists(edits, min_size=1, max_size=2))  # fmt: skip
+@given(
+    name=st.sampled_from([n for n in NAMES if not n.startswith("_")]),
+    changes=st.lists(edits, min_size=1, max_size=2),
+)
 def test_corrupted_scenarios_wire_and_run_or_raise_arbframe_error(
     workdir: Path,
     registry: Registry,
