@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 BPS = Decimal(10_000)
 HISTORY = 256  # books kept per instrument: covers fill reports delayed by that many updates
 EXAMPLES = 10
+PRUNE_AT = 4096  # levels taken from remembered before forgetting those of old books
 
 
 class Audit:
@@ -75,6 +76,8 @@ class Audit:
 
     def check_fill(self, fill: Fill) -> None:
         self.checked += 1
+        if len(self._taken) > PRUNE_AT:
+            self._prune()
         instrument = self.market.instrument(fill.venue, fill.symbol)
         self._check_fee(fill, instrument)
         books = self._books_at(fill.venue, fill.symbol, fill.ts)
@@ -85,6 +88,14 @@ class Audit:
         if all(problems):
             self.price_violations += 1
             self._violation(f"{_name(fill)}: {problems[-1]}")
+
+    def _prune(self) -> None:
+        """Forget what fills took from books no longer in the history (bounded memory)."""
+        oldest = {key: history[0][0] for key, history in self.history.items() if history}
+        self._taken = defaultdict(
+            Decimal,
+            {k: v for k, v in self._taken.items() if k[2] >= oldest.get((k[0], k[1]), 0)},
+        )
 
     def _books_at(self, venue: str, symbol: str, ts: int) -> list[tuple[int, Any, Any]]:
         """The books in force at ``ts``: those published at ``ts`` itself and the last one
