@@ -21,6 +21,9 @@ class EventBus:
         """Events published and not yet delivered (the driver drains it when not empty)."""
         self._journal: dict[str | None, list[Callable[[str, dict[str, Any]], None]]] = {}
         self.delivered = 0
+        self.silent: set[str] = set()
+        """Events nobody listens to (no journal subscriber, no hook implementation): not
+        queued, and publishers may skip building them."""
 
     def subscribe_journal(
         self, fn: Callable[[str, dict[str, Any]], None], name: str | None = None
@@ -30,11 +33,20 @@ class EventBus:
         self._journal.setdefault(name, []).append(fn)
 
     def publish(self, name: str, /, **payload: Any) -> None:
+        if name in self.silent:
+            return
         journal = self._journal
         if journal:
             for fn in (*journal.get(None, ()), *journal.get(name, ())):
                 fn(name, payload)
         self.queue.append((name, payload))
+
+    def silence(self, names: list[str], listened: Callable[[str], bool]) -> None:
+        """Mark silent each of ``names`` with no journal subscriber and not ``listened``."""
+        journal = self._journal
+        self.silent = {
+            name for name in names if not (journal.get(None) or journal.get(name) or listened(name))
+        }
 
     def drain(self, deliver: Callable[[str, dict[str, Any]], None]) -> None:
         """Deliver every queued event, in order (events published meanwhile included)."""

@@ -668,6 +668,8 @@ class ExecutionEngine:
             order.reason = reason
         if state.final and not previous.final:
             self.order_counts[state.value] += 1
+        if "order_update" in self.bus.silent:
+            return
         update = OrderUpdate(
             self.clock.now, order.client_id, order.exchange_id, order.venue, order.symbol,
             order.side, event.value, previous, state, order.filled, order.trade_id, order.role,

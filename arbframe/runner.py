@@ -365,6 +365,11 @@ class Run:
             self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
         complete = False
         self._hooks: dict[str, Any] = {}
+        hook = self.pm.hook
+        self.bus.silence(  # events no listener wants are not even built
+            [n.removeprefix("arbframe_on_") for n in dir(hook) if n.startswith("arbframe_on_")],
+            lambda name: bool(getattr(hook, f"arbframe_on_{name}").get_hookimpls()),
+        )
         try:
             with localcontext(MONEY_CONTEXT):
                 for strategy in self.strategies:

@@ -168,30 +168,34 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 
 
 def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
-    """Time venue.on_book + strategy.on_market per quote, minus the cost of the timing itself.
+    """Time venue.on_book + strategy.on_market per instant, minus the timing's own cost.
 
-    The driver hands each book to its venue's on_book and, once the instant is complete,
-    calls the strategy's on_market (the synthetic feed staggers the venues, so an instant
-    holds one book). Wrappers read perf_counter_ns before on_book and after on_market; the
-    same wrappers around do-nothing functions, called the same way, measure what the timing
-    adds.
+    The driver hands each book of an instant to its venue's on_book and, once the instant
+    is complete (when the next timestamp arrives), calls the strategy's on_market; the
+    synthetic feed staggers the venues, so an instant holds one book. A sample is the time
+    spent in the instant's on_book calls plus in its on_market: the decision's own work,
+    not the feed producing the next event in between. The same wrappers around do-nothing
+    functions, called the same way, measure what the timing adds.
     """
     run = make_run(scenario(quotes), workdir)
     clock = time.perf_counter_ns
     samples: list[int] = []
-    started = [0]
+    in_books = [0]  # ns spent in on_book since the last decision
 
     def wrap_book(on_book: Callable[..., None]) -> Callable[..., None]:
         def timed(ts: int, symbol: str, bids: Any, asks: Any) -> None:
-            started[0] = clock()
+            t0 = clock()
             on_book(ts, symbol, bids, asks)
+            in_books[0] += clock() - t0
 
         return timed
 
     def wrap_market(on_market: Callable[..., None]) -> Callable[..., None]:
         def timed(ts: int, symbol: str) -> None:
+            t0 = clock()
             on_market(ts, symbol)
-            samples.append(clock() - started[0])
+            samples.append(clock() - t0 + in_books[0])
+            in_books[0] = 0
 
         return timed
 
