@@ -21,7 +21,6 @@ own unwinds and retries act anyway, and the trade records the age of the oldest 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,28 +32,19 @@ from arbframe.model import (
     BUY,
     SELL,
     ZERO,
-    Accepted,
     Action,
     Alert,
-    BalanceChange,
-    CancelRejected,
-    Closed,
     Fill,
-    FillReport,
     Intent,
     Leg,
     Order,
-    OrderNotFound,
-    OrderStatus,
-    OrderUpdate,
-    Report,
     Route,
     RouteLeg,
     Trade,
     TradeState,
     money,
 )
-from arbframe.orders import OrderEvent, OrderState, transition
+from arbframe.orderflow import OrderFlow
 from arbframe.risk import GuardChain
 
 if TYPE_CHECKING:
@@ -167,35 +157,28 @@ class ExecutionEngine:
         self.ledger = ledger
         self.guards = guards
         self.report_currency = market.report_currency
-        self.orders: dict[str, Order] = {}
+        self.flow = OrderFlow(clock, bus, market, venues, ledger, self.alert, session)
+        self.flow.owner = self
+        self.orders = self.flow.orders  # client id -> order, every order sent
+        self.order_counts = self.flow.counts
         self.jobs: dict[str, _Job] = {}  # trade_id -> work, for trades not closed
         self.trades: dict[str, Trade] = {}  # every trade, in opening order
         self.closed: list[Trade] = []  # in closing order
-        self.order_counts: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.alert_counts: Counter[str] = Counter()
         self.halts: list[dict[str, Any]] = []
         self.closing = False
-        self._prefix = "af" + hashlib.sha1(session.encode()).hexdigest()[:8] + "-"
-        self._client_seq = 0
         self._trade_seq = 0
-        self._fill_ids: set[tuple[str, str]] = set()
-        self._reports: set[Report] = set()  # every non-fill report applied
         self._ports: dict[str, StrategyPort] = {}
 
     # ---- identity ---------------------------------------------------------------------------
 
-    def next_client_id(self) -> str:
-        """Unique per session; the counter is part of the snapshot, so a resumed session
-        continues it and never reuses an id."""
-        self._client_seq += 1
-        return f"{self._prefix}{self._client_seq}"
-
     def snapshot(self) -> dict[str, Any]:
-        return {"client_seq": self._client_seq, "trade_seq": self._trade_seq}
+        """The sequences a resumed session must continue (so no id is ever reused)."""
+        return {"client_seq": self.flow._client_seq, "trade_seq": self._trade_seq}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._client_seq = max(self._client_seq, state["client_seq"])
+        self.flow._client_seq = max(self.flow._client_seq, state["client_seq"])
         self._trade_seq = max(self._trade_seq, state["trade_seq"])
 
     # ---- events -----------------------------------------------------------------------------
@@ -419,7 +402,7 @@ class ExecutionEngine:
             book = self.market.book(leg.venue, leg.symbol)
             levels = book.asks if side == BUY else book.bids
             order = Order(
-                client_id=self.next_client_id(),
+                client_id=self.flow.next_client_id(),
                 venue=leg.venue,
                 symbol=leg.symbol,
                 side=side,
@@ -431,17 +414,9 @@ class ExecutionEngine:
             job.inflight.add(order.client_id)
             orders.append(order)
         for order in orders:
-            self._submit(order)
+            self.flow.submit(order)
         if not orders:
             self._settled(job)
-
-    def _submit(self, order: Order) -> None:
-        order.created_at = self.clock.now
-        self.orders[order.client_id] = order
-        self.order_counts["submitted"] += 1
-        self._apply(order, OrderEvent.SUBMIT)
-        self.venues[order.venue].submit(order.request())
-        self.clock.call_later(self._settings(order).order_timeout, self._check, order.client_id)
 
     def _settled(self, job: _Job) -> None:
         """Nothing of the trade is working: move on, retry, unwind or escalate."""
@@ -493,95 +468,43 @@ class ExecutionEngine:
         self.bus.publish("trade_closed", trade=trade)
         job.port.on_trade(trade)
 
-    # ---- reports from venues ------------------------------------------------------------------
+    # ---- what the order flow tells ------------------------------------------------------------
 
-    def on_report(self, report: Report) -> None:
-        """Apply one venue report (late, reordered and repeated ones included)."""
-        if isinstance(report, FillReport):
-            return self._on_fill(report)
-        if report in self._reports:  # the same message again: it was applied once
-            self.order_counts["duplicate_reports"] += 1
-            return None
-        self._reports.add(report)
-        if isinstance(report, BalanceChange):
-            self.ledger.book_entry(report)
-            self.order_counts["balance_changes"] += 1
-            self.bus.publish("balance_change", entry=report)
-            return None
-        order = self.orders.get(report.client_id)
-        if order is None:
-            self.order_counts["unknown_order_reports"] += 1
-            self.alert("P1", f"report for unknown order {report.client_id}", repr(report))
-            return None
-        if isinstance(report, Accepted):
-            order.exchange_id = order.exchange_id or report.exchange_id
-            self._apply(order, OrderEvent.ACCEPT)
-        elif isinstance(report, Closed):
-            self._on_closed(order, report.state, report.filled, report.reason)
-        elif isinstance(report, CancelRejected):
-            partial = order.filled > 0
-            event = OrderEvent.CANCEL_REJECT_PARTIAL if partial else OrderEvent.CANCEL_REJECT
-            self._apply(order, event, report.reason)
-        elif isinstance(report, OrderStatus):
-            order.exchange_id = order.exchange_id or report.exchange_id
-            for fill in report.fills:
-                self._on_fill(fill)
-            if report.state.final:
-                self._on_closed(order, report.state, report.filled, report.reason)
-            elif order.state is OrderState.SUBMITTED:
-                self._apply(order, OrderEvent.ACCEPT)
-        elif isinstance(report, OrderNotFound):
-            self._on_not_found(order)
-        self._after(order)
-        return None
-
-    def _on_closed(self, order: Order, state: OrderState, filled: Decimal, reason: str) -> None:
-        order.venue_filled = filled
-        if state is not OrderState.FILLED:  # FILLED comes with the last fill itself
-            event = {
-                OrderState.CANCELED: OrderEvent.CANCELED,
-                OrderState.REJECTED: OrderEvent.REJECTED,
-                OrderState.EXPIRED: OrderEvent.EXPIRED,
-            }[state]
-            self._apply(order, event, reason)
-
-    def _on_not_found(self, order: Order) -> None:
-        if order.state.final:
-            return
-        if order.queries >= self._settings(order).max_queries:
-            # Asked repeatedly and never known there: it did not arrive. Nothing filled.
-            order.venue_filled = ZERO
-            self._apply(order, OrderEvent.REJECTED, "lost: the venue does not know it")
-
-    def _on_fill(self, report: FillReport) -> None:
-        key = (report.venue, report.fill_id)
-        if key in self._fill_ids:
-            self.order_counts["duplicate_fills"] += 1
-            return
-        self._fill_ids.add(key)
-        order = self.orders.get(report.client_id)
-        instrument = self.market.instrument(report.venue, report.symbol)
-        fill = self._book(report, order, instrument.base, instrument.quote)
-        if order is None:
-            self.order_counts["unknown_order_fills"] += 1
-            self.alert("P1", f"fill for unknown order {report.client_id}", repr(report))
-            return
-        if order.state.final:
-            self.order_counts["late_fills"] += 1
-        order.filled += report.amount
-        order.cost += report.price * report.amount
-        order.fees[report.fee_asset] = order.fees.get(report.fee_asset, ZERO) + report.fee
-        complete = order.filled >= order.amount
-        self._apply(order, OrderEvent.FILL_COMPLETE if complete else OrderEvent.FILL)
+    def order_filled(self, order: Order, fill: Fill) -> None:
+        """A fill of one of the kernel's orders was booked: move its trade's leg."""
         job = self.jobs.get(order.trade_id or "")
         if job is not None:
-            self._position(job.legs[(fill.venue, fill.symbol)], fill)
+            _position(job.legs[(fill.venue, fill.symbol)], fill)
             job.trade.fills.append(fill)
             if order.client_id not in job.inflight and not job.trade.state.busy:
                 self._unexpected_fill(job, fill)
         elif order.trade_id is not None:
             self._late_fill(order.trade_id, fill)
-        self._after(order)
+
+    def order_settled(self, order: Order) -> None:
+        """An order is final with every fill in: its trade may move on."""
+        job = self.jobs.get(order.trade_id or "")
+        if job is None or order.client_id not in job.inflight:
+            return
+        job.inflight.discard(order.client_id)
+        if not job.inflight:
+            self._settled(job)
+
+    def order_unresolved(self, order: Order) -> None:
+        """The venue never answered about an order: its trade is halted for an operator."""
+        job = self.jobs.get(order.trade_id or "")
+        if job is None or job.trade.state is TradeState.HALTED:
+            return
+        job.trade.state = TradeState.HALTED
+        halt = {"ts": self.clock.now, "trade_id": job.trade.trade_id, "why": order.reason}
+        self.halts.append(halt)
+        job.port.on_trade(job.trade)
+
+    def settings_of(self, order: Order) -> ExecutionSettings:  # the OrderFlow's Owner
+        """The execution settings of the strategy an order works for."""
+        trade = self.trades.get(order.trade_id or "")
+        port = self._ports.get(trade.strategy) if trade is not None else None
+        return port.settings if port is not None else ExecutionSettings()
 
     def _unexpected_fill(self, job: _Job, fill: Fill) -> None:
         """A fill for an order already settled (the venue said it filled less): the trade
@@ -591,31 +514,6 @@ class ExecutionEngine:
         if trade.state is TradeState.OPEN and not job.inflight:
             self._set_state(job, TradeState.RESIZING, trade.size)
             self._drive(job)
-
-    def _book(self, r: FillReport, order: Order | None, base: str, quote: str) -> Fill:
-        slip = ZERO
-        if order is not None and order.reference_price:
-            tick = self.market.instrument(r.venue, r.symbol).price_tick
-            ref = Decimal(repr(order.reference_price)).quantize(tick)
-            slip = (r.price - ref if r.side == BUY else ref - r.price) * r.amount
-        fill = Fill(
-            ts=r.ts, venue=r.venue, symbol=r.symbol, base=base, quote=quote, side=r.side,
-            price=r.price, amount=r.amount, fee=r.fee, fee_asset=r.fee_asset,
-            fee_price=r.fee_price, client_id=r.client_id, exchange_id=r.exchange_id,
-            fill_id=r.fill_id, trade_id=None if order is None else order.trade_id,
-            role="" if order is None else order.role, liquidity=r.liquidity, slippage=slip,
-            fx=self.market.fx_exact[quote],
-        )  # fmt: skip
-        self.ledger.book_fill(fill)
-        self.bus.publish("fill", fill=fill)
-        return fill
-
-    @staticmethod
-    def _position(leg: Leg, fill: Fill) -> None:
-        leg.position += fill.amount if fill.side == BUY else -fill.amount
-        if fill.fee_asset == fill.base:
-            leg.position -= fill.fee
-        leg.last_price = fill.price
 
     def _late_fill(self, trade_id: str, fill: Fill) -> None:
         """A fill for a trade already closed: a new trade takes the position and unwinds it."""
@@ -630,7 +528,7 @@ class ExecutionEngine:
             f"{trade_id}-late{self._trade_seq}", trade.strategy, trade.symbol, route.name,
             [leg], self.clock.now, trade.risk_bps, state=TradeState.UNWINDING,
         )  # fmt: skip
-        self._position(leg, fill)
+        _position(leg, fill)
         recovery.fills.append(fill)
         job = _Job(recovery, owner, exit_reason="late_fill", legs={(leg.venue, leg.symbol): leg})
         self.trades[recovery.trade_id] = recovery
@@ -639,73 +537,13 @@ class ExecutionEngine:
         self.bus.publish("trade_opened", trade=recovery)
         self._drive(job)
 
-    def _after(self, order: Order) -> None:
-        """Once an order is settled, its trade may move on."""
-        if not order.settled or order.trade_id is None:
-            return
-        job = self.jobs.get(order.trade_id)
-        if job is None or order.client_id not in job.inflight:
-            return
-        job.inflight.discard(order.client_id)
-        if not job.inflight:
-            self._settled(job)
 
-    def _apply(self, order: Order, event: OrderEvent, reason: str = "") -> None:
-        previous = order.state
-        state = transition(previous, event)
-        if state is None:
-            self.order_counts["illegal_transitions"] += 1
-            self.alert(
-                "P1",
-                f"illegal order transition on {order.client_id}",
-                f"{event.value} in state {previous.value}",
-            )
-            return
-        if state is previous and event is not OrderEvent.FILL:
-            return  # a late ack, or a cancel confirmed twice: nothing changes
-        order.state, order.updated_at = state, self.clock.now
-        if reason:
-            order.reason = reason
-        if state.final and not previous.final:
-            self.order_counts[state.value] += 1
-        if "order_update" in self.bus.silent:
-            return
-        update = OrderUpdate(
-            self.clock.now, order.client_id, order.exchange_id, order.venue, order.symbol,
-            order.side, event.value, previous, state, order.filled, order.trade_id, order.role,
-            order.reason,
-        )  # fmt: skip
-        self.bus.publish("order_update", update=update)
-
-    # ---- timeouts ---------------------------------------------------------------------------
-
-    def _settings(self, order: Order) -> ExecutionSettings:
-        trade = self.trades.get(order.trade_id or "")
-        port = self._ports.get(trade.strategy) if trade is not None else None
-        return port.settings if port is not None else ExecutionSettings()
-
-    def _check(self, client_id: str) -> None:
-        """An order's timeout: ask the venue; after ``max_queries`` silent tries, escalate."""
-        order = self.orders[client_id]
-        if order.settled:
-            return
-        settings = self._settings(order)
-        if order.queries >= settings.max_queries:
-            order.reason = f"no final answer after {order.queries} queries"
-            self.order_counts["unresolved"] += 1
-            self.alert("P0", f"order {client_id} unresolved", order.reason)
-            job = self.jobs.get(order.trade_id or "")
-            if job is not None and job.trade.state is not TradeState.HALTED:
-                job.trade.state = TradeState.HALTED
-                self.halts.append(
-                    {"ts": self.clock.now, "trade_id": job.trade.trade_id, "why": order.reason}
-                )
-                job.port.on_trade(job.trade)
-            return
-        order.queries += 1
-        self.order_counts["queries"] += 1
-        self.venues[order.venue].fetch_order(order.request())
-        self.clock.call_later(settings.order_timeout, self._check, client_id)
+def _position(leg: Leg, fill: Fill) -> None:
+    """A fill moves its leg: the base amount, less a fee paid in the base asset."""
+    leg.position += fill.amount if fill.side == BUY else -fill.amount
+    if fill.fee_asset == fill.base:
+        leg.position -= fill.fee
+    leg.last_price = fill.price
 
 
 def _positions(trade: Trade) -> str:

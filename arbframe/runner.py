@@ -273,7 +273,7 @@ class Run:
     # ---- services -------------------------------------------------------------------------------
 
     def _report(self, report: Any) -> None:
-        self.execution.on_report(report)
+        self.execution.flow.on_report(report)
 
     def _alert(self, severity: str, title: str, detail: str = "") -> None:
         self.execution.alert(severity, title, detail)

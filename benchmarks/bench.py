@@ -232,9 +232,9 @@ def decision_latency(quotes: int, workdir: Path) -> dict[str, Any]:
 def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
     """Time every order's path from the kernel's submit to its trade moving on.
 
-    The execution layer's _submit (client id, state machine, bookkeeping, the venue
+    The order flow's submit (state machine, bookkeeping, the timeout, the venue
     scheduling the arrival after its latency), the venue's _arrive (checks, book walk,
-    depletion, its own account, reports scheduled) and the kernel's on_report (each report
+    depletion, its own account, reports scheduled) and the order flow's on_report (each report
     applied through the state machine: fills booked, audited and published, trade legs
     updated, the next orders or the close) are wrapped. Only outermost intervals count, so
     a submit made from inside a report is not counted twice. The wrappers' own cost,
@@ -260,9 +260,9 @@ def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
 
         return timed
 
-    execution = run.execution
-    execution._submit = wrap(execution._submit)  # type: ignore[method-assign]
-    execution.on_report = wrap(execution.on_report)  # type: ignore[method-assign]
+    flow = run.execution.flow
+    flow.submit = wrap(flow.submit)  # type: ignore[method-assign]
+    flow.on_report = wrap(flow.on_report)  # type: ignore[method-assign]
     for venue in run.venues.values():  # submit schedules venue._arrive, looked up per order
         venue._arrive = wrap(venue._arrive)  # type: ignore[attr-defined]
     gc.collect()

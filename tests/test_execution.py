@@ -209,7 +209,7 @@ def test_client_ids_are_unique_per_session_and_continue_after_a_restore(run_scen
     assert list(again.run.execution.orders) == ids  # the same session: deterministic
     resumed = again.run.execution
     resumed.restore(state)
-    assert resumed.next_client_id() not in ids
+    assert resumed.flow.next_client_id() not in ids
     other = two_venue_scenario(EVENTS)
     other["session"] = "another"
     assert not set(run_scenario(other).run.execution.orders) & set(ids)

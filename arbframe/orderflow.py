@@ -1,0 +1,259 @@
+"""The order flow: orders out to the venues, reports back, each applied exactly once.
+
+:class:`OrderFlow` owns every order the kernel sent: its client id (unique per session;
+the counter is part of the snapshot, so a resumed session never reuses one), its state
+through the table in :mod:`arbframe.orders`, the fills booked to the ledger, and a timeout
+on each: an order without a final answer (or missing fills the venue said it made) is
+queried, and after ``max_queries`` silent tries escalated with a P0.
+
+Venues answer only through reports, which may arrive late, out of order or twice: a
+repeated report is recognised (fills by their venue fill id, other reports by value) and
+counted; an event the state machine does not allow is counted and alerted (P1), never a
+crash; a fill is booked whatever the order's state, because the venue says money moved.
+What the trades make of it is the :class:`Owner`'s business (the execution engine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from arbframe.ledger import Ledger
+from arbframe.model import (
+    BUY,
+    ZERO,
+    Accepted,
+    BalanceChange,
+    CancelRejected,
+    Closed,
+    Fill,
+    FillReport,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderUpdate,
+    Report,
+)
+from arbframe.orders import OrderEvent, OrderState, transition
+
+if TYPE_CHECKING:
+    from arbframe.bus import EventBus
+    from arbframe.clock import Clock
+    from arbframe.components import Exchange
+    from arbframe.market import MarketView
+
+FINAL_EVENT = {
+    OrderState.CANCELED: OrderEvent.CANCELED,
+    OrderState.REJECTED: OrderEvent.REJECTED,
+    OrderState.EXPIRED: OrderEvent.EXPIRED,
+}
+
+
+class Timeouts(Protocol):
+    order_timeout: int  # ns before an unanswered order is queried
+    max_queries: int  # unanswered queries before it is escalated
+
+
+class Owner(Protocol):
+    """Who the orders work for: told of fills, settled orders and lost ones."""
+
+    def order_filled(self, order: Order, fill: Fill) -> None: ...
+
+    def order_settled(self, order: Order) -> None: ...
+
+    def order_unresolved(self, order: Order) -> None: ...
+
+    def settings_of(self, order: Order) -> Timeouts: ...
+
+
+class OrderFlow:
+    def __init__(
+        self,
+        clock: Clock,
+        bus: EventBus,
+        market: MarketView,
+        venues: dict[str, Exchange],
+        ledger: Ledger,
+        alert: Callable[..., None],
+        session: str,
+    ) -> None:
+        self.clock = clock
+        self.bus = bus
+        self.market = market
+        self.venues = venues
+        self.ledger = ledger
+        self.alert = alert
+        self.owner: Owner | None = None
+        self.orders: dict[str, Order] = {}
+        self.counts: Counter[str] = Counter()
+        self._prefix = "af" + hashlib.sha1(session.encode()).hexdigest()[:8] + "-"
+        self._client_seq = 0
+        self._fill_ids: set[tuple[str, str]] = set()
+        self._reports: set[Report] = set()  # every non-fill report applied
+
+    # ---- identity ---------------------------------------------------------------------------
+
+    def next_client_id(self) -> str:
+        self._client_seq += 1
+        return f"{self._prefix}{self._client_seq}"
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    def submit(self, order: Order) -> None:
+        order.created_at = self.clock.now
+        self.orders[order.client_id] = order
+        self.counts["submitted"] += 1
+        self._apply(order, OrderEvent.SUBMIT)
+        self.venues[order.venue].submit(order.request())
+        timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
+        self.clock.call_later(timeout, self._check, order.client_id)
+
+    # ---- reports --------------------------------------------------------------------------------
+
+    def on_report(self, report: Report) -> None:
+        """Apply one venue report (late, reordered and repeated ones included)."""
+        if isinstance(report, FillReport):
+            return self._on_fill(report)
+        if report in self._reports:  # the same message again: it was applied once
+            self.counts["duplicate_reports"] += 1
+            return None
+        self._reports.add(report)
+        if isinstance(report, BalanceChange):
+            self.ledger.book_entry(report)
+            self.counts["balance_changes"] += 1
+            self.bus.publish("balance_change", entry=report)
+            return None
+        order = self.orders.get(report.client_id)
+        if order is None:
+            self.counts["unknown_order_reports"] += 1
+            self.alert("P1", f"report for unknown order {report.client_id}", repr(report))
+            return None
+        if isinstance(report, Accepted):
+            order.exchange_id = order.exchange_id or report.exchange_id
+            self._apply(order, OrderEvent.ACCEPT)
+        elif isinstance(report, Closed):
+            self._on_closed(order, report.state, report.filled, report.reason)
+        elif isinstance(report, CancelRejected):
+            partial = order.filled > 0
+            event = OrderEvent.CANCEL_REJECT_PARTIAL if partial else OrderEvent.CANCEL_REJECT
+            self._apply(order, event, report.reason)
+        elif isinstance(report, OrderStatus):
+            order.exchange_id = order.exchange_id or report.exchange_id
+            for fill in report.fills:
+                self._on_fill(fill)
+            if report.state.final:
+                self._on_closed(order, report.state, report.filled, report.reason)
+            elif order.state is OrderState.SUBMITTED:
+                self._apply(order, OrderEvent.ACCEPT)
+        elif isinstance(report, OrderNotFound):
+            self._on_not_found(order)
+        self._after(order)
+        return None
+
+    def _on_closed(self, order: Order, state: OrderState, filled: Decimal, reason: str) -> None:
+        order.venue_filled = filled
+        if state is not OrderState.FILLED:  # FILLED comes with the last fill itself
+            self._apply(order, FINAL_EVENT[state], reason)
+
+    def _on_not_found(self, order: Order) -> None:
+        if order.state.final:
+            return
+        if order.queries >= self.owner.settings_of(order).max_queries:  # type: ignore[union-attr]
+            # Asked repeatedly and never known there: it did not arrive. Nothing filled.
+            order.venue_filled = ZERO
+            self._apply(order, OrderEvent.REJECTED, "lost: the venue does not know it")
+
+    def _on_fill(self, report: FillReport) -> None:
+        key = (report.venue, report.fill_id)
+        if key in self._fill_ids:
+            self.counts["duplicate_fills"] += 1
+            return
+        self._fill_ids.add(key)
+        order = self.orders.get(report.client_id)
+        fill = self._book(report, order)
+        if order is None:
+            self.counts["unknown_order_fills"] += 1
+            self.alert("P1", f"fill for unknown order {report.client_id}", repr(report))
+            return
+        if order.state.final:
+            self.counts["late_fills"] += 1
+        order.filled += report.amount
+        order.cost += report.price * report.amount
+        order.fees[report.fee_asset] = order.fees.get(report.fee_asset, ZERO) + report.fee
+        complete = order.filled >= order.amount
+        self._apply(order, OrderEvent.FILL_COMPLETE if complete else OrderEvent.FILL)
+        self.owner.order_filled(order, fill)  # type: ignore[union-attr]
+        self._after(order)
+
+    def _book(self, r: FillReport, order: Order | None) -> Fill:
+        """The report as a ledger fill: booked, then published (the audit checks it)."""
+        instrument = self.market.instrument(r.venue, r.symbol)
+        slip = ZERO
+        if order is not None and order.reference_price:
+            ref = Decimal(repr(order.reference_price)).quantize(instrument.price_tick)
+            slip = (r.price - ref if r.side == BUY else ref - r.price) * r.amount
+        fill = Fill(
+            ts=r.ts, venue=r.venue, symbol=r.symbol, base=instrument.base,
+            quote=instrument.quote, side=r.side, price=r.price, amount=r.amount, fee=r.fee,
+            fee_asset=r.fee_asset, fee_price=r.fee_price, client_id=r.client_id,
+            exchange_id=r.exchange_id, fill_id=r.fill_id,
+            trade_id=None if order is None else order.trade_id,
+            role="" if order is None else order.role, liquidity=r.liquidity, slippage=slip,
+            fx=self.market.fx_exact[instrument.quote],
+        )  # fmt: skip
+        self.ledger.book_fill(fill)
+        self.bus.publish("fill", fill=fill)
+        return fill
+
+    def _after(self, order: Order) -> None:
+        if order.settled and order.trade_id is not None:
+            self.owner.order_settled(order)  # type: ignore[union-attr]
+
+    def _apply(self, order: Order, event: OrderEvent, reason: str = "") -> None:
+        previous = order.state
+        state = transition(previous, event)
+        if state is None:
+            self.counts["illegal_transitions"] += 1
+            self.alert(
+                "P1",
+                f"illegal order transition on {order.client_id}",
+                f"{event.value} in state {previous.value}",
+            )
+            return
+        if state is previous and event is not OrderEvent.FILL:
+            return  # a late ack, or a cancel confirmed twice: nothing changes
+        order.state, order.updated_at = state, self.clock.now
+        if reason:
+            order.reason = reason
+        if state.final and not previous.final:
+            self.counts[state.value] += 1
+        if "order_update" in self.bus.silent:
+            return
+        update = OrderUpdate(
+            self.clock.now, order.client_id, order.exchange_id, order.venue, order.symbol,
+            order.side, event.value, previous, state, order.filled, order.trade_id, order.role,
+            order.reason,
+        )  # fmt: skip
+        self.bus.publish("order_update", update=update)
+
+    # ---- timeouts -----------------------------------------------------------------------------
+
+    def _check(self, client_id: str) -> None:
+        """An order's timeout: ask the venue; after ``max_queries`` silent tries, escalate."""
+        order = self.orders[client_id]
+        if order.settled:
+            return
+        settings = self.owner.settings_of(order)  # type: ignore[union-attr]
+        if order.queries >= settings.max_queries:
+            order.reason = f"no final answer after {order.queries} queries"
+            self.counts["unresolved"] += 1
+            self.alert("P0", f"order {client_id} unresolved", order.reason)
+            self.owner.order_unresolved(order)  # type: ignore[union-attr]
+            return
+        order.queries += 1
+        self.counts["queries"] += 1
+        self.venues[order.venue].fetch_order(order.request())
+        self.clock.call_later(settings.order_timeout, self._check, client_id)
