@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from contextlib import suppress
 from collections.abc import Callable, Iterator
 from decimal import Decimal, localcontext
 from operator import itemgetter
@@ -308,11 +309,9 @@ class Run:
 
     def _deliver(self, name: str, payload: dict[str, Any]) -> None:
         hook = self._hooks.get(name)
-        if hook is None:  # resolved once a run: most events have no listener at all
-            hook = getattr(self.pm.hook, f"arbframe_on_{name}")
-            self._hooks[name] = hook = hook if hook.get_hookimpls() else False
-        if hook:
-            hook(run=self.info, **payload)
+        if hook is None:  # resolved once a run (silent events never get here)
+            hook = self._hooks[name] = getattr(self.pm.hook, f"arbframe_on_{name}")
+        hook(run=self.info, **payload)
 
     def _drive(self, progress: Callable[[int, int], None] | None) -> None:
         targets: dict[str, dict[str, Any]] = {}
@@ -387,7 +386,8 @@ class Run:
                 self.pm.hook.arbframe_on_run_end(run=self.info, summary=summary)
         finally:
             if not complete and not self.interrupted and outputs is not None:
-                outputs.crashed(self.summary(False))
+                with suppress(Exception):  # best effort: the crash itself is what matters
+                    outputs.crashed(self.summary(False))
             for listener in listeners:
                 listener.close()
                 self.pm.unregister(listener)
