@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from contextlib import suppress
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from decimal import Decimal, localcontext
 from operator import itemgetter
 from pathlib import Path
