@@ -7,11 +7,11 @@ client order ids, legs driven to a target position, retries, the unwind to the h
 amount when an entry fails, a halt with a P0 alert when even that fails, and a timeout on
 every order that gets no final answer (query the venue, then escalate).
 
-Venues answer only through reports (arbframe.model: Accepted, FillReport, Closed, ...),
-which may arrive late, out of order or twice; :meth:`ExecutionEngine.on_report` applies
-each exactly once through the order state machine (arbframe.orders). Every state change of
-an order or a trade is published on the event bus: the one path that sinks, the journal
-and snapshots read.
+The orders under a trade are the order flow's (arbframe.orderflow): venues answer only
+through reports, which may arrive late, out of order or twice, and each is applied exactly
+once through the order state machine (arbframe.orders); the flow tells this engine of
+fills, settled orders and orders lost for good. Every state change of an order or a trade
+is published on the event bus: the one path that sinks, the journal and snapshots read.
 
 Book age policy (``max_book_age``), by decision: an entry, a resize and a non-urgent exit
 (the strategy's reversion or take-profit) are refused while a book they use is older than
@@ -46,6 +46,7 @@ from arbframe.model import (
 )
 from arbframe.orderflow import OrderFlow
 from arbframe.risk import GuardChain
+from arbframe.units import parse_duration
 
 if TYPE_CHECKING:
     from arbframe.bus import EventBus
@@ -69,15 +70,15 @@ class ExecutionSettings:
     close_at_end: bool = True
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], base: ExecutionSettings | None = None):
-        from arbframe.units import parse_duration
-
+    def from_config(
+        cls, config: dict[str, Any], base: ExecutionSettings | None = None
+    ) -> ExecutionSettings:
         base = base or cls()
         leg = config.get("leg_risk", {})
-        age = config.get("max_book_age")
+        age, timeout = config.get("max_book_age"), config.get("order_timeout")
         return cls(
             max_book_age=base.max_book_age if age is None else parse_duration(age),
-            order_timeout=parse_duration(config.get("order_timeout", base.order_timeout / S)),
+            order_timeout=base.order_timeout if timeout is None else parse_duration(timeout),
             max_queries=config.get("max_queries", base.max_queries),
             policy=leg.get("policy", base.policy),
             max_retries=leg.get("max_retries", base.max_retries),
@@ -127,6 +128,8 @@ class StrategyPort:
         base: Decimal | None = None,
         risk_bps: float = 100.0,
     ) -> Trade | None:
+        if (quote is None) == (base is None):
+            raise TypeError("enter() takes a size: exactly one of quote= or base=")
         return self._engine.enter(self, route, quote, base, risk_bps)
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
@@ -175,10 +178,10 @@ class ExecutionEngine:
 
     def snapshot(self) -> dict[str, Any]:
         """The sequences a resumed session must continue (so no id is ever reused)."""
-        return {"client_seq": self.flow._client_seq, "trade_seq": self._trade_seq}
+        return {"client_seq": self.flow.client_seq, "trade_seq": self._trade_seq}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.flow._client_seq = max(self.flow._client_seq, state["client_seq"])
+        self.flow.client_seq = max(self.flow.client_seq, state["client_seq"])
         self._trade_seq = max(self._trade_seq, state["trade_seq"])
 
     # ---- events -----------------------------------------------------------------------------

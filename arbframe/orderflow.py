@@ -90,15 +90,15 @@ class OrderFlow:
         self.orders: dict[str, Order] = {}
         self.counts: Counter[str] = Counter()
         self._prefix = "af" + hashlib.sha1(session.encode()).hexdigest()[:8] + "-"
-        self._client_seq = 0
+        self.client_seq = 0  # the last client id's number: part of the execution snapshot
         self._fill_ids: set[tuple[str, str]] = set()
         self._reports: set[Report] = set()  # every non-fill report applied
 
     # ---- identity ---------------------------------------------------------------------------
 
     def next_client_id(self) -> str:
-        self._client_seq += 1
-        return f"{self._prefix}{self._client_seq}"
+        self.client_seq += 1
+        return f"{self._prefix}{self.client_seq}"
 
     # ---- sending ------------------------------------------------------------------------------
 
