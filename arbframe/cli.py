@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="write fills/trades/orders.jsonl here as the run goes, and summary.json",
     )
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=_seed, help="override the scenario's seed (>= 0)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument(
         "--progress",
@@ -173,6 +173,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(_kept(run, summary, args.out), file=sys.stderr)
         return 130
     return 0 if summary["passed"] else 1
+
+
+def _seed(text: str) -> int:
+    seed = int(text)
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed is >= 0, not {seed}")
+    return seed
 
 
 def _stopper(run: Run) -> Any:

@@ -485,12 +485,13 @@ class ExecutionEngine:
             self._late_fill(order.trade_id, fill)
 
     def order_settled(self, order: Order) -> None:
-        """An order is final with every fill in: its trade may move on."""
+        """An order is final with every fill in: its trade may move on (unless halted: a
+        halted trade is left to an operator, whatever answers arrive later)."""
         job = self.jobs.get(order.trade_id or "")
         if job is None or order.client_id not in job.inflight:
             return
         job.inflight.discard(order.client_id)
-        if not job.inflight:
+        if not job.inflight and job.trade.state is not TradeState.HALTED:
             self._settled(job)
 
     def order_unresolved(self, order: Order) -> None:

@@ -116,10 +116,12 @@ def format_summary(
         f"orders: {_counts(summary['orders'])}",
     ]
     for name, counts in summary["guards"].items():
-        out.append(f"guard {name}: {_counts(counts)}")
+        out.append(f"guard {name} refused: {_counts(counts)}")
     out.extend(_halts(summary))
     if summary["execution"]["refused"]:
-        out.append(f"entries refused by the kernel: {_counts(summary['execution']['refused'])}")
+        out.append(  # per intent: one refused by two guards counts once, under `guard`
+            f"entry intents refused: {_counts(summary['execution']['refused'])}"
+        )
     if summary["alerts"]:
         out.append(f"alerts: {_counts(summary['alerts'])}")
     if summary["faults"]:
@@ -135,6 +137,9 @@ def format_summary(
         out.append("reconciliation: FAILED")
         out.extend(f"  {v}" for v in rec["violations"])
     out.extend(_expectation(e) for e in summary["expectations"])
-    verdict = "all expectations hold" if summary["passed"] else "EXPECTATIONS FAILED"
+    if not summary["complete"]:
+        verdict = "INTERRUPTED: a partial run passes no expectation"
+    else:
+        verdict = "all expectations hold" if summary["passed"] else "EXPECTATIONS FAILED"
     out.append(verdict + (f"; outputs in {out_dir}" if out_dir else ""))
     return "\n".join(out)

@@ -168,7 +168,7 @@ class Run:
             self.guard_chain,
             self.info.session,
         )
-        self.settings = ExecutionSettings.from_config(sc.get("execution", {}))
+        self.settings = self._settings(("execution",), sc.get("execution", {}))
         self.strategies = self._build_strategies()
         # Built now (config errors surface here); they receive events only while running.
         self.listeners = [
@@ -247,14 +247,15 @@ class Run:
             block: Any = sc
             for part in path:
                 block = block[part]
-            name = block.get("name", block["type"] if path == ("strategy",) else block["type"])
+            name = block.get("name", block["type"])
             if name in names:
+                where = "name" if "name" in block else "type"
                 raise self._error(
-                    (*path, "type"),
-                    f"two strategies are named {name!r}: give each a distinct name:",
+                    (*path, where),
+                    f"two strategies are named {name!r}: give each its own `name:`",
                 )
             names.add(name)
-            settings = ExecutionSettings.from_config(block.get("execution", {}), self.settings)
+            settings = self._settings((*path, "execution"), block.get("execution", {}))
             holder: list[Strategy] = []
             port = self.execution.port(name, settings, lambda t, h=holder: h[0].on_trade(t))
             strategy = self._build(
@@ -270,6 +271,13 @@ class Run:
             holder.append(strategy)
             strategies.append(strategy)
         return strategies
+
+    def _settings(self, path: tuple[str | int, ...], config: dict[str, Any]) -> ExecutionSettings:
+        base = getattr(self, "settings", None)
+        settings = ExecutionSettings.from_config(config, base)
+        if settings.order_timeout <= 0:  # every order would be queried before it could answer
+            raise self._error((*path, "order_timeout"), "must be longer than 0")
+        return settings
 
     # ---- services -------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
@@ -45,6 +45,15 @@ from arbframe.schema import (
     summary_schema,
 )
 from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
+
+# JSON Schema counts 3.0 as an integer; Python code does not (`range(3.0)`, a seed of 7.0
+# that seeds another run): an integer field takes integers only.
+Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -393,7 +402,7 @@ def _core_scalar(text: str) -> Any:
 def _merge(base: _Node, over: _Node) -> _Node:
     """Mappings merge recursively; anything else in `over`, anything tagged `!replace`, and
     a component block naming another `type:` (whose keys mean something else) replaces
-    what `base` had."""
+    what `base` had; a key set to null in `over` removes the base's."""
     if over.replace or not (isinstance(base.value, dict) and isinstance(over.value, dict)):
         return over
     types = [node.value.get("type") for node in (base, over)]
@@ -401,7 +410,12 @@ def _merge(base: _Node, over: _Node) -> _Node:
         return over
     merged = dict(base.value)
     for key, node in over.value.items():
-        merged[key] = _merge(base.value[key], node) if key in base.value else node
+        if key not in base.value:
+            merged[key] = node
+        elif node.value is None and not node.replace:
+            del merged[key]
+        else:
+            merged[key] = _merge(base.value[key], node)
     return _Node(merged, over.pos, over.key_pos)
 
 
@@ -520,7 +534,7 @@ def _raise_first(problems: Iterable[_Problem]) -> None:
 
 
 def _core_problems(root: _Node, data: dict[str, Any]) -> list[_Problem]:
-    errors = Draft202012Validator(core_schema()).iter_errors(data)
+    errors = Validator(core_schema()).iter_errors(data)
     return [p for e in _by_relevance(errors) for p in _explain(e, root, [])]
 
 
@@ -561,7 +575,7 @@ def _component_problems(root: _Node, data: dict[str, Any], registry: Registry) -
                 f"{kind} type {info.type_name!r} ({info.plugin}) has an "
                 f"invalid config_schema: {e.message}"
             ) from None
-        errors = Draft202012Validator(schema).iter_errors(block)
+        errors = Validator(schema).iter_errors(block)
         problems += [p for e in _by_relevance(errors) for p in _explain(e, root, prefix)]
     return problems
 
@@ -641,6 +655,11 @@ def _explain(error: ValidationError, root: _Node, prefix: list[str | int]) -> li
                 f"key {_one_line(error.message)}",
             )
         ]
+    alternatives = _required_alternatives(error)
+    if alternatives:  # point at the alternative written in the given file, if any
+        nodes = [_locate(root, [*path, k]) for keys in alternatives for k in keys if k in instance]
+        at = min((n.key_pos or n.pos for n in nodes), default=node.pos)
+        return [_Problem(at, here, _exactly_one(alternatives, instance))]
     if error.validator in ("anyOf", "oneOf") and error.context:
         return _explain_branches(error, root, prefix, node, here)
     return [_Problem(node.pos, here, _one_line(error.message))]
@@ -723,6 +742,29 @@ def _expect_path_problem(name: str, summary_schema: dict[str, Any]) -> str | Non
             return f"no such value in the run summary ({hint})"
         here = below
     return None
+
+
+def _required_alternatives(error: ValidationError) -> list[list[str]]:
+    """For a oneOf whose branches only require keys (strategy / strategies): those keys."""
+    if error.validator != "oneOf":
+        return []
+    branches = error.validator_value
+    if all(isinstance(b, dict) and list(b) == ["required"] for b in branches):
+        return [b["required"] for b in branches]
+    return []
+
+
+def _exactly_one(alternatives: list[list[str]], instance: Any) -> str:
+    """The message for a oneOf of `required` alternatives (e.g. strategy / strategies)."""
+    keys = [keys[0] if len(keys) == 1 else " + ".join(keys) for keys in alternatives]
+    present = [k for k in keys if isinstance(instance, dict) and k in instance]
+    names = " or ".join(repr(k) for k in keys)
+    if not present:
+        return f"needs {names}"
+    return (
+        f"has {' and '.join(repr(k) for k in present)}: keep one (in an extending file, "
+        f"`{present[0]}: null` removes an inherited one)"
+    )
 
 
 # --- paths and text -----------------------------------------------------------------------

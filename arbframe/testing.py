@@ -42,8 +42,12 @@ class ScenarioResult:
         return self.run.execution.closed
 
 
-def run_scenario_file(path: Path, seed: int | None = None) -> ScenarioResult:
-    pm = get_plugin_manager()
+def run_scenario_file(
+    path: Path, seed: int | None = None, plugins: tuple[Any, ...] = ()
+) -> ScenarioResult:
+    """Load and run a scenario file with every installed plugin, and ``plugins`` (modules or
+    objects with hook implementations: a plugin under test, not installed)."""
+    pm = get_plugin_manager(extra_plugins=plugins)
     registry = build_registry(pm)
     run = Run(load_scenario(path, registry), registry, pm, seed=seed)
     return ScenarioResult(run.execute(), run)
@@ -51,19 +55,21 @@ def run_scenario_file(path: Path, seed: int | None = None) -> ScenarioResult:
 
 @pytest.fixture
 def run_scenario(tmp_path: Path) -> Callable[..., ScenarioResult]:
-    """Write `scenario` (YAML text or dict) to tmp_path and run it; extra files beside it."""
+    """Write `scenario` (YAML text or dict) to tmp_path and run it; extra files beside it;
+    `plugins`: plugins to add for this run (e.g. the module under test, not installed)."""
 
     def run(
         scenario: str | dict[str, Any],
         seed: int | None = None,
         files: dict[str, str] | None = None,
+        plugins: tuple[Any, ...] = (),
     ) -> ScenarioResult:
         for name, text in (files or {}).items():
             (tmp_path / name).write_text(text)
         path = tmp_path / "scenario.yaml"
         text = scenario if isinstance(scenario, str) else json.dumps(scenario, indent=1)
         path.write_text(text)
-        return run_scenario_file(path, seed)
+        return run_scenario_file(path, seed, plugins)
 
     return run
 

@@ -15,13 +15,16 @@ NS = {
     "d": 86_400_000_000_000,
 }
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ns|us|ms|s|m|h|d)\s*)+$"
+_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")  # "600" (e.g. from ${VAR}): seconds
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)")
 
 
 def parse_duration(value: str | int | float) -> int:
-    """Return nanoseconds. Numbers are seconds."""
+    """Return nanoseconds. Numbers, and strings of a number alone, are seconds."""
     if isinstance(value, (int, float)):
         return int(round(value * 1_000_000_000))
+    if _SECONDS.match(value):
+        return int(round(float(value) * 1_000_000_000))
     if not re.match(DURATION_PATTERN, value):
         raise ValueError(f"not a duration: {value!r} (expected e.g. 250ms, 30s, 2m, 1h)")
     return int(round(sum(float(n) * NS[unit] for n, unit in _PART.findall(value))))

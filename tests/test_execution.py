@@ -124,6 +124,30 @@ def test_a_venue_that_never_answers_is_escalated(run_scenario):
     assert s["reconciliation"]["passed"] is False and s["passed"] is False
 
 
+def test_a_halted_trade_stays_halted_when_the_answer_comes_late(run_scenario):
+    """b answers five seconds after the kernel gave up on it: the fills are booked (money
+    moved), but the trade stays halted for an operator instead of trading on."""
+    late = {"ack": "5s", "fill": "5s", "final": "5s"}
+    settings = {"order_timeout": "200ms", "max_queries": 1}
+    result = with_venue(run_scenario, execution=settings, report_delays=late)
+    s = result.summary
+    [trade] = result.run.execution.trades.values()
+    assert trade.state.value == "halted" and trade.closed_at is None
+    assert [f.role for f in trade.fills] == ["entering", "entering"]  # no exit was sent
+    assert len(s["execution"]["halts"]) == 1 and s["alerts"] == {"P0": 1}
+    assert s["portfolio"]["open_trades"] == 1 and s["portfolio"]["exits"] == 0
+    assert s["reconciliation"]["passed"] is True  # the late fills were booked
+
+
+def test_an_order_timeout_of_zero_is_refused(run_scenario):
+    import pytest
+
+    from arbframe.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"execution\.order_timeout: must be longer than 0"):
+        run_scenario(two_venue_scenario(EVENTS, execution={"order_timeout": 0}))
+
+
 def test_fees_in_the_asset_received(run_scenario):
     result = with_venue(run_scenario, venue="a", fees={"taker_bps": 10, "asset": "received"})
     [trade] = result.trades
@@ -229,9 +253,6 @@ def test_a_venue_may_answer_from_inside_submit(run_scenario):
     from arbframe_plugins.exchanges.paper import PaperExchange
 
     from arbframe.hookspecs import hookimpl
-    from arbframe.plugins import build_registry, get_plugin_manager
-    from arbframe.runner import Run
-    from arbframe.scenario import load_scenario
 
     class Immediate(PaperExchange):
         type_name = "paper_now"
@@ -250,12 +271,8 @@ def test_a_venue_may_answer_from_inside_submit(run_scenario):
     scenario = two_venue_scenario(EVENTS)
     for venue in scenario["venues"].values():
         venue["type"] = "paper_now"
-    path = run_scenario(two_venue_scenario(EVENTS)).run.loaded.path.parent / "now.yaml"
-    path.write_text(__import__("json").dumps(scenario))
-    pm = get_plugin_manager(extra_plugins=(Plugin(),))
-    registry = build_registry(pm)
-    run = Run(load_scenario(path, registry), registry, pm)
-    summary = run.execute()
+    result = run_scenario(scenario, plugins=(Plugin(),))
+    run, summary = result.run, result.summary
     assert [t.exit_reason for t in run.execution.closed] == ["reversion"]
     assert summary["alerts"] == {} and summary["reconciliation"]["passed"] is True
 

@@ -33,7 +33,9 @@ def test_rejected_leg_is_unwound(run_scenario):
     ]
     assert exposure(result.fills) == {"a": D(0)}
     assert trade.exit_reason == "leg_failure" and trade.net_pnl < 0
+    assert not trade.exited  # the kernel closed it, not an exit decision
     s = result.summary
+    assert (s["portfolio"]["trades_closed"], s["portfolio"]["exits"]) == (1, 0)
     assert s["faults"] == {"order_reject": 1}
     assert s["alerts"] == {"P2": 1}
     assert s["orders"]["rejected"] == 1

@@ -94,3 +94,6 @@ def test_two_strategies_need_distinct_names(run_scenario, tmp_path):
     del scenario["strategies"][1]["name"], scenario["strategies"][0]["name"]
     with pytest.raises(ScenarioError, match="two strategies are named 'spread_arb'"):
         run_scenario(scenario)
+    scenario["strategies"][0]["name"] = scenario["strategies"][1]["name"] = "twin"
+    with pytest.raises(ScenarioError, match=r"strategies\[1\]\.name: two strategies are named"):
+        run_scenario(scenario)

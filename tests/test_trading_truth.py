@@ -145,3 +145,67 @@ def test_a_trade_is_as_big_as_what_filled(run_scenario):
     assert entering == [("a", D("0.200")), ("b", D("0.200"))]
     assert trade.notional == D("0.200") * D("100.60")  # the larger leg filled, not 50
     assert trade.risk == (trade.notional / 100).quantize(D("1e-8"))  # 100 bp without a stop
+
+
+def test_the_audit_catches_a_fill_at_a_price_from_an_older_book(run_scenario, monkeypatch):
+    """A venue that fills against the book it had before the latest one (a real price, but
+    stale) fails the price check: the fill is judged against the book of its instant."""
+    on_book = PaperExchange.on_book
+
+    def remember(self, ts, symbol, bids, asks):
+        book = self.books[symbol]
+        self.previous = (book.bids, book.asks)
+        on_book(self, ts, symbol, bids, asks)
+
+    def stale(self, request, book):
+        bids, asks = getattr(self, "previous", (book.bids, book.asks))
+        levels = asks if request.side == "buy" else bids
+        return levels or (book.asks if request.side == "buy" else book.bids)
+
+    monkeypatch.setattr(PaperExchange, "on_book", remember)
+    monkeypatch.setattr(PaperExchange, "_takeable", stale)
+    events = [
+        book("0s", "a", 99.80, 99.90),
+        book("1s", "a", 99.90, 100.00),
+        book("1s", "b", 100.60, 100.70),
+        book("3s", "b", 99.80, 99.85),
+    ]
+    result = run_scenario(two_venue_scenario(events))
+    rec = result.summary["reconciliation"]
+    assert rec["passed"] is False and rec["fills"]["price_violations"] >= 1
+    assert "price 99.90 is not a level of the book of" in " ".join(rec["violations"])
+
+
+def test_an_entry_the_balances_cannot_cover_is_refused(run_scenario):
+    scenario = two_venue_scenario(ENTRY)
+    scenario["capital"]["a"]["USDT"] = 40  # 0.5 BTC at 100 needs 50 USDT (and headroom)
+    result = run_scenario(scenario)
+    assert result.fills == [] and result.summary["alerts"] == {}
+    assert result.summary["execution"]["refused"]["balance"] >= 1
+
+
+def test_a_resize_waits_for_fresh_books(run_scenario):
+    events = ENTRY + [book("2s", "a", 100.20, 100.30)]  # only a: b's book is a second old
+    partial = {"at_bps": -100, "fraction": 0.5}
+    stale = run_scenario(two_venue_scenario(events, execution=STALE, partial_close=partial))
+    assert [f.role for f in stale.fills].count("resizing") == 0
+    assert stale.summary["execution"]["refused"]["stale_book"] >= 1
+    fresh = run_scenario(two_venue_scenario(events, partial_close=partial))
+    assert [f.role for f in fresh.fills].count("resizing") == 2  # the refusal was the age
+
+
+def test_the_kernel_refuses_entries_during_a_cooldown(run_scenario):
+    """Whether or not a strategy checks cooldowns itself, the kernel does."""
+    from decimal import Decimal
+
+    from arbframe.model import Route
+
+    run = run_scenario(two_venue_scenario(ENTRY)).run
+    run.execution.closing = False  # the run is over: reopen it for intents sent by hand
+    port = run.execution._ports["spread_arb"]
+    run.guard_chain.cooldowns["BTC"] = run.clock.now + S
+    assert port.enter(Route.spread("BTC", "a", "b"), base=Decimal("0.1")) is None
+    assert run.execution.refusals["cooldown"] == 1
+    del run.guard_chain.cooldowns["BTC"]
+    trade = port.enter(Route.spread("BTC", "a", "b"), base=Decimal("0.1"))
+    assert trade is not None and trade.size == Decimal("0.100")
