@@ -71,8 +71,8 @@ class Audit:
     # ---- fills (on the event path) --------------------------------------------------------------
 
     def on_event(self, name: str, payload: dict[str, Any]) -> None:
-        if name == "fill":
-            self.check_fill(payload["fill"])
+        """The journal subscription (to ``fill`` events)."""
+        self.check_fill(payload["fill"])
 
     def check_fill(self, fill: Fill) -> None:
         self.checked += 1

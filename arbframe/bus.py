@@ -20,7 +20,6 @@ class EventBus:
         self.queue: deque[Event] = deque()
         """Events published and not yet delivered (the driver drains it when not empty)."""
         self._journal: dict[str | None, list[Callable[[str, dict[str, Any]], None]]] = {}
-        self.delivered = 0
         self.silent: set[str] = set()
         """Events nobody listens to (no journal subscriber, no hook implementation): not
         queued, and publishers may skip building them."""
@@ -54,4 +53,3 @@ class EventBus:
         while queue:
             name, payload = queue.popleft()
             deliver(name, payload)
-            self.delivered += 1

@@ -49,10 +49,6 @@ class Ledger:
         self.balances[entry.venue][entry.asset] += entry.amount
         self.entries.append(entry)
 
-    def deposits(self, venue: str, asset: str) -> Decimal:
-        """Net amount of ``asset`` moved into ``venue`` by non-fill entries."""
-        return sum((e.amount for e in self.entries if (e.venue, e.asset) == (venue, asset)), ZERO)
-
 
 def to_report(amount: Decimal, fill: Fill, report_currency: str) -> Decimal:
     """A quote-currency amount of ``fill`` in the report currency (rounded to 1e-12)."""

@@ -270,6 +270,8 @@ def test_a_needed_broken_plugin_is_bad_input(
     err = capsys.readouterr().err
     assert err.startswith(WARNING)
     assert "unknown feed type 'boom_feed'" in err and "Traceback" not in err
+    # the error says which plugin may have provided it, and why it is not there
+    assert "(plugin 'boom' failed to load: ZeroDivisionError: division by zero; it may" in err
 
 
 def test_plugins_lists_broken_plugins(install: Install, capsys: pytest.CaptureFixture[str]) -> None:
