@@ -424,6 +424,85 @@ class AlertChannel(Component):
         pass
 
 
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """One stored snapshot of a session. Stores keep it as given; the kernel checks it."""
+
+    session: str
+    """The session it belongs to (``session:`` in the scenario, else its name)."""
+    seq: int
+    """1, 2, 3... within the session: the latest valid one is resumed from."""
+    ts: int
+    """Scenario time it was taken at (ns)."""
+    taken_at: float
+    """Wall time it was taken at (Unix seconds)."""
+    reason: str
+    """Why it was taken: ``periodic``, ``trade``, ``orders`` (before sending), ``shutdown``,
+    ``resume``."""
+    version: int
+    """The snapshot format version (a resumed session refuses another)."""
+    checksum: str
+    """SHA-256 (hex) of ``payload`` as the kernel wrote it: a store never recomputes it, so
+    a payload damaged in storage no longer matches."""
+    payload: bytes
+    """The state itself, opaque to stores."""
+    manifest: dict[str, Any]
+    """What the state holds, in plain JSON types, for people and tools (``arbframe
+    sessions``, hot keys): open trades and their legs, open orders with client and exchange
+    ids, balances, guard state, KPI totals, the feed position."""
+
+
+class StoreUnavailable(Exception):
+    """A state store cannot be reached (connection refused, timed out, lost). The kernel
+    keeps going on the other stores and retries this one later."""
+
+
+class StateStore(Component):
+    """Keeps a session's snapshots so a crashed or stopped session can resume.
+
+    Every method may raise :class:`StoreUnavailable` when the backend cannot be reached;
+    any other exception is a bug. Methods are called from the kernel's thread, between
+    instants, never concurrently.
+    """
+
+    kind = "state"
+    durable: ClassVar[bool] = True
+    """False for a store that may lose what it holds (a cache, hot state): a session
+    needs at least one durable store to resume after a crash."""
+
+    def open(self) -> None:
+        """Connect and create or migrate the schema. Called once before the first use."""
+
+    def save(self, record: SnapshotRecord) -> None:
+        """Keep ``record`` (replacing one of the same session and seq)."""
+        raise NotImplementedError
+
+    def load(self, session: str, seq: int) -> SnapshotRecord | None:
+        """The snapshot ``seq`` of ``session`` as stored, or None."""
+        raise NotImplementedError
+
+    def snapshots(self, session: str) -> list[SnapshotRecord]:
+        """The session's snapshots, newest (highest seq) first, with empty payloads
+        (cheap: metadata and manifest only)."""
+        raise NotImplementedError
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every session held: ``{"session", "snapshots", "last_seq", "last_ts",
+        "last_taken_at"}``."""
+        raise NotImplementedError
+
+    def reset(self, session: str) -> int:
+        """Forget everything of ``session``; returns how many snapshots went."""
+        raise NotImplementedError
+
+    def prune(self, session: str, keep: int) -> None:
+        """Keep only the ``keep`` newest snapshots of ``session``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections. Called once."""
+
+
 class Fault(Component):
     """Injects a failure into a run (rejects, lost reports, disconnects...)."""
 
@@ -442,6 +521,7 @@ KINDS: dict[str, type[Component]] = {
     "sink": Sink,
     "alert": AlertChannel,
     "fault": Fault,
+    "state": StateStore,
 }
 
 CONTEXTS: dict[str, type[Context]] = {
@@ -452,6 +532,7 @@ CONTEXTS: dict[str, type[Context]] = {
     "sink": Context,
     "alert": Context,
     "fault": FaultContext,
+    "state": Context,
 }
 
 

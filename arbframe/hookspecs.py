@@ -90,6 +90,14 @@ def arbframe_register_faults(register: Register) -> None:
     """
 
 
+@hookspec
+def arbframe_register_state_stores(register: Register) -> None:
+    """Register state store types (:class:`~arbframe.components.StateStore` subclasses).
+
+    Called once at start-up. Returns nothing.
+    """
+
+
 # --------------------------------------------------------------------------------------
 # Run events: called on every implementation, results ignored. Sinks and alert channels
 # configured in a scenario are registered as plugins for the duration of the run. Events

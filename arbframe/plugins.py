@@ -40,6 +40,7 @@ _REGISTRARS = {
     "sink": "arbframe_register_sinks",
     "alert": "arbframe_register_alerts",
     "fault": "arbframe_register_faults",
+    "state": "arbframe_register_state_stores",
 }
 
 

@@ -21,6 +21,7 @@ SLOTS = {
     "sinks": "sink",
     "alerts": "alert",
     "faults": "fault",
+    "state": "state",
 }
 
 

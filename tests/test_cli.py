@@ -45,6 +45,7 @@ BUILTIN_TYPES = {
     "sink": {"sqlite"},
     "alert": {"log"},
     "fault": {"order_reject", "partial_fill"},
+    "state": {"memory"},
 }
 # The built-in feed types and those of any installed third-party plugin (the example's `sine`).
 INSTALLED_FEEDS = ", ".join(sorted(build_registry(get_plugin_manager()).types("feed")))

@@ -62,7 +62,7 @@ def test_registration_hooks_cover_every_kind(monkeypatch: pytest.MonkeyPatch) ->
         kind: type(f"Probe_{kind}", (base,), {"type_name": f"probe_{kind}", "interface_version": 2})
         for kind, base in KINDS.items()
     }
-    plural = {"strategy": "strategies"}
+    plural = {"strategy": "strategies", "state": "state_stores"}
     hooks = {kind: f"arbframe_register_{plural.get(kind, kind + 's')}" for kind in KINDS}
     assert sorted(hooks.values()) == sorted(registrars)
     plugins = [registrar(hooks[kind], probes[kind]) for kind in KINDS]
