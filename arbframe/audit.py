@@ -58,6 +58,8 @@ class Audit:
         """
         key = (instrument.venue, instrument.symbol)
         history = self.history.setdefault(key, deque(maxlen=HISTORY))
+        if key in self.first_mid:  # a resumed run: its first book was seen before
+            return history.append
 
         def first(entry: tuple[int, Any, Any]) -> None:
             history.append(entry)

@@ -287,6 +287,10 @@ class Exchange(Component):
     """
 
     kind = "exchange"
+    outlives_process: bool = True
+    """Whether the venue keeps its orders and balances when our process dies (a real
+    exchange does). On resume the kernel asks such a venue about every open order; a venue
+    that does not outlive the process is restored from the snapshot with the rest."""
 
     def instruments(self) -> dict[str, Instrument]:
         """Symbol -> instrument: precision, minimums and fee schedule."""
@@ -318,6 +322,7 @@ class SimulatedExchange(Exchange):
     """The simulation interface, added by venues that simulate a market: books pushed by
     the feeds and a fill model. Real venues do not implement these."""
 
+    outlives_process = False  # in-process: its state is part of the snapshot
     quote: str
     """Quote currency of the symbols feeds name without one (``BTC`` -> ``BTC`` in it)."""
 

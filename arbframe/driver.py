@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, dropwhile
 from typing import Any
 
 from arbframe.clock import NEVER, SimClock
@@ -41,6 +41,7 @@ class DriveStats:
     fx_updates: int = 0
     instants: int = 0
     stopped: bool = False  # ended early on request, between two instants
+    next_ts: int = NEVER  # the first feed time not applied (where a resumed run picks up)
 
 
 class StopRequest:
@@ -62,12 +63,17 @@ def run_simulated(
     progress: Callable[[int, int], None] | None = None,
     stats: DriveStats | None = None,
     stop: StopRequest | None = None,
+    between: Callable[[int, int], None] | None = None,
+    resume: tuple[int, int] | None = None,
 ) -> DriveStats:
     """Run until the feed is exhausted or ``duration_ns`` of scenario time has passed.
 
     ``targets[venue][symbol]`` is (record the published book, the venue's on_book);
     ``events_out`` is (the event queue, what drains it). ``stats`` is kept current, so an
-    interrupted run still has its counts.
+    interrupted run still has its counts. ``between(now, next_ts)`` runs between two
+    instants, once ``now`` is complete and before ``next_ts`` is applied (snapshots are
+    taken there). ``resume=(now, next_ts)`` continues a run restored from such a snapshot:
+    the feed is skipped up to ``next_ts`` and ``stats`` carries the counts so far.
     """
     stats = stats or DriveStats()
     stop = stop or StopRequest()
@@ -77,6 +83,12 @@ def run_simulated(
     others: list[str] = []
     now = end = -1
     quotes = instants = fx_updates = 0
+    if resume is not None:  # pick up right after `between` was called
+        now, next_ts = resume
+        end = stats.start + duration_ns
+        quotes, instants, fx_updates = stats.quotes, stats.instants, stats.fx_updates
+        events = dropwhile(lambda event: event[0] < next_ts, events)
+        clock.now = now = next_ts
     try:
         # The sentinel closes the last instant like any other.
         for ts, venue, symbol, bids, asks in chain(events, (_SENTINEL,)):
@@ -106,8 +118,13 @@ def run_simulated(
                     clock.run_due(ts)
                 if queue:
                     drain()
+                if between is not None and now >= 0:
+                    stats.quotes, stats.instants, stats.fx_updates = quotes, instants, fx_updates
+                    between(now, ts)
+                    if queue:
+                        drain()
                 if stop.requested:
-                    stats.stopped = True
+                    stats.stopped, stats.next_ts = True, ts
                     break
                 clock.now = now = ts
             if venue is None:

@@ -173,16 +173,51 @@ class ExecutionEngine:
         self.closing = False
         self._trade_seq = 0
         self._ports: dict[str, StrategyPort] = {}
+        self.before_send: Callable[[Trade, list[Order]], None] | None = None
+        """Called with a trade and the orders about to leave for it, before the first is
+        sent (the write-ahead record of a session that keeps state)."""
 
     # ---- identity ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """The sequences a resumed session must continue (so no id is ever reused)."""
-        return {"client_seq": self.flow.client_seq, "trade_seq": self._trade_seq}
+    def adopt(self, records: list[dict[str, Any]]) -> None:
+        """Resume: orders written ahead after the snapshot was taken (they may have left
+        before the crash). Their trades take them back; what they did, the venues say."""
+        for record in records:
+            self.flow.client_seq = max(self.flow.client_seq, record["client_seq"])
+            self._trade_seq = max(self._trade_seq, record["trade_seq"])
+            written: _Job = record["job"]
+            trade_id = written.trade.trade_id
+            job = self.jobs.get(trade_id)
+            if job is None and trade_id in self.trades:
+                continue  # closed in the snapshot: nothing could have been sent for it
+            if job is None:  # opened after the snapshot: its fills come back from the venues
+                job, trade = written, written.trade
+                for leg in trade.legs:
+                    leg.position = ZERO
+                trade.fills.clear()
+                job.inflight.clear()
+                self.trades[trade_id] = trade
+                self.jobs[trade_id] = job
+                self.guards.trade_opened(trade)
+            else:  # a later phase of a trade the snapshot knows: its intent, not its fills
+                trade, source = job.trade, written.trade
+                trade.state, trade.size = source.state, source.size
+                for leg, was in zip(trade.legs, source.legs, strict=True):
+                    leg.target = was.target
+                job.retries, job.exit_reason = written.retries, written.exit_reason
+                trade.exit_spread_bps = source.exit_spread_bps
+                trade.exit_book_age_ns = source.exit_book_age_ns
+            for order in record["orders"]:
+                if order.client_id not in self.flow.orders:
+                    self.flow.adopt(order)
+                    job.inflight.add(order.client_id)
 
-    def restore(self, state: dict[str, Any]) -> None:
-        self.flow.client_seq = max(self.flow.client_seq, state["client_seq"])
-        self._trade_seq = max(self._trade_seq, state["trade_seq"])
+    def reconcile(self, venues: set[str]) -> None:
+        """Resume: ask ``venues`` about every order not settled there; entries, resizes and
+        exits wait for the answers (the kernel's own retries and unwinds do not)."""
+        for order in self.flow.orders.values():
+            if not order.settled and order.venue in venues:
+                self.flow.query_on_resume(order)
 
     # ---- events -----------------------------------------------------------------------------
 
@@ -208,6 +243,9 @@ class ExecutionEngine:
     ) -> Trade | None:
         now = self.clock.now
         if self.closing:
+            return None
+        if self.flow.awaiting:
+            self.refusals["reconciling"] += 1
             return None
         until = self.guards.cooldowns.get(route.label)
         if until is not None and now < until:  # the cheapest refusal first: it repeats
@@ -283,7 +321,9 @@ class ExecutionEngine:
         job = self.jobs.get(trade.trade_id)
         if job is None or job.port is not port or trade.state is not TradeState.OPEN:
             return False
-        if size >= trade.size:  # growing would bypass the guards and balances: enter again
+        if (
+            self.flow.awaiting or size >= trade.size
+        ):  # growing would bypass the guards and balances: enter again
             return False
         if not self._fresh(trade.legs, port.settings, self.clock.now):
             self.refusals["stale_book"] += 1
@@ -298,6 +338,8 @@ class ExecutionEngine:
     def exit(self, port: StrategyPort, trade: Trade, reason: str, urgent: bool) -> bool:
         job = self.jobs.get(trade.trade_id)
         if job is None or job.port is not port or trade.state is not TradeState.OPEN:
+            return False
+        if self.flow.awaiting:
             return False
         now = self.clock.now
         if not urgent and not self._fresh(trade.legs, port.settings, now):
@@ -416,6 +458,8 @@ class ExecutionEngine:
             )
             job.inflight.add(order.client_id)
             orders.append(order)
+        if orders and self.before_send is not None:
+            self.before_send(trade, orders)
         for order in orders:
             self.flow.submit(order)
         if not orders:

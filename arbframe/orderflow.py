@@ -93,6 +93,8 @@ class OrderFlow:
         self.client_seq = 0  # the last client id's number: part of the execution snapshot
         self._fill_ids: set[tuple[str, str]] = set()
         self._reports: set[Report] = set()  # every non-fill report applied
+        self.awaiting: set[str] = set()
+        """Client ids asked about on resume and not answered yet: new intents wait."""
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -111,10 +113,26 @@ class OrderFlow:
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)
 
+    def adopt(self, order: Order) -> None:
+        """Resume: an order written ahead and perhaps sent before the crash."""
+        order.state, order.created_at = OrderState.SUBMITTED, self.clock.now
+        self.orders[order.client_id] = order
+        self.counts["submitted"] += 1
+
+    def query_on_resume(self, order: Order) -> None:
+        """Resume: ask the venue what became of ``order``; its timeout runs again."""
+        self.awaiting.add(order.client_id)
+        self.counts["resume_queries"] += 1
+        self.venues[order.venue].fetch_order(order.request())
+        timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
+        self.clock.call_later(timeout, self._check, order.client_id)
+
     # ---- reports --------------------------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
         """Apply one venue report (late, reordered and repeated ones included)."""
+        if self.awaiting and isinstance(report, (OrderStatus, OrderNotFound)):
+            self.awaiting.discard(report.client_id)
         if isinstance(report, FillReport):
             return self._on_fill(report)
         if report in self._reports:  # the same message again: it was applied once
@@ -251,6 +269,7 @@ class OrderFlow:
             order.reason = f"no final answer after {order.queries} queries"
             self.counts["unresolved"] += 1
             self.alert("P0", f"order {client_id} unresolved", order.reason)
+            self.awaiting.discard(client_id)
             self.owner.order_unresolved(order)  # type: ignore[union-attr]
             return
         order.queries += 1

@@ -15,9 +15,10 @@ from typing import Any
 
 import pluggy
 
+from arbframe import snapshot
 from arbframe.audit import Audit
 from arbframe.bus import EventBus
-from arbframe.clock import SimClock
+from arbframe.clock import NEVER, SimClock
 from arbframe.components import (
     CONTEXTS,
     Component,
@@ -38,6 +39,8 @@ from arbframe.outputs import Outputs
 from arbframe.plugins import Registry
 from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
+from arbframe.sessions import ResumeError, SessionState
+from arbframe.sessions import summary as session_summary
 from arbframe.summary import build_summary
 from arbframe.units import parse_duration
 
@@ -51,6 +54,9 @@ class Run:
         registry: Registry,
         pm: pluggy.PluginManager,
         seed: int | None = None,
+        resume: bool = False,
+        reset: bool = False,
+        session: str | None = None,
     ) -> None:
         self.loaded = loaded
         self.scenario: dict[str, Any] = loaded.data
@@ -63,8 +69,11 @@ class Run:
             mode=sc.get("mode", "paper"),
             clock=sc.get("clock", "simulated"),
             report_currency=sc.get("report_currency", "USDT"),
-            session=sc.get("session", sc["name"]),
+            session=session or sc.get("session", sc["name"]),
         )
+        self.resume, self.reset = resume, reset
+        self._resume_at: tuple[int, int] | None = None
+        self.resumed_from: Any = None
         self.clock = SimClock()
         self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
@@ -101,6 +110,11 @@ class Run:
             raise self.loaded.error((*path, *err.key), err.message) from None
         component.scenario_path = path
         return component
+
+    def _context(self, kind: str, **services: Any) -> Any:
+        return CONTEXTS[kind](
+            info=self.info, resolve_path=self.resolve_path, error=self.loaded.error, **services
+        )
 
     def resolve_path(self, path: str | Path) -> Path:
         """Relative paths in a scenario resolve against the scenario file's directory."""
@@ -190,6 +204,42 @@ class Run:
         ]
         self.audit = Audit(self.market)
         self.bus.subscribe_journal(self.audit.on_event, "fill")
+        self.sessions = self._session_state()
+
+    def _session_state(self) -> SessionState | None:
+        """Snapshots are taken when the scenario keeps state (``state:`` or ``snapshots:``),
+        a fault kills the engine, or the command line resumes or resets a session; otherwise
+        a run pays nothing for them."""
+        sc = self.scenario
+        kills = any(b["type"] == "engine_kill" for b in sc.get("faults", []))
+        if not (sc.get("state") or "snapshots" in sc or kills or self.resume or self.reset):
+            return None
+        stores = [
+            self._build("state", ("state", i), b.get("name", b["type"]))
+            for i, b in enumerate(sc.get("state", []))
+        ]
+        if not stores:  # in memory for in-process drills; on disk when asked to resume
+            default = "sqlite" if (self.resume or self.reset) else "memory"
+            stores = [
+                self.registry.get("state", default).cls(
+                    {}, name=default, ctx=self._context("state")
+                )
+            ]
+        policy = sc.get("snapshots", {})
+        state = SessionState(
+            self.info.session,
+            stores,
+            parse_duration(policy.get("every", "30s")),
+            policy.get("on_trade", True),
+            policy.get("keep", 20),
+            self._store_event,
+        )
+        self._wired = snapshot.wiring(self)
+        self._refs = {id(obj): name for name, obj in self._wired.items()}
+        self.execution.before_send = self._write_ahead
+        for event in ("trade_opened", "trade_closed"):
+            self.bus.subscribe_journal(self._mark_dirty, event)
+        return state
 
     def _fund(self) -> None:
         capital = self.scenario.get("capital", {})
@@ -265,11 +315,12 @@ class Run:
                 clock=self.clock,
                 market=self.market,
                 execution=port,
-                set_timer=self._timer_setter(holder),
+                set_timer=self._timer_setter(name),
                 alert=self._alert,
             )
             holder.append(strategy)
             strategies.append(strategy)
+        self._strategy_named = {s.name: s for s in strategies}
         return strategies
 
     def _settings(self, path: tuple[str | int, ...], config: dict[str, Any]) -> ExecutionSettings:
@@ -291,15 +342,16 @@ class Run:
         self.fault_counts[name] += 1
         self.bus.publish("fault", name=name, detail=detail)
 
-    def _timer_setter(self, holder: list[Strategy]) -> Callable[[int, Any], None]:
-        def fire(payload: Any) -> None:
-            if not self.execution.closing:
-                holder[0].on_timer(self.clock.now, payload)
-
+    def _timer_setter(self, name: str) -> Callable[[int, Any], None]:
         def set_timer(delay: int, payload: Any) -> None:
-            self.clock.call_later(max(0, delay), fire, payload)
+            # A bound method and plain arguments: a pending timer survives in a snapshot.
+            self.clock.call_later(max(0, delay), self._fire_timer, name, payload)
 
         return set_timer
+
+    def _fire_timer(self, name: str, payload: Any) -> None:
+        if not self.execution.closing:
+            self._strategy_named[name].on_timer(self.clock.now, payload)
 
     def fx_rate(self, currency: str) -> float:
         return self.market.fx[currency]
@@ -347,10 +399,13 @@ class Run:
             progress,
             self.stats,
             self.stop,
+            between=self._between if self.sessions is not None else None,
+            resume=self._resume_at,
         )
         if self.stats.stopped:  # a partial run: what happened is kept, nothing is invented
             self.interrupted = True
             bus.drain(deliver)
+            self._snapshot("shutdown", self.stats.end, self.stats.next_ts)
             return
         # Wind down: strategies have their say, open trades close, in-flight orders settle.
         for strategy in self.strategies:
@@ -358,6 +413,57 @@ class Run:
         self.execution.wind_down()
         self.clock.drain()
         bus.drain(deliver)
+        self._snapshot("shutdown", self.clock.now, NEVER)
+
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    def _between(self, now: int, next_ts: int) -> None:
+        reason = self.sessions.due(now)  # type: ignore[union-attr]
+        if reason is not None:
+            self._snapshot(reason, now, next_ts)
+
+    def _snapshot(self, reason: str, now: int, next_ts: int) -> None:
+        sessions = self.sessions
+        if sessions is None:
+            return
+        record = snapshot.make_record(self, sessions.next_seq(), reason, now, next_ts, self._refs)
+        sessions.save(record)
+        self.bus.drain(self._deliver)
+
+    def _write_ahead(self, trade: Any, orders: list[Any]) -> None:
+        sessions = self.sessions
+        assert sessions is not None
+        job = self.execution.jobs[trade.trade_id]
+        sessions.save(snapshot.orders_record(self, sessions.next_seq(), job, orders, self._refs))
+        sessions.dirty = True
+
+    def _mark_dirty(self, name: str, payload: dict[str, Any]) -> None:
+        self.sessions.dirty = True  # type: ignore[union-attr]
+
+    def _store_event(self, phase: str, **detail: Any) -> None:
+        self._fault(f"state_store_{phase}", **detail)
+
+    def _restore(self) -> None:
+        """Resume: the latest valid snapshot, the orders written ahead since, then the
+        venues asked about every order still open before anything new is sent."""
+        sessions = self.sessions
+        assert sessions is not None
+        found = sessions.find()
+        modules = {type(c).__module__.partition(".")[0] for _, c in snapshot._components(self)}
+        state = snapshot.loads(found.snapshot.payload, self._wired, modules)
+        if state.get("version") != snapshot.FORMAT_VERSION:
+            raise ResumeError(f"snapshot #{found.snapshot.seq} has another format version")
+        external = {n for n, v in self.venues.items() if v.outlives_process}
+        snapshot.restore_kernel(self, state["kernel"], external)
+        now, next_ts = state["position"]
+        for store, seq in found.corrupt:  # after the restore, which brings its own counts
+            self._alert("P1", "damaged snapshot skipped", f"{store} #{seq}: checksum mismatch")
+        if external:  # venues restored with the snapshot forgot what followed it, as we did
+            pending = [snapshot.loads(r.payload, self._wired, modules) for r in found.pending]
+            self.execution.adopt(pending)
+            self.execution.reconcile(external)
+        self._resume_at = (now, next_ts)
+        self.resumed_from = found.snapshot
 
     def execute(
         self,
@@ -379,10 +485,12 @@ class Run:
         )
         try:
             with localcontext(MONEY_CONTEXT):
-                for strategy in self.strategies:
-                    strategy.on_start()
-                for fault in self.faults:
-                    fault.arm()
+                self._open_session()
+                if self._resume_at is None:  # a resumed run's timers and faults are restored
+                    for strategy in self.strategies:
+                        strategy.on_start()
+                    for fault in self.faults:
+                        fault.arm()
                 self.pm.hook.arbframe_on_run_start(run=self.info)
                 try:
                     self._drive(progress)
@@ -399,9 +507,35 @@ class Run:
             for listener in listeners:
                 listener.close()
                 self.pm.unregister(listener)
+            if self.sessions is not None:
+                self.sessions.close()
         return summary
 
+    def _open_session(self) -> None:
+        sessions = self.sessions
+        if sessions is None:
+            return
+        sessions.open()
+        if self.resume:
+            return self._restore()
+        held = sessions.held()
+        if held and not self.reset and self.info.clock == "wall":
+            raise ResumeError(
+                f"session {self.info.session!r} already has state (snapshot #{held}): pass "
+                "--resume to continue it or --reset to start it clean"
+            )
+        sessions.start_fresh()
+
     def summary(self, complete: bool = True) -> dict[str, Any]:
+        summary = self._summary(complete)
+        if self.sessions is not None:
+            state = session_summary(self.sessions)
+            state["resumed_from"] = getattr(self.resumed_from, "seq", None)
+            state["resume_queries"] = self.execution.order_counts["resume_queries"]
+            summary["state"] = state
+        return summary
+
+    def _summary(self, complete: bool) -> dict[str, Any]:
         return build_summary(
             info=self.info,
             scenario=self.scenario,

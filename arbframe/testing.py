@@ -43,13 +43,14 @@ class ScenarioResult:
 
 
 def run_scenario_file(
-    path: Path, seed: int | None = None, plugins: tuple[Any, ...] = ()
+    path: Path, seed: int | None = None, plugins: tuple[Any, ...] = (), **options: Any
 ) -> ScenarioResult:
     """Load and run a scenario file with every installed plugin, and ``plugins`` (modules or
-    objects with hook implementations: a plugin under test, not installed)."""
+    objects with hook implementations: a plugin under test, not installed). ``options`` go
+    to the run: ``resume=True``, ``reset=True``, ``session="..."``."""
     pm = get_plugin_manager(extra_plugins=plugins)
     registry = build_registry(pm)
-    run = Run(load_scenario(path, registry), registry, pm, seed=seed)
+    run = Run(load_scenario(path, registry), registry, pm, seed=seed, **options)
     return ScenarioResult(run.execute(), run)
 
 
@@ -63,13 +64,14 @@ def run_scenario(tmp_path: Path) -> Callable[..., ScenarioResult]:
         seed: int | None = None,
         files: dict[str, str] | None = None,
         plugins: tuple[Any, ...] = (),
+        **options: Any,
     ) -> ScenarioResult:
         for name, text in (files or {}).items():
             (tmp_path / name).write_text(text)
         path = tmp_path / "scenario.yaml"
         text = scenario if isinstance(scenario, str) else json.dumps(scenario, indent=1)
         path.write_text(text)
-        return run_scenario_file(path, seed, plugins)
+        return run_scenario_file(path, seed, plugins, **options)
 
     return run
 

@@ -1,8 +1,9 @@
 """`memory`: snapshots kept in the process (no file, no server).
 
-Enough for drills that kill and resume the engine inside one process (the `engine_kill`
-fault) and for tests; gone when the process ends, so it cannot resume a crashed session.
-It is what a run uses when its scenario configures no `state:` store.
+Every memory store of a process shares one space, so a run resumes what an earlier run of
+the same process left: enough for drills that kill and resume the engine inside one process
+(the `engine_kill` fault) and for tests; gone when the process ends, so it cannot resume a
+crashed session. It is what a run uses when its scenario configures no `state:` store.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ class MemoryStore(StateStore):
     durable = False
     description = "Snapshots in process memory: in-process drills and tests only."
 
-    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
-        super().__init__(config, name=name, ctx=ctx)
-        self.records: dict[str, dict[int, SnapshotRecord]] = {}
+    records: dict[str, dict[int, SnapshotRecord]] = {}  # the process's one space
 
     def save(self, record: SnapshotRecord) -> None:
         self.records.setdefault(record.session, {})[record.seq] = record

@@ -1,0 +1,393 @@
+"""Snapshots: a run's whole state, taken between instants, and put back on resume.
+
+A snapshot holds what the run needs to carry on as if never stopped: the clock (its time
+and every call scheduled, from order timeouts to a venue's pending acknowledgements), the
+execution layer (open trades and their legs, every order with its client and exchange ids,
+the client id counter), the ledger, guard state, KPI counters, the books and FX rates last
+seen, the audit's recent books, each component's own state, and the feed position (the next
+instant's time: a resumed run skips the feed up to it).
+
+It is a pickle of that state in which the run's *wiring* (clock, bus, components,
+contexts, books, instruments) is written by name, not by value (pickle's persistent ids):
+restoring resolves the names against the freshly wired run, so scheduled calls land on the
+new objects and object identity inside the state (a trade referenced by its job, its
+strategy and the closed list) is preserved. Loading refuses any class outside arbframe,
+its plugins and a few standard containers, and the payload's SHA-256 must match the one
+recorded when it was written: a damaged snapshot is detected, never half-loaded.
+
+Write-ahead: before the kernel sends orders it writes a small ``orders`` record (the
+trade and the orders about to leave). A session that dies before the next full snapshot
+finds those orders on resume and asks the venues what became of them, so nothing sent is
+ever forgotten, and no client id is used twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import io
+import pickle
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from arbframe.clock import NEVER
+from arbframe.components import SnapshotRecord
+
+Run = Any  # arbframe.runner.Run (which imports this module)
+FORMAT_VERSION = 1
+_WIRED = frozenset({"ctx", "config", "name", "scenario_path"})
+_SAFE_MODULES = ("arbframe", "arbframe_plugins")
+_SAFE_NAMES = {
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "getattr"),  # bound methods (scheduled calls) pickle as getattr(obj, name)
+    ("collections", "deque"),
+    ("collections", "defaultdict"),
+    ("collections", "Counter"),
+    ("collections", "OrderedDict"),
+    ("decimal", "Decimal"),
+    ("copyreg", "_reconstructor"),
+    *(("builtins", t) for t in ("object", "int", "float", "list", "dict", "tuple", "str", "bool")),
+}  # types among them appear as factories (defaultdict(list)) and in copyreg reconstruction
+
+
+class SnapshotError(Exception):
+    """A snapshot that cannot be used: damaged, of another format, or not of this run."""
+
+
+def checksum(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def component_state(component: Any) -> dict[str, Any]:
+    """What a snapshot keeps of a component by default: every attribute but its wiring
+    (``ctx``, ``config``, ``name``). A component may define ``snapshot_state()`` and
+    ``restore_state(state)`` to choose."""
+    custom = getattr(component, "snapshot_state", None)
+    if custom is not None:
+        return custom()
+    return {k: v for k, v in vars(component).items() if k not in _WIRED}
+
+
+def restore_component(component: Any, state: dict[str, Any]) -> None:
+    custom = getattr(component, "restore_state", None)
+    if custom is not None:
+        custom(state)
+    else:
+        vars(component).update(state)
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, refs: dict[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._refs = refs
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self._refs.get(id(obj))
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, wiring: dict[str, Any], modules: set[str]) -> None:
+        super().__init__(file)
+        self._wiring = wiring
+        self._modules = modules
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            return self._wiring[pid]
+        except KeyError:
+            msg = f"the snapshot refers to {pid!r}, which this run does not have"
+            raise SnapshotError(msg) from None
+
+    def find_class(self, module: str, name: str) -> Any:
+        root = module.partition(".")[0]
+        if (module, name) in _SAFE_NAMES or root in _SAFE_MODULES or root in self._modules:
+            return super().find_class(module, name)
+        raise SnapshotError(f"the snapshot holds a {module}.{name}, which is not allowed")
+
+
+@dataclass
+class Restored:
+    """What the runner needs from a loaded snapshot beyond the state put back."""
+
+    record: SnapshotRecord
+    next_ts: int  # the feed position: the first instant not yet applied
+    now: int  # the last instant applied
+    pending: list[dict[str, Any]]  # write-ahead records newer than the snapshot
+
+
+def wiring(run: Run) -> dict[str, Any]:
+    """The run's objects a snapshot refers to by name."""
+    named: dict[str, Any] = {
+        "run": run,
+        "clock": run.clock,
+        "bus": run.bus,
+        "market": run.market,
+        "ledger": run.ledger,
+        "execution": run.execution,
+        "flow": run.execution.flow,
+        "guard_chain": run.guard_chain,
+        "audit": run.audit,
+    }
+    for name, venue in run.venues.items():
+        named[f"venue:{name}"] = venue
+        named[f"ctx:venue:{name}"] = venue.ctx
+    for port_name, port in run.execution._ports.items():
+        named[f"port:{port_name}"] = port
+    for i, strategy in enumerate(run.strategies):
+        named[f"strategy:{i}"] = strategy
+        named[f"ctx:strategy:{i}"] = strategy.ctx
+    for i, guard in enumerate(run.guards):
+        named[f"guard:{i}"] = guard
+        named[f"ctx:guard:{i}"] = guard.ctx
+    for i, fault in enumerate(run.faults):
+        named[f"fault:{i}"] = fault
+        named[f"ctx:fault:{i}"] = fault.ctx
+    for i, feed in enumerate(run.feeds):
+        named[f"feed:{i}"] = feed
+    for instrument in run.market.instruments():
+        key = f"{instrument.venue}:{instrument.symbol}"
+        named[f"instrument:{key}"] = instrument
+        named[f"book:{key}"] = run.market.book(instrument.venue, instrument.symbol)
+    return named
+
+
+def _components(run: Run) -> Iterable[tuple[str, Any]]:
+    yield from ((f"venue:{n}", v) for n, v in run.venues.items())
+    yield from ((f"strategy:{i}", s) for i, s in enumerate(run.strategies))
+    yield from ((f"guard:{i}", g) for i, g in enumerate(run.guards))
+    yield from ((f"fault:{i}", f) for i, f in enumerate(run.faults))
+
+
+def _kernel_state(run: Run) -> dict[str, Any]:
+    clock, execution, flow = run.clock, run.execution, run.execution.flow
+    return {
+        "clock": {k: getattr(clock, k) for k in ("now", "start", "next_due", "_heap", "_seq")},
+        "stats": dict(vars(run.stats)),
+        "fault_counts": run.fault_counts,
+        "execution": {
+            k: getattr(execution, k)
+            for k in ("jobs", "trades", "closed", "refusals", "alert_counts", "halts", "closing")
+        }
+        | {"trade_seq": execution._trade_seq},
+        "flow": {
+            "orders": flow.orders,
+            "counts": flow.counts,
+            "client_seq": flow.client_seq,
+            "fill_ids": flow._fill_ids,
+            "reports": flow._reports,
+        },
+        "ledger": dict(vars(run.ledger)),
+        "guard_chain": {
+            k: v for k, v in vars(run.guard_chain).items() if k not in ("guards", "_publish")
+        },
+        "market": {
+            "fx": run.market.fx,
+            "fx_exact": run.market.fx_exact,
+            "books": {
+                f"{i.venue}:{i.symbol}": (b.bids, b.asks, b.ts)
+                for i in run.market.instruments()
+                for b in (run.market.book(i.venue, i.symbol),)
+            },
+        },
+        "audit": {k: v for k, v in vars(run.audit).items() if k != "market"},
+        "components": {name: component_state(c) for name, c in _components(run)},
+    }
+
+
+def manifest(run: Run, next_ts: int) -> dict[str, Any]:
+    """The snapshot's contents in plain JSON types: for people, tools and hot keys."""
+    execution = run.execution
+    return {
+        "scenario": run.info.name,
+        "seed": run.info.seed,
+        "mode": run.info.mode,
+        "feed_position_ns": next_ts,
+        "clock_ns": run.clock.now,
+        "client_seq": execution.flow.client_seq,
+        "open_trades": [
+            {
+                "trade_id": job.trade.trade_id,
+                "symbol": job.trade.symbol,
+                "state": job.trade.state.value,
+                "legs": [
+                    {
+                        "venue": g.venue,
+                        "symbol": g.symbol,
+                        "position": str(g.position),
+                        "target": str(g.target),
+                    }
+                    for g in job.trade.legs
+                ],  # fmt: skip
+            }
+            for job in execution.jobs.values()
+        ],
+        "open_orders": [
+            {
+                "client_id": o.client_id,
+                "exchange_id": o.exchange_id,
+                "venue": o.venue,
+                "symbol": o.symbol,
+                "side": o.side,
+                "amount": str(o.amount),
+                "filled": str(o.filled),
+                "state": o.state.value,
+                "trade_id": o.trade_id,
+            }
+            for o in execution.orders.values()
+            if not o.settled
+        ],  # fmt: skip
+        "balances": {
+            venue: {asset: str(amount) for asset, amount in assets.items()}
+            for venue, assets in run.ledger.balances.items()
+        },
+        "guards": {g.name: _plain(g.state()) for g in run.guards},
+        "cooldowns": dict(run.guard_chain.cooldowns),
+        "kpi": {
+            "closed_trades": len(execution.closed),
+            "net_pnl": str(sum((t.net_pnl or 0 for t in execution.closed), 0)),
+        },
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def dumps(state: Any, refs: dict[int, str]) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, refs).dump(state)
+    return buffer.getvalue()
+
+
+def loads(payload: bytes, wired: dict[str, Any], modules: set[str]) -> Any:
+    try:
+        return _Unpickler(io.BytesIO(payload), wired, modules).load()
+    except SnapshotError:
+        raise
+    except Exception as err:  # a damaged payload can fail in many ways
+        raise SnapshotError(f"the snapshot cannot be read: {type(err).__name__}: {err}") from None
+
+
+def make_record(
+    run: Run, seq: int, reason: str, now: int, next_ts: int, refs: dict[int, str]
+) -> SnapshotRecord:
+    state: dict[str, Any] = {"version": FORMAT_VERSION, "position": (now, next_ts)}
+    state["kernel"] = _kernel_state(run)
+    payload = dumps(state, refs)
+    return SnapshotRecord(
+        session=run.info.session,
+        seq=seq,
+        ts=now,
+        taken_at=time.time(),
+        reason=reason,
+        version=FORMAT_VERSION,
+        checksum=checksum(payload),
+        payload=payload,
+        manifest=manifest(run, next_ts),
+    )
+
+
+def orders_record(
+    run: Run, seq: int, job: Any, orders: list[Any], refs: dict[int, str]
+) -> SnapshotRecord:
+    """The write-ahead record of orders about to be sent: the trade's working state (its
+    job) and the orders."""
+    trade = job.trade
+    payload = dumps({"version": FORMAT_VERSION, "job": job, "orders": orders,
+                     "client_seq": run.execution.flow.client_seq,
+                     "trade_seq": run.execution._trade_seq}, refs)  # fmt: skip
+    return SnapshotRecord(
+        session=run.info.session,
+        seq=seq,
+        ts=run.clock.now,
+        taken_at=time.time(),
+        reason="orders",
+        version=FORMAT_VERSION,
+        checksum=checksum(payload),
+        payload=payload,
+        manifest={
+            "trade_id": trade.trade_id,
+            "orders": [
+                {
+                    "client_id": o.client_id,
+                    "venue": o.venue,
+                    "symbol": o.symbol,
+                    "side": o.side,
+                    "amount": str(o.amount),
+                }
+                for o in orders
+            ],  # fmt: skip
+        },
+    )
+
+
+def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None:
+    """Put a snapshot's kernel state into a freshly wired run (in place where others hold
+    references: books, FX tables, the audit's history). ``external`` venues outlive the
+    process: their own state, their scheduled calls and their reports in flight are not
+    restored (what they say now is asked instead)."""
+    clock = run.clock
+    for key, value in kernel["clock"].items():
+        setattr(clock, key, value)
+    if external:
+        outside = {id(run.venues[name]) for name in external}
+        clock._heap = [e for e in clock._heap if not _from_outside(e, outside, external)]
+        heapq.heapify(clock._heap)
+        clock.next_due = clock._heap[0][0] if clock._heap else NEVER
+    vars(run.stats).update(kernel["stats"])
+    run.stats.stopped, run.stats.next_ts = False, NEVER  # that process stopped; this one runs
+    run.fault_counts.clear()
+    run.fault_counts.update(kernel["fault_counts"])
+    execution, flow = run.execution, run.execution.flow
+    state = dict(kernel["execution"])
+    execution._trade_seq = state.pop("trade_seq")
+    for key, value in state.items():
+        setattr(execution, key, value)
+    f = kernel["flow"]
+    flow.orders.clear()
+    flow.orders.update(f["orders"])
+    flow.counts.clear()
+    flow.counts.update(f["counts"])
+    flow.client_seq, flow._fill_ids, flow._reports = f["client_seq"], f["fill_ids"], f["reports"]
+    execution.order_counts = flow.counts
+    vars(run.ledger).update(kernel["ledger"])
+    vars(run.guard_chain).update(kernel["guard_chain"])
+    for port in execution._ports.values():
+        port.cooldowns = run.guard_chain.cooldowns
+    market = kernel["market"]
+    run.market.fx.clear()
+    run.market.fx.update(market["fx"])
+    run.market.fx_exact.clear()
+    run.market.fx_exact.update(market["fx_exact"])
+    for key, (bids, asks, ts) in market["books"].items():
+        venue, _, symbol = key.partition(":")
+        book = run.market.book(venue, symbol)
+        book.bids, book.asks, book.ts = bids, asks, ts
+    audit = dict(kernel["audit"])
+    for key, entries in audit.pop("history").items():
+        history = run.audit.history.setdefault(key, type(entries)(maxlen=entries.maxlen))
+        history.clear()
+        history.extend(entries)
+    vars(run.audit).update(audit)
+    skip = {f"venue:{name}" for name in external}
+    for name, component in _components(run):
+        if name in kernel["components"] and name not in skip:
+            restore_component(component, kernel["components"][name])
+
+
+def _from_outside(entry: tuple[Any, ...], outside: set[int], external: set[str]) -> bool:
+    """A scheduled call of an external venue, or one of its reports on the way to us."""
+    fn, args = entry[2], entry[3]
+    owner = getattr(fn, "__self__", None)
+    if id(owner) in outside:
+        return True
+    return bool(args) and getattr(args[0], "venue", None) in external
