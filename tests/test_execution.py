@@ -12,7 +12,6 @@ from decimal import Decimal as D
 
 from conftest import book, two_venue_scenario
 
-from arbframe.execution import ExecutionEngine
 from arbframe.orders import OrderState
 
 EVENTS = [

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 import pytest
+from arbframe_plugins.exchanges.paper import PaperExchange
+from arbframe_plugins.state.memory import MemoryStore
 
 from arbframe.sessions import ResumeError
 from arbframe.testing import run_scenario_file
-from arbframe_plugins.exchanges.paper import PaperExchange
-from arbframe_plugins.state.memory import MemoryStore
 
 SCENARIO: dict[str, Any] = {
     "name": "resume_c1",
