@@ -91,6 +91,20 @@ def _parser() -> argparse.ArgumentParser:
         help="write fills/trades/orders.jsonl here as the run goes, and summary.json",
     )
     run.add_argument("--seed", type=_seed, help="override the scenario's seed (>= 0)")
+    start = run.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="SESSION",
+        help="continue the scenario's session (or SESSION) from its latest valid snapshot; "
+        "refuses when there is none",
+    )
+    start.add_argument(
+        "--reset",
+        action="store_true",
+        help="start the session clean, forgetting its snapshots",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument(
         "--progress",
@@ -148,7 +162,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         problem = output_dir_problem(args.out)
         if problem:
             raise ArbframeError(f"--out {args.out}: {problem}")
-    run = Run(loaded, registry, pm, seed=args.seed)
+    run = Run(
+        loaded,
+        registry,
+        pm,
+        seed=args.seed,
+        resume=args.resume is not None,
+        reset=args.reset,
+        session=args.resume or None,
+    )
     show = sys.stderr.isatty() if args.progress is None else args.progress
     progress = Progress(run) if show else None
     started = time.perf_counter()
@@ -194,11 +216,14 @@ def _stopper(run: Run) -> Any:
 def _kept(run: Run, summary: dict[str, Any], out: Path | None) -> str:
     counts = f"{len(run.ledger.fills):,} fills, {len(run.execution.closed):,} closed trades"
     at = summary["time"]["last"] or "the start"
+    resume = ""
+    if run.sessions is not None and run.sessions.taken:
+        resume = f"; continue with --resume (session {run.info.session})"
     if out is None:
-        return f"interrupted at {at}: {counts} (nothing written: no --out)"
+        return f"interrupted at {at}: {counts} (nothing written: no --out){resume}"
     return (
         f"interrupted at {at}: kept {counts} and every settled order in {out} "
-        "(summary.json marked complete: false)"
+        f"(summary.json marked complete: false){resume}"
     )
 
 

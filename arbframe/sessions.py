@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbframe.components import SnapshotRecord, StateStore, StoreUnavailable
+from arbframe.errors import ArbframeError
 from arbframe.snapshot import FORMAT_VERSION, checksum
 
 
-class ResumeError(Exception):
-    """Resume was asked for and cannot be honoured (no session, only damaged snapshots)."""
+class ResumeError(ArbframeError):
+    """Resume was asked for and cannot be honoured (no session, only damaged snapshots), or
+    a fresh start would overwrite a session's state: exit 2 with the reason."""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 
 from arbframe.clock import NEVER
 from arbframe.components import SnapshotRecord
+from arbframe.errors import ArbframeError
 
 Run = Any  # arbframe.runner.Run (which imports this module)
 FORMAT_VERSION = 1
@@ -53,7 +54,7 @@ _SAFE_NAMES = {
 }  # types among them appear as factories (defaultdict(list)) and in copyreg reconstruction
 
 
-class SnapshotError(Exception):
+class SnapshotError(ArbframeError):
     """A snapshot that cannot be used: damaged, of another format, or not of this run."""
 
 
