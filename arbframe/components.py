@@ -242,6 +242,9 @@ class FaultContext(Context):
     """``fired(name, **detail)``: count it in ``summary.faults`` and tell the hooks."""
     order: Callable[[str], Order | None]
     """The kernel's order of a client id (read only): drills target roles with it."""
+    kill_engine: Callable[[bool], None]
+    """``kill_engine(wait_for_orders)``: the engine dies now (or right after its next orders
+    leave) and is revived from its snapshots while the venues carry on."""
 
 
 # ---- base classes ----------------------------------------------------------------------------

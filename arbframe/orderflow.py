@@ -95,6 +95,8 @@ class OrderFlow:
         self._reports: set[Report] = set()  # every non-fill report applied
         self.awaiting: set[str] = set()
         """Client ids asked about on resume and not answered yet: new intents wait."""
+        self.reconciled: Callable[[], None] | None = None
+        """Called once when the last of ``awaiting`` is answered."""
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -127,12 +129,18 @@ class OrderFlow:
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)
 
+    def _answered(self, client_id: str) -> None:
+        self.awaiting.discard(client_id)
+        if not self.awaiting and self.reconciled is not None:
+            reconciled, self.reconciled = self.reconciled, None
+            reconciled()
+
     # ---- reports --------------------------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
         """Apply one venue report (late, reordered and repeated ones included)."""
         if self.awaiting and isinstance(report, (OrderStatus, OrderNotFound)):
-            self.awaiting.discard(report.client_id)
+            self._answered(report.client_id)
         if isinstance(report, FillReport):
             return self._on_fill(report)
         if report in self._reports:  # the same message again: it was applied once
@@ -269,7 +277,7 @@ class OrderFlow:
             order.reason = f"no final answer after {order.queries} queries"
             self.counts["unresolved"] += 1
             self.alert("P0", f"order {client_id} unresolved", order.reason)
-            self.awaiting.discard(client_id)
+            self._answered(client_id)
             self.owner.order_unresolved(order)  # type: ignore[union-attr]
             return
         order.queries += 1

@@ -15,7 +15,7 @@ from typing import Any
 
 import pluggy
 
-from arbframe import snapshot
+from arbframe import integrity, snapshot
 from arbframe.audit import Audit
 from arbframe.bus import EventBus
 from arbframe.clock import NEVER, SimClock
@@ -43,6 +43,15 @@ from arbframe.sessions import ResumeError, SessionState
 from arbframe.sessions import summary as session_summary
 from arbframe.summary import build_summary
 from arbframe.units import parse_duration
+
+
+class EngineKilled(Exception):  # noqa: N818 (a drill's event, not an error)
+    """An ``engine_kill`` fault: the engine dies here, its state since the last snapshot
+    with it; the run revives it from its snapshots while the venues carry on."""
+
+    def __init__(self, now: int) -> None:
+        super().__init__(f"engine killed at {now}")
+        self.now = now
 
 
 class Run:
@@ -74,6 +83,8 @@ class Run:
         self.resume, self.reset = resume, reset
         self._resume_at: tuple[int, int] | None = None
         self.resumed_from: Any = None
+        self._kill_after_send = False
+        self._outputs: Outputs | None = None
         self.clock = SimClock()
         self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
@@ -199,6 +210,7 @@ class Run:
                 venues=self.venues,
                 fired=self._fault,
                 order=self.execution.orders.get,
+                kill_engine=self._kill_engine,
             )
             for i in range(len(sc.get("faults", [])))
         ]
@@ -385,23 +397,29 @@ class Run:
         def on_first(ts: int) -> None:
             for start in starters:
                 start(ts)
+            for fault in self.faults:  # clock.start is known now: faults schedule from it
+                fault.arm()
 
         bus, deliver = self.bus, self._deliver
-        run_simulated(
-            self.clock,
-            self._events(),
-            parse_duration(self.scenario["duration"]),
-            targets,
-            self.market.set_fx,
-            [s.on_market for s in self.strategies],
-            (bus.queue, lambda: bus.drain(deliver)),
-            on_first,
-            progress,
-            self.stats,
-            self.stop,
-            between=self._between if self.sessions is not None else None,
-            resume=self._resume_at,
-        )
+        try:
+            run_simulated(
+                self.clock,
+                self._events(),
+                parse_duration(self.scenario["duration"]),
+                targets,
+                self.market.set_fx,
+                [s.on_market for s in self.strategies],
+                (bus.queue, lambda: bus.drain(deliver)),
+                on_first,
+                progress,
+                self.stats,
+                self.stop,
+                between=self._between if self.sessions is not None else None,
+                resume=self._resume_at,
+            )
+        except EngineKilled as kill:
+            self._revive(kill)
+            return self._drive(progress)
         if self.stats.stopped:  # a partial run: what happened is kept, nothing is invented
             self.interrupted = True
             bus.drain(deliver)
@@ -414,6 +432,47 @@ class Run:
         self.clock.drain()
         bus.drain(deliver)
         self._snapshot("shutdown", self.clock.now, NEVER)
+
+    # ---- an in-process engine kill (the engine_kill fault) ------------------------------------
+
+    def _kill_engine(self, wait_for_orders: bool) -> None:
+        """The fault's order: die now, or right after the next orders leave."""
+        if wait_for_orders:
+            self._kill_after_send = True
+        else:
+            self.clock.call_later(0, self._die)
+
+    def _die(self) -> None:
+        raise EngineKilled(self.clock.now)
+
+    def _revive(self, kill: EngineKilled) -> None:
+        """A new engine from the latest valid snapshot and the orders written ahead since,
+        facing the venues as they are now: every open order is asked about before anything
+        new is sent."""
+        self._fault("engine_killed", at=kill.now)
+        world = snapshot.dumps(snapshot.world_state(self), self._refs)
+        listeners, outputs = self.listeners, self._outputs
+        if self.sessions is not None:
+            self.sessions.close()
+        self.clock, self.bus = SimClock(), EventBus()
+        with localcontext(MONEY_CONTEXT):
+            self._wire()
+            self.listeners = listeners
+            self._silence()
+            assert self.sessions is not None
+            self.sessions.open()
+            self._restore(external=set(self.venues), world=world)
+        if outputs is not None:
+            outputs.execution = self.execution
+        self._resume_at = (kill.now, kill.now + 1)  # the killed instant's books were applied
+        self._reviving_since = kill.now
+        if self.execution.flow.awaiting:
+            self.execution.flow.reconciled = self._revived
+        else:
+            self._revived()
+
+    def _revived(self) -> None:
+        self._fault("engine_recovered", since=self._reviving_since)
 
     # ---- snapshots ----------------------------------------------------------------------------
 
@@ -436,6 +495,9 @@ class Run:
         job = self.execution.jobs[trade.trade_id]
         sessions.save(snapshot.orders_record(self, sessions.next_seq(), job, orders, self._refs))
         sessions.dirty = True
+        if self._kill_after_send:  # dies as soon as these orders are out
+            self._kill_after_send = False
+            self.clock.call_later(0, self._die)
 
     def _mark_dirty(self, name: str, payload: dict[str, Any]) -> None:
         self.sessions.dirty = True  # type: ignore[union-attr]
@@ -443,7 +505,7 @@ class Run:
     def _store_event(self, phase: str, **detail: Any) -> None:
         self._fault(f"state_store_{phase}", **detail)
 
-    def _restore(self) -> None:
+    def _restore(self, external: set[str] | None = None, world: bytes | None = None) -> None:
         """Resume: the latest valid snapshot, the orders written ahead since, then the
         venues asked about every order still open before anything new is sent."""
         sessions = self.sessions
@@ -453,8 +515,11 @@ class Run:
         state = snapshot.loads(found.snapshot.payload, self._wired, modules)
         if state.get("version") != snapshot.FORMAT_VERSION:
             raise ResumeError(f"snapshot #{found.snapshot.seq} has another format version")
-        external = {n for n, v in self.venues.items() if v.outlives_process}
+        if external is None:
+            external = {n for n, v in self.venues.items() if v.outlives_process}
         snapshot.restore_kernel(self, state["kernel"], external)
+        if world is not None:
+            snapshot.restore_world(self, snapshot.loads(world, self._wired, modules))
         now, next_ts = state["position"]
         for store, seq in found.corrupt:  # after the restore, which brings its own counts
             self._alert("P1", "damaged snapshot skipped", f"{store} #{seq}: checksum mismatch")
@@ -473,24 +538,19 @@ class Run:
         """Run the scenario; return the summary. Ctrl-C ends the run early: the summary
         is then marked ``complete: false`` and ``self.interrupted`` is set."""
         outputs = Outputs(out_dir, self.execution) if out_dir is not None else None
+        self._outputs = outputs
         listeners = [*self.listeners, *([outputs] if outputs else [])]
         for listener in listeners:
             self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
         complete = False
         self._hooks: dict[str, Any] = {}
-        hook = self.pm.hook
-        self.bus.silence(  # events no listener wants are not even built
-            [n.removeprefix("arbframe_on_") for n in dir(hook) if n.startswith("arbframe_on_")],
-            lambda name: bool(getattr(hook, f"arbframe_on_{name}").get_hookimpls()),
-        )
+        self._silence()
         try:
             with localcontext(MONEY_CONTEXT):
                 self._open_session()
                 if self._resume_at is None:  # a resumed run's timers and faults are restored
                     for strategy in self.strategies:
                         strategy.on_start()
-                    for fault in self.faults:
-                        fault.arm()
                 self.pm.hook.arbframe_on_run_start(run=self.info)
                 try:
                     self._drive(progress)
@@ -511,6 +571,13 @@ class Run:
                 self.sessions.close()
         return summary
 
+    def _silence(self) -> None:
+        hook = self.pm.hook
+        self.bus.silence(  # events no listener wants are not even built
+            [n.removeprefix("arbframe_on_") for n in dir(hook) if n.startswith("arbframe_on_")],
+            lambda name: bool(getattr(hook, f"arbframe_on_{name}").get_hookimpls()),
+        )
+
     def _open_session(self) -> None:
         sessions = self.sessions
         if sessions is None:
@@ -528,6 +595,9 @@ class Run:
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
         summary = self._summary(complete)
+        summary["integrity"] = integrity.check(
+            self.venues, self.ledger, self.execution.trades.values(), self.market.instruments()
+        )
         if self.sessions is not None:
             state = session_summary(self.sessions)
             state["resumed_from"] = getattr(self.resumed_from, "seq", None)

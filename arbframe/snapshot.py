@@ -28,7 +28,7 @@ import heapq
 import io
 import pickle
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,9 +341,7 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
         setattr(clock, key, value)
     if external:
         outside = {id(run.venues[name]) for name in external}
-        clock._heap = [e for e in clock._heap if not _from_outside(e, outside, external)]
-        heapq.heapify(clock._heap)
-        clock.next_due = clock._heap[0][0] if clock._heap else NEVER
+        _keep_heap(clock, lambda e: not _from_outside(e, outside, external))
     vars(run.stats).update(kernel["stats"])
     run.stats.stopped, run.stats.next_ts = False, NEVER  # that process stopped; this one runs
     run.fault_counts.clear()
@@ -364,7 +362,14 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
     vars(run.guard_chain).update(kernel["guard_chain"])
     for port in execution._ports.values():
         port.cooldowns = run.guard_chain.cooldowns
-    market = kernel["market"]
+    _restore_market(run, kernel["market"], kernel["audit"])
+    skip = {f"venue:{name}" for name in external}
+    for name, component in _components(run):
+        if name in kernel["components"] and name not in skip:
+            restore_component(component, kernel["components"][name])
+
+
+def _restore_market(run: Run, market: dict[str, Any], audit: dict[str, Any]) -> None:
     run.market.fx.clear()
     run.market.fx.update(market["fx"])
     run.market.fx_exact.clear()
@@ -373,16 +378,18 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
         venue, _, symbol = key.partition(":")
         book = run.market.book(venue, symbol)
         book.bids, book.asks, book.ts = bids, asks, ts
-    audit = dict(kernel["audit"])
+    audit = dict(audit)
     for key, entries in audit.pop("history").items():
         history = run.audit.history.setdefault(key, type(entries)(maxlen=entries.maxlen))
         history.clear()
         history.extend(entries)
     vars(run.audit).update(audit)
-    skip = {f"venue:{name}" for name in external}
-    for name, component in _components(run):
-        if name in kernel["components"] and name not in skip:
-            restore_component(component, kernel["components"][name])
+
+
+def _keep_heap(clock: Any, keep: Callable[[tuple[Any, ...]], bool]) -> None:
+    clock._heap = [e for e in clock._heap if keep(e)]
+    heapq.heapify(clock._heap)
+    clock.next_due = clock._heap[0][0] if clock._heap else NEVER
 
 
 def _from_outside(entry: tuple[Any, ...], outside: set[int], external: set[str]) -> bool:
@@ -392,3 +399,46 @@ def _from_outside(entry: tuple[Any, ...], outside: set[int], external: set[str])
     if id(owner) in outside:
         return True
     return bool(args) and getattr(args[0], "venue", None) in external
+
+
+# ---- the world, across an in-process engine kill -------------------------------------------------
+
+
+def world_state(run: Run) -> dict[str, Any]:
+    """What outlives a killed engine inside a simulated run: the venues (their orders,
+    balances and pending work), the fault injectors, the market data published so far and
+    the run's counters. The engine's own state comes back from its snapshots instead."""
+    owners = {id(v) for v in run.venues.values()} | {id(f) for f in run.faults}
+    kernel = _kernel_state(run)
+    return {
+        "heap": [e for e in run.clock._heap if id(getattr(e[2], "__self__", None)) in owners],
+        "seq": run.clock._seq,
+        "now": run.clock.now,
+        "components": {
+            name: state
+            for name, state in kernel["components"].items()
+            if name.startswith(("venue:", "fault:"))
+        },
+        "market": kernel["market"],
+        "audit": kernel["audit"],
+        "stats": kernel["stats"],
+        "fault_counts": kernel["fault_counts"],
+    }
+
+
+def restore_world(run: Run, world: dict[str, Any]) -> None:
+    """After :func:`restore_kernel` (every venue external): the world as it was at the kill."""
+    clock = run.clock
+    owners = {id(v) for v in run.venues.values()} | {id(f) for f in run.faults}
+    _keep_heap(clock, lambda e: id(getattr(e[2], "__self__", None)) not in owners)
+    clock._heap.extend(world["heap"])
+    _keep_heap(clock, lambda e: True)
+    clock._seq = max(clock._seq, world["seq"])
+    clock.now = world["now"]
+    for name, component in _components(run):
+        if name in world["components"]:
+            restore_component(component, world["components"][name])
+    _restore_market(run, world["market"], world["audit"])
+    vars(run.stats).update(world["stats"])
+    run.fault_counts.clear()
+    run.fault_counts.update(world["fault_counts"])

@@ -251,3 +251,50 @@ def test_a_broken_recovery_path_is_caught(run_scenario, monkeypatch, uninterrupt
     except Exception:  # noqa: BLE001 - failing loudly is also being caught
         return
     assert comparable(resumed) != comparable(uninterrupted_slow)
+
+
+def killed(at: str, when: str) -> dict[str, Any]:
+    scenario = copy.deepcopy(SCENARIO)
+    del scenario["state"], scenario["snapshots"]  # an engine_kill alone keeps state in memory
+    scenario["faults"] = [{"type": "engine_kill", "at": at, "when": when}]
+    return scenario
+
+
+def venue_truth(run: Any) -> dict[str, dict[str, Any]]:
+    """What the venues hold, against what the ledger says: the independent check."""
+    out = {}
+    for name, venue in run.venues.items():
+        ledger = {a: x for a, x in run.ledger.balances[name].items() if x}
+        held = {a: x for a, x in venue.balances().items() if x}
+        out[name] = {a: (ledger.get(a), held.get(a)) for a in {*ledger, *held}
+                     if ledger.get(a) != held.get(a)}  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(("at", "when"), [("60s", "orders_in_flight"), ("100s", "at_once"),
+                                          ("150s", "orders_in_flight")])  # fmt: skip
+def test_an_engine_killed_mid_run_is_revived_without_loss_or_duplicates(run_scenario, at, when):
+    result = run_scenario(killed(at, when))
+    s, run = result.summary, result.run
+    assert s["faults"]["engine_killed"] == 1 and s["faults"]["engine_recovered"] == 1
+    assert s["state"]["resumed_from"] is not None
+    if when == "orders_in_flight":  # both legs were on their way: the venues were asked
+        assert s["state"]["resume_queries"] == 2
+    assert venue_truth(run) == {"upbit": {}, "binance": {}}
+    assert s["integrity"]["position_loss"] == 0 and s["integrity"]["state_integrity"] is True
+    received = [cid for venue in run.venues.values() for cid in venue.orders]
+    assert sorted(received) == sorted(run.execution.orders)  # each order reached a venue once
+    assert s["reconciliation"]["passed"] is True
+    kill = next(e for e in result.run.execution.closed if e.opened_at > run.clock.start + 160e9)
+    assert kill.exit_reason  # trading went on after the kill
+
+
+def test_a_revival_that_ignores_orders_in_flight_loses_a_position(run_scenario, monkeypatch):
+    from arbframe.execution import ExecutionEngine
+
+    monkeypatch.setattr(ExecutionEngine, "adopt", lambda self, records: None)
+    monkeypatch.setattr(ExecutionEngine, "reconcile", lambda self, venues: None)
+    result = run_scenario(killed("60s", "orders_in_flight"))
+    integrity = result.summary["integrity"]
+    assert integrity["position_loss"] >= 1 and integrity["state_integrity"] is False
+    assert result.summary["alerts"]["P1"] >= 1  # fills for orders it did not know
