@@ -245,6 +245,11 @@ class FaultContext(Context):
     kill_engine: Callable[[bool], None]
     """``kill_engine(wait_for_orders)``: the engine dies now (or right after its next orders
     leave) and is revived from its snapshots while the venues carry on."""
+    stores: Callable[[], list[StateStore]]
+    """The run's state stores (none when it keeps no state), for outage drills."""
+    corrupt_snapshot: Callable[[], list[tuple[str, int]]]
+    """Damage the newest full snapshot in every reachable store (the payload changes, its
+    recorded checksum does not); returns (store, seq) of each damaged."""
 
 
 # ---- base classes ----------------------------------------------------------------------------

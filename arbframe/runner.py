@@ -8,6 +8,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from dataclasses import replace
 from decimal import Decimal, localcontext
 from operator import itemgetter
 from pathlib import Path
@@ -26,6 +27,7 @@ from arbframe.components import (
     FeedEvent,
     RunInfo,
     SimulatedExchange,
+    StoreUnavailable,
     Strategy,
 )
 from arbframe.driver import DriveStats, StopRequest, run_simulated
@@ -85,6 +87,7 @@ class Run:
         self.resumed_from: Any = None
         self._kill_after_send = False
         self._outputs: Outputs | None = None
+        self.revivals: list[dict[str, Any]] = []  # engine kills survived, in order
         self.clock = SimClock()
         self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
@@ -105,7 +108,7 @@ class Run:
         block: Any = self.scenario
         for part in path:
             block = block[part]
-        kernel_keys = ("type", "name", "execution") if kind == "strategy" else ("type",)
+        kernel_keys = ("type", "name", "execution") if kind == "strategy" else ("type", "name")
         config = {k: v for k, v in block.items() if k not in kernel_keys}
         ctx = CONTEXTS[kind](
             info=self.info,
@@ -211,6 +214,8 @@ class Run:
                 fired=self._fault,
                 order=self.execution.orders.get,
                 kill_engine=self._kill_engine,
+                stores=self._stores,
+                corrupt_snapshot=self._corrupt_snapshot,
             )
             for i in range(len(sc.get("faults", [])))
         ]
@@ -442,6 +447,24 @@ class Run:
         else:
             self.clock.call_later(0, self._die)
 
+    def _stores(self) -> list[Any]:
+        return [] if self.sessions is None else list(self.sessions.stores)
+
+    def _corrupt_snapshot(self) -> list[tuple[str, int]]:
+        damaged = []
+        for store in self._stores():
+            try:
+                newest = next((r for r in store.snapshots(self.info.session)
+                               if r.reason != "orders"), None)  # fmt: skip
+                record = newest and store.load(self.info.session, newest.seq)
+                if record:
+                    flipped = bytes(b ^ 0xFF for b in record.payload[-16:])
+                    store.save(replace(record, payload=record.payload[:-16] + flipped))
+                    damaged.append((store.name, record.seq))
+            except StoreUnavailable:
+                continue
+        return damaged
+
     def _die(self) -> None:
         raise EngineKilled(self.clock.now)
 
@@ -450,6 +473,7 @@ class Run:
         facing the venues as they are now: every open order is asked about before anything
         new is sent."""
         self._fault("engine_killed", at=kill.now)
+        revivals = self.revivals
         world = snapshot.dumps(snapshot.world_state(self), self._refs)
         listeners, outputs = self.listeners, self._outputs
         if self.sessions is not None:
@@ -465,14 +489,19 @@ class Run:
         if outputs is not None:
             outputs.execution = self.execution
         self._resume_at = (kill.now, kill.now + 1)  # the killed instant's books were applied
-        self._reviving_since = kill.now
+        self.revivals = revivals
+        revivals.append(
+            {"killed_ns": kill.now, "resumed_from": self.resumed_from.seq, "recovered_ns": None}
+        )
         if self.execution.flow.awaiting:
             self.execution.flow.reconciled = self._revived
         else:
             self._revived()
 
     def _revived(self) -> None:
-        self._fault("engine_recovered", since=self._reviving_since)
+        revival = self.revivals[-1]
+        revival["recovered_ns"] = self.clock.now
+        self._fault("engine_recovered", since=revival["killed_ns"])
 
     # ---- snapshots ----------------------------------------------------------------------------
 
@@ -602,8 +631,24 @@ class Run:
             state = session_summary(self.sessions)
             state["resumed_from"] = getattr(self.resumed_from, "seq", None)
             state["resume_queries"] = self.execution.order_counts["resume_queries"]
+            state["revivals"] = [self._revival(r) for r in self.revivals]
             summary["state"] = state
         return summary
+
+    def _revival(self, revival: dict[str, Any]) -> dict[str, Any]:
+        """A revival in the summary: when, from which snapshot, how long until the venues
+        had answered, and whether trading went on after it."""
+        start, killed, recovered = self.stats.start, revival["killed_ns"], revival["recovered_ns"]
+        after = recovered if recovered is not None else NEVER
+        trades = self.execution.trades.values()
+        return {
+            "killed_at_s": round((killed - start) / 1e9, 3),
+            "resumed_from": revival["resumed_from"],
+            "recovered_at_s": None if recovered is None else round((recovered - start) / 1e9, 3),
+            "mttr_s": None if recovered is None else round((recovered - killed) / 1e9, 3),
+            "entries_after": sum(t.opened_at > after and bool(t.fills) for t in trades),
+            "exits_after": sum(t.exited and (t.closed_at or 0) > after for t in trades),
+        }
 
     def _summary(self, complete: bool) -> dict[str, Any]:
         return build_summary(

@@ -60,6 +60,9 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return schema
 
 
+# Kinds whose blocks may carry a `name:` of their own (for summaries and for targeting).
+NAMED_KINDS = {"state", "fault"}
+
 # The kernel's own keys in a strategy block: its name, and execution settings that
 # override the scenario's `execution:` for its trades.
 STRATEGY_KEYS: dict[str, Any] = {
@@ -79,6 +82,8 @@ def component_schema(info_schema: dict[str, Any], type_name: str, kind: str = ""
     props["type"] = {"const": type_name}
     if kind == "strategy":
         props.update(copy.deepcopy(STRATEGY_KEYS))
+    elif kind in NAMED_KINDS:
+        props["name"] = copy.deepcopy(STRATEGY_KEYS["name"])
     return schema
 
 
