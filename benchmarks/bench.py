@@ -289,6 +289,51 @@ def order_overhead(quotes: int, workdir: Path) -> dict[str, Any]:
 # ---- peak memory ------------------------------------------------------------------------
 
 
+def snapshot_cost(quotes: int, workdir: Path, store: str = "memory") -> dict[str, Any]:
+    """What keeping state costs: each snapshot (state pickled, checksummed, handed to the
+    store) and each write-ahead record, timed where the kernel makes them, and the run's
+    end-to-end throughput with state against the same run without."""
+    from arbframe import snapshot
+
+    timings: dict[str, list[int]] = {"snapshot": [], "write_ahead": []}
+    sizes: list[int] = []
+    originals = snapshot.make_record, snapshot.orders_record
+
+    def timed(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            t = time.perf_counter_ns()
+            record = fn(*args)
+            timings[kind].append(time.perf_counter_ns() - t)
+            if kind == "snapshot":
+                sizes.append(len(record.payload))
+            return record
+
+        return wrapper
+
+    spec = scenario(quotes, 1)
+    spec["name"] = "bench_state"
+    spec["state"] = [{"type": store}] if store == "memory" else [{"type": store, "path": str(workdir / "state.db")}]
+    snapshot.make_record = timed("snapshot", originals[0])
+    snapshot.orders_record = timed("write_ahead", originals[1])
+    try:
+        elapsed, _, summary = timed_execute(make_run(spec, workdir))
+    finally:
+        snapshot.make_record, snapshot.orders_record = originals
+    plain, _, _ = timed_execute(make_run(scenario(quotes, 1), workdir))
+    return {
+        "store": store,
+        "snapshots": len(timings["snapshot"]),
+        "snapshot_us": percentiles(timings["snapshot"]),
+        "payload_kib_last": round(sizes[-1] / 1024, 1) if sizes else 0,
+        "write_aheads": len(timings["write_ahead"]),
+        "write_ahead_us": percentiles(timings["write_ahead"]),
+        "seconds_with_state": round(elapsed, 3),
+        "seconds_without": round(plain, 3),
+        "slowdown": round(elapsed / plain, 3),
+        "quotes": summary["events"]["quotes"],
+    }
+
+
 def _maxrss_mib() -> float:
     """getrusage's peak RSS. Linux keeps it across exec, so a child started by a big parent
     reports at least the parent's size: peak_rss_mib() is preferred where it exists."""
@@ -420,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"      submit to strategy update, timed over {orders['orders']:,} orders "
             f"({orders['wrapper_ns_per_call']} ns timing cost per call subtracted)"
+        )
+        state = snapshot_cost(n, work)
+        say(
+            f"  state: {state['snapshots']:,} snapshots, median "
+            f"{state['snapshot_us']['median']} us (p99 {state['snapshot_us']['p99']} us, last "
+            f"{state['payload_kib_last']} KiB); {state['write_aheads']:,} write-ahead records, "
+            f"median {state['write_ahead_us']['median']} us; run with state / without: "
+            f"{state['slowdown']}x"
         )
         replay = best_of(max(args.repeat, 5), REAL, work)
         say(
