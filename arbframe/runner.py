@@ -5,7 +5,7 @@ summary. The only module that sees everything; components see their context only
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+import random
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from decimal import Decimal, localcontext
@@ -30,6 +30,7 @@ from arbframe.components import (
 from arbframe.driver import DriveStats, StopRequest, run_simulated
 from arbframe.errors import ArbframeError, ConfigError
 from arbframe.execution import ExecutionEngine, ExecutionSettings
+from arbframe.faults import FaultLog, Link
 from arbframe.ledger import Ledger
 from arbframe.market import MarketView
 from arbframe.model import Book
@@ -67,7 +68,9 @@ class Run:
         )
         self.clock = SimClock()
         self.bus = EventBus()
-        self.fault_counts: Counter[str] = Counter()
+        self.fault_log = FaultLog(self.clock, self.bus)
+        self.links: dict[str, Link] = {}  # venues whose books a fault put behind a link
+        self._report_watchers: list[Callable[[Any], None]] = []
         self.stats = DriveStats()
         self.stop = StopRequest()
         """Set ``self.stop.requested`` to end the run between two instants (Ctrl-C does)."""
@@ -85,8 +88,8 @@ class Run:
         block: Any = self.scenario
         for part in path:
             block = block[part]
-        kernel_keys = ("type", "name", "execution") if kind == "strategy" else ("type",)
-        config = {k: v for k, v in block.items() if k not in kernel_keys}
+        kernel_keys = {"strategy": ("type", "name", "execution"), "fault": ("type", "name")}
+        config = {k: v for k, v in block.items() if k not in kernel_keys.get(kind, ("type",))}
         ctx = CONTEXTS[kind](
             info=self.info,
             resolve_path=self.resolve_path,
@@ -176,18 +179,7 @@ class Run:
             for slot, kind in (("sinks", "sink"), ("alerts", "alert"))
             for i in range(len(sc.get(slot, [])))
         ]
-        self.faults = [
-            self._build(
-                "fault",
-                ("faults", i),
-                f"faults[{i}]",
-                clock=self.clock,
-                venues=self.venues,
-                fired=self._fault,
-                order=self.execution.orders.get,
-            )
-            for i in range(len(sc.get("faults", [])))
-        ]
+        self.faults = [self._build_fault(i) for i in range(len(sc.get("faults", [])))]
         self.audit = Audit(self.market)
         self.bus.subscribe_journal(self.audit.on_event, "fill")
 
@@ -272,6 +264,35 @@ class Run:
             strategies.append(strategy)
         return strategies
 
+    def _build_fault(self, i: int) -> Component:
+        block = self.scenario["faults"][i]
+        name = block.get("name", f"faults[{i}]")
+        if name in self.fault_log.records:
+            raise self._error(("faults", i, "name"), f"two faults are named {name!r}")
+        record = self.fault_log.add(name, block["type"], block.get("venue"))
+        log = self.fault_log
+        fault = self._build(
+            "fault",
+            ("faults", i),
+            name,
+            clock=self.clock,
+            venues=self.venues,
+            fired=lambda *a, **d: log.fired(record, *a, **d),
+            order=self.execution.orders.get,
+            detected=lambda **d: log.detected(record, **d),
+            recovered=lambda **d: log.recovered(record, **d),
+            random=random.Random(f"{self.info.seed}/faults[{i}]"),
+            link=self._link,
+            watch_reports=self._report_watchers.append,
+        )
+        record.stats = fault.stats
+        return fault
+
+    def _link(self, venue: str) -> Link:
+        if venue not in self.links:
+            self.links[venue] = Link(venue, self.clock)
+        return self.links[venue]
+
     def _settings(self, path: tuple[str | int, ...], config: dict[str, Any]) -> ExecutionSettings:
         base = getattr(self, "settings", None)
         settings = ExecutionSettings.from_config(config, base)
@@ -282,14 +303,12 @@ class Run:
     # ---- services -------------------------------------------------------------------------------
 
     def _report(self, report: Any) -> None:
+        for watch in self._report_watchers:  # only faults watch, and only when configured
+            watch(report)
         self.execution.flow.on_report(report)
 
     def _alert(self, severity: str, title: str, detail: str = "") -> None:
         self.execution.alert(severity, title, detail)
-
-    def _fault(self, name: str, **detail: Any) -> None:
-        self.fault_counts[name] += 1
-        self.bus.publish("fault", name=name, detail=detail)
 
     def _timer_setter(self, holder: list[Strategy]) -> Callable[[int, Any], None]:
         def fire(payload: Any) -> None:
@@ -325,10 +344,12 @@ class Run:
         targets: dict[str, dict[str, Any]] = {}
         for instrument in self.market.instruments():
             simulated: Any = self.venues[instrument.venue]
-            per_venue = targets.setdefault(instrument.venue, {})
+            link = self.links.get(instrument.venue)
+            per_venue = targets.setdefault(instrument.venue, link.targets() if link else {})
             record = self.audit.recorder(instrument, per_venue, simulated.on_book)
             per_venue[instrument.symbol] = (record, simulated.on_book)
         starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
+        starters += [fault.on_start for fault in self.faults]
 
         def on_first(ts: int) -> None:
             for start in starters:
@@ -411,6 +432,6 @@ class Run:
             market=self.market,
             audit=self.audit,
             venues=self.venues,
-            faults=self.fault_counts,
+            faults=self.fault_log.summary(self.stats.start),
             complete=complete,
         )

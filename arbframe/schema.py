@@ -69,15 +69,21 @@ STRATEGY_KEYS: dict[str, Any] = {
 }
 
 
+# A fault's name: its key in `summary.faults.timeline`, so no dots (expect paths split on them).
+FAULT_KEYS: dict[str, Any] = {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
+
+
 def component_schema(info_schema: dict[str, Any], type_name: str, kind: str = "") -> dict[str, Any]:
     """A plugin's config schema with the `type` key added (what a scenario block holds),
-    and for strategies the kernel's `name` and `execution` keys."""
+    and the kernel's keys of the kind: a strategy's `name` and `execution`, a fault's `name`."""
     schema = copy.deepcopy(info_schema)
     schema.setdefault("type", "object")
     props = schema.setdefault("properties", {})
     props["type"] = {"const": type_name}
     if kind == "strategy":
         props.update(copy.deepcopy(STRATEGY_KEYS))
+    elif kind == "fault":
+        props.update(copy.deepcopy(FAULT_KEYS))
     return schema
 
 
