@@ -463,6 +463,10 @@ class Fault(Component):
         """The first feed event arrived at ``ts``: schedule what happens at a time after the
         start here (``ctx.clock.call_at(ts + offset, ...)``)."""
 
+    def on_end(self) -> None:
+        """The data ended or the duration elapsed, before the wind-down: what it scheduled
+        for later must not happen now (orders still settle, and its filters still see them)."""
+
     def stats(self) -> dict[str, Any]:
         """Counters of its own: ``summary.faults.timeline.<name>.stats`` (e.g. reconnection
         attempts), read when the summary is built."""

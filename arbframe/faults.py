@@ -160,6 +160,7 @@ class Link:
         """Books dropped while the link was down."""
         self._delays: Iterator[int] = iter(())
         self._listeners: list[LinkListener] = []
+        self._stopped = False
 
     def cut(self, delays: Iterator[int], listener: LinkListener) -> None:
         """The network fails now; ``delays`` are the waits before each reconnection attempt."""
@@ -177,7 +178,13 @@ class Link:
         """One network failure is over: the next attempt may succeed."""
         self.outages -= 1
 
+    def stop(self) -> None:
+        """The run is over: no more attempts (the clock runs what is left when it winds down)."""
+        self._stopped = True
+
     def _attempt(self) -> None:
+        if self._stopped:
+            return
         self.attempts.append(self.clock.now)
         ok = self.outages == 0
         for each in list(self._listeners):

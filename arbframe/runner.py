@@ -374,6 +374,8 @@ class Run:
             bus.drain(deliver)
             return
         # Wind down: strategies have their say, open trades close, in-flight orders settle.
+        for fault in self.faults:
+            fault.on_end()
         for strategy in self.strategies:
             strategy.on_end()
         self.execution.wind_down()

@@ -158,12 +158,28 @@ def test_backoff_jitter_stays_within_its_bounds_and_replays_with_the_seed(run_sc
 
 
 def test_an_outage_longer_than_the_run_is_unrecovered(run_scenario):
-    result = run(run_scenario, set(), [feed_cut(duration="1h")], seconds=20)
+    """The data ends at 19 s: attempts at 11, 13 and 17 s; the next (25 s) is never made,
+    though the wind-down runs the clock on for the orders still in flight."""
+    result = run(run_scenario, set(), [feed_cut(duration="1h", backoff=NO_JITTER)], seconds=20)
     faults = result.summary["faults"]
     timeline = faults["timeline"]["s1_feed"]
     assert timeline["detected_at_s"] == 10.0
     assert timeline["recovered_at_s"] is None and timeline["mttr_s"] is None
+    assert timeline["stats"]["reconnect_attempts"] == 3
     assert faults["unrecovered"] == 1
+
+
+def test_a_window_after_the_data_never_opens(run_scenario):
+    late = [
+        feed_cut(at="30s"),
+        spike(at="25s", duration="1h"),
+        {**errors(429, at="30s"), "name": "b_429"},
+    ]
+    result = run(run_scenario, {5}, late, seconds=20)
+    timeline = result.summary["faults"]["timeline"]
+    assert [t["injected_at_s"] for t in timeline.values()] == [None, None, None]
+    assert result.run.venues["b"].extra_latency == 0
+    assert result.run.links["a"].attempts == []
 
 
 # ---- latency_spike --------------------------------------------------------------------------

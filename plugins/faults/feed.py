@@ -81,6 +81,11 @@ class FeedDisconnect(WindowFault, LinkListener):
         assert self.link is not None
         self.link.heal()
 
+    def on_end(self) -> None:
+        super().on_end()
+        if self.link is not None:
+            self.link.stop()
+
     # ---- what the link tells -------------------------------------------------------------------
 
     def link_down(self, link: Link) -> None:

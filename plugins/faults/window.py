@@ -40,6 +40,7 @@ class WindowFault(Fault):
             )
         self.venue = venue
         self.begins = self.ends = NEVER  # known when the run starts
+        self.over = self.opened = False
 
     def arm(self) -> None:
         pass
@@ -47,11 +48,23 @@ class WindowFault(Fault):
     def on_start(self, ts: int) -> None:
         self.begins = ts + self.at
         self.ends = self.begins + self.duration
-        self.ctx.clock.call_at(self.begins, self.begin)
-        self.ctx.clock.call_at(self.ends, self.end)
+        self.ctx.clock.call_at(self.begins, self._open)
+        self.ctx.clock.call_at(self.ends, self._close)
+
+    def on_end(self) -> None:
+        self.over = True  # a window after the data never opens (the wind-down runs the clock)
+
+    def _open(self) -> None:
+        if not self.over:
+            self.opened = True
+            self.begin()
+
+    def _close(self) -> None:
+        if self.opened:
+            self.end()
 
     def active(self, now: int) -> bool:
-        return self.begins <= now < self.ends
+        return self.opened and self.begins <= now < self.ends
 
     def begin(self) -> None:
         """The window opens (scheduled)."""
