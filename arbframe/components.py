@@ -256,8 +256,8 @@ class FaultContext(Context):
     replay identically for the same seed."""
     link: Callable[[str], Any]
     """``link(venue)``: the kernel's market-data link to a simulated venue
-    (``arbframe.faults.Link``). Asking for it puts the venue's books behind it for the run;
-    ``cut`` and ``heal`` it to simulate a feed outage."""
+    (``arbframe.faults.Link``). Asking for it (in ``arm()`` at the latest) puts the venue's
+    books behind it for the run; ``cut`` and ``heal`` it to simulate a feed outage."""
     watch_reports: Callable[[Callable[[Report], None]], None]
     """``watch_reports(fn)``: ``fn(report)`` for every venue report the kernel receives, as it
     arrives and before it is applied (the order is still in its previous state): what a

@@ -290,6 +290,8 @@ class Run:
 
     def _link(self, venue: str) -> Link:
         if venue not in self.links:
+            if self.stats.start:  # the books are already wired to the driver
+                raise ArbframeError(f"ctx.link({venue!r}) asked after arm(): too late to gate")
             self.links[venue] = Link(venue, self.clock)
         return self.links[venue]
 
