@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from random import Random
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -239,9 +240,28 @@ class FaultContext(Context):
     """Every venue of the run by name: the components themselves, for a fault to act on (e.g.
     install the filters a simulated venue offers)."""
     fired: Callable[..., None]
-    """``fired(name, **detail)``: count it in ``summary.faults`` and tell the hooks."""
+    """``fired(name, **detail)``: count it in ``summary.faults``, mark the fault injected (its
+    first firing) and tell the hooks."""
     order: Callable[[str], Order | None]
     """The kernel's order of a client id (read only): drills target roles with it."""
+    detected: Callable[..., None]
+    """``detected(**detail)``: the kernel or a venue noticed this fault (the first call counts).
+    Call it from what was noticed (a report, a slow answer, a closed link), not from the
+    fault's own schedule."""
+    recovered: Callable[..., None]
+    """``recovered(**detail)``: the fault's effect is over as the kernel sees it (the first call
+    after ``detected`` counts; ``summary.faults.timeline`` gives the time to repair)."""
+    random: Random
+    """A generator of its own, seeded by the run's seed and the fault's index: draws that
+    replay identically for the same seed."""
+    link: Callable[[str], Any]
+    """``link(venue)``: the kernel's market-data link to a simulated venue
+    (``arbframe.faults.Link``). Asking for it (in ``arm()`` at the latest) puts the venue's
+    books behind it for the run; ``cut`` and ``heal`` it to simulate a feed outage."""
+    watch_reports: Callable[[Callable[[Report], None]], None]
+    """``watch_reports(fn)``: ``fn(report)`` for every venue report the kernel receives, as it
+    arrives and before it is applied (the order is still in its previous state): what a
+    fault detects its effect from."""
     kill_engine: Callable[[bool], None]
     """``kill_engine(wait_for_orders)``: the engine dies now (or right after its next orders
     leave) and is revived from its snapshots while the venues carry on."""
@@ -276,10 +296,11 @@ class Component:
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         self.config = config
         """The validated config block, ``type`` removed (and a strategy's ``name`` and
-        ``execution``, which the kernel reads)."""
+        ``execution``, and a fault's ``name``, which the kernel reads)."""
         self.name = name
         """Its name in the scenario: the venue's key, ``feeds[i]``, the strategy's or guard's
-        ``name:`` (default: its type), ``sinks[i]``, ``alerts[i]``, ``faults[i]``."""
+        ``name:`` (default: its type), ``sinks[i]``, ``alerts[i]``, a fault's ``name:`` (default:
+        ``faults[i]``)."""
         self.ctx = ctx
         """The services of its kind (see ``CONTEXTS``)."""
         self.scenario_path: tuple[str | int, ...] = ()  # where its block sits (set at wiring)
@@ -324,6 +345,11 @@ class Exchange(Component):
         """Ask about an order. Answer with OrderStatus (every fill included) or
         OrderNotFound."""
         raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        """Counters the venue keeps about the run on its own (e.g. orders refused as
+        duplicates): ``summary.venues.<name>``."""
+        return {}
 
 
 class SimulatedExchange(Exchange):
@@ -524,6 +550,19 @@ class Fault(Component):
     def arm(self) -> None:
         """Called once after wiring; install filters on venues or set timers here."""
         raise NotImplementedError
+
+    def on_start(self, ts: int) -> None:
+        """The first feed event arrived at ``ts``: schedule what happens at a time after the
+        start here (``ctx.clock.call_at(ts + offset, ...)``)."""
+
+    def on_end(self) -> None:
+        """The data ended or the duration elapsed, before the wind-down: what it scheduled
+        for later must not happen now (orders still settle, and its filters still see them)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of its own: ``summary.faults.timeline.<name>.stats`` (e.g. reconnection
+        attempts), read when the summary is built."""
+        return {}
 
 
 KINDS: dict[str, type[Component]] = {

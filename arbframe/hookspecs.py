@@ -159,8 +159,13 @@ def arbframe_on_alert(run: RunInfo, alert: Alert) -> None:
 
 
 @hookspec
-def arbframe_on_fault(run: RunInfo, name: str, detail: dict[str, Any]) -> None:
-    """Called when a fault injector fires. Returns nothing."""
+def arbframe_on_fault(
+    run: RunInfo, name: str, detail: dict[str, Any], fault: str, phase: str
+) -> None:
+    """Called at each moment of a fault: every firing (``phase`` ``injected``; ``name`` is
+    what the fault counted, usually its type), then once each when it is ``detected`` and
+    ``recovered`` (``name`` is its type). ``fault`` is its name in the scenario (``name:``,
+    else ``faults[i]``); ``detail`` what the fault said. Returns nothing."""
 
 
 @hookspec

@@ -43,7 +43,7 @@ def check(venues: dict[str, Any], ledger: Any, trades: Any, instruments: Any) ->
             ours = ledger.balances.get(name, {}).get(asset, Decimal(0))
             if ours != now.get(asset, Decimal(0)):
                 mismatches[f"{name}:{asset}"] = money(now.get(asset, Decimal(0)) - ours)
-    duplicates = sum(getattr(v, "duplicates", 0) for v in venues.values())
+    duplicates = sum(v.stats().get("duplicate_orders", 0) for v in venues.values())
     return {
         "position_loss": len(unexplained),
         "ledger_mismatches": len(mismatches),

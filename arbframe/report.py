@@ -47,6 +47,30 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {n:,}" for name, n in counts.items()) or "none"
 
 
+def _faults(faults: dict[str, Any]) -> list[str]:
+    kernel = ("timeline", "unrecovered", "duplicate_orders")
+    counts = {k: v for k, v in faults.items() if k not in kernel}
+    out = [f"faults: {_counts(counts)}"] if counts else []
+    for name, t in faults["timeline"].items():
+        moments = [
+            f"{what} {_seconds(t[f'{what}_at_s'])}"
+            for what in ("injected", "detected", "recovered")
+            if t[f"{what}_at_s"] is not None
+        ]
+        mttr = "" if t["mttr_s"] is None else f" (time to repair {_seconds(t['mttr_s'])})"
+        unrecovered = " NOT RECOVERED" if t["detected_at_s"] is not None and not mttr else ""
+        on = f" on {t['target']}" if t["target"] else ""
+        out.append(
+            f"fault {name} ({t['type']}{on}): {', '.join(moments) or 'never fired'}{mttr}"
+            f"{unrecovered}"
+        )
+    return out
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
 def _value(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "none"}[value]
@@ -124,8 +148,11 @@ def format_summary(
         )
     if summary["alerts"]:
         out.append(f"alerts: {_counts(summary['alerts'])}")
-    if summary["faults"]:
-        out.append(f"faults: {_counts(summary['faults'])}")
+    out.extend(_faults(summary["faults"]))
+    duplicates = {n: v["duplicate_orders"] for n, v in summary["venues"].items()
+                  if v.get("duplicate_orders")}  # fmt: skip
+    if duplicates:
+        out.append(f"orders refused by venues as duplicates: {_counts(duplicates)}")
     rec = summary["reconciliation"]
     fills = rec["fills"]
     if rec["passed"]:

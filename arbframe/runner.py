@@ -5,7 +5,7 @@ summary. The only module that sees everything; components see their context only
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+import random
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import replace
@@ -33,6 +33,7 @@ from arbframe.components import (
 from arbframe.driver import DriveStats, StopRequest, run_simulated
 from arbframe.errors import ArbframeError, ConfigError
 from arbframe.execution import ExecutionEngine, ExecutionSettings
+from arbframe.faults import FaultLog, Link
 from arbframe.ledger import Ledger
 from arbframe.market import MarketView
 from arbframe.model import Book
@@ -88,9 +89,13 @@ class Run:
         self._kill_after_send = False
         self._outputs: Outputs | None = None
         self.revivals: list[dict[str, Any]] = []  # engine kills survived, in order
+        self._killer = ""  # the name of the fault that killed the engine
+        self._reviving = False
         self.clock = SimClock()
         self.bus = EventBus()
-        self.fault_counts: Counter[str] = Counter()
+        self.fault_log = FaultLog(self.clock, self.bus)
+        self.links: dict[str, Link] = {}  # venues whose books a fault put behind a link
+        self._report_watchers: list[Callable[[Any], None]] = []
         self.stats = DriveStats()
         self.stop = StopRequest()
         """Set ``self.stop.requested`` to end the run between two instants (Ctrl-C does)."""
@@ -108,8 +113,12 @@ class Run:
         block: Any = self.scenario
         for part in path:
             block = block[part]
-        kernel_keys = ("type", "name", "execution") if kind == "strategy" else ("type", "name")
-        config = {k: v for k, v in block.items() if k not in kernel_keys}
+        kernel_keys = {
+            "strategy": ("type", "name", "execution"),
+            "fault": ("type", "name"),
+            "state": ("type", "name"),
+        }
+        config = {k: v for k, v in block.items() if k not in kernel_keys.get(kind, ("type",))}
         ctx = CONTEXTS[kind](
             info=self.info,
             resolve_path=self.resolve_path,
@@ -204,21 +213,8 @@ class Run:
             for slot, kind in (("sinks", "sink"), ("alerts", "alert"))
             for i in range(len(sc.get(slot, [])))
         ]
-        self.faults = [
-            self._build(
-                "fault",
-                ("faults", i),
-                f"faults[{i}]",
-                clock=self.clock,
-                venues=self.venues,
-                fired=self._fault,
-                order=self.execution.orders.get,
-                kill_engine=self._kill_engine,
-                stores=self._stores,
-                corrupt_snapshot=self._corrupt_snapshot,
-            )
-            for i in range(len(sc.get("faults", [])))
-        ]
+        self.faults = [self._build_fault(i) for i in range(len(sc.get("faults", [])))]
+        self._fault_named = {f.name: f for f in self.faults}
         self.audit = Audit(self.market)
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
@@ -340,6 +336,43 @@ class Run:
         self._strategy_named = {s.name: s for s in strategies}
         return strategies
 
+    def _build_fault(self, i: int) -> Component:
+        block = self.scenario["faults"][i]
+        name = block.get("name", f"faults[{i}]")
+        log = self.fault_log
+        if self._reviving:  # a revived engine's faults go on with their records
+            record = log.records[name]
+        elif name in log.records:
+            raise self._error(("faults", i, "name"), f"two faults are named {name!r}")
+        else:
+            record = log.add(name, block["type"], block.get("venue") or block.get("store"))
+        fault = self._build(
+            "fault",
+            ("faults", i),
+            name,
+            clock=self.clock,
+            venues=self.venues,
+            fired=lambda *a, **d: log.fired(record, *a, **d),
+            order=self.execution.orders.get,
+            detected=lambda **d: log.detected(record, **d),
+            recovered=lambda **d: log.recovered(record, **d),
+            random=random.Random(f"{self.info.seed}/faults[{i}]"),
+            link=self._link,
+            watch_reports=self._report_watchers.append,
+            kill_engine=lambda wait: self._kill_engine(wait, record),
+            stores=self._stores,
+            corrupt_snapshot=self._corrupt_snapshot,
+        )
+        record.stats = fault.stats
+        return fault
+
+    def _link(self, venue: str) -> Link:
+        if venue not in self.links:
+            if self.stats.start and not self._reviving:  # books already wired to the driver
+                raise ArbframeError(f"ctx.link({venue!r}) asked after arm(): too late to gate")
+            self.links[venue] = Link(venue, self.clock)
+        return self.links[venue]
+
     def _settings(self, path: tuple[str | int, ...], config: dict[str, Any]) -> ExecutionSettings:
         base = getattr(self, "settings", None)
         settings = ExecutionSettings.from_config(config, base)
@@ -350,14 +383,12 @@ class Run:
     # ---- services -------------------------------------------------------------------------------
 
     def _report(self, report: Any) -> None:
+        for watch in self._report_watchers:  # only faults watch, and only when configured
+            watch(report)
         self.execution.flow.on_report(report)
 
     def _alert(self, severity: str, title: str, detail: str = "") -> None:
         self.execution.alert(severity, title, detail)
-
-    def _fault(self, name: str, **detail: Any) -> None:
-        self.fault_counts[name] += 1
-        self.bus.publish("fault", name=name, detail=detail)
 
     def _timer_setter(self, name: str) -> Callable[[int, Any], None]:
         def set_timer(delay: int, payload: Any) -> None:
@@ -394,16 +425,16 @@ class Run:
         targets: dict[str, dict[str, Any]] = {}
         for instrument in self.market.instruments():
             simulated: Any = self.venues[instrument.venue]
-            per_venue = targets.setdefault(instrument.venue, {})
+            link = self.links.get(instrument.venue)
+            per_venue = targets.setdefault(instrument.venue, link.targets() if link else {})
             record = self.audit.recorder(instrument, per_venue, simulated.on_book)
             per_venue[instrument.symbol] = (record, simulated.on_book)
         starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
+        starters += [fault.on_start for fault in self.faults]
 
         def on_first(ts: int) -> None:
             for start in starters:
                 start(ts)
-            for fault in self.faults:  # clock.start is known now: faults schedule from it
-                fault.arm()
 
         bus, deliver = self.bus, self._deliver
         try:
@@ -431,6 +462,8 @@ class Run:
             self._snapshot("shutdown", self.stats.end, self.stats.next_ts)
             return
         # Wind down: strategies have their say, open trades close, in-flight orders settle.
+        for fault in self.faults:
+            fault.on_end()
         for strategy in self.strategies:
             strategy.on_end()
         self.execution.wind_down()
@@ -440,8 +473,9 @@ class Run:
 
     # ---- an in-process engine kill (the engine_kill fault) ------------------------------------
 
-    def _kill_engine(self, wait_for_orders: bool) -> None:
+    def _kill_engine(self, wait_for_orders: bool, record: Any) -> None:
         """The fault's order: die now, or right after the next orders leave."""
+        self._killer = record.name
         if wait_for_orders:
             self._kill_after_send = True
         else:
@@ -472,15 +506,22 @@ class Run:
         """A new engine from the latest valid snapshot and the orders written ahead since,
         facing the venues as they are now: every open order is asked about before anything
         new is sent."""
-        self._fault("engine_killed", at=kill.now)
+        log = self.fault_log
+        log.counts["engine_killed"] += 1
+        log.detected(
+            log.records[self._killer], why="the engine process died"
+        )  # a supervisor sees it at once
         revivals = self.revivals
         world = snapshot.dumps(snapshot.world_state(self), self._refs)
         listeners, outputs = self.listeners, self._outputs
         if self.sessions is not None:
             self.sessions.close()
         self.clock, self.bus = SimClock(), EventBus()
+        log.clock, log.bus = self.clock, self.bus
+        self._reviving = True
         with localcontext(MONEY_CONTEXT):
             self._wire()
+            self._reviving = False
             self.listeners = listeners
             self._silence()
             assert self.sessions is not None
@@ -501,7 +542,8 @@ class Run:
     def _revived(self) -> None:
         revival = self.revivals[-1]
         revival["recovered_ns"] = self.clock.now
-        self._fault("engine_recovered", since=revival["killed_ns"])
+        self.fault_log.counts["engine_recovered"] += 1
+        self.fault_log.recovered(self.fault_log.records[self._killer], answered=True)
 
     # ---- snapshots ----------------------------------------------------------------------------
 
@@ -532,7 +574,15 @@ class Run:
         self.sessions.dirty = True  # type: ignore[union-attr]
 
     def _store_event(self, phase: str, **detail: Any) -> None:
-        self._fault(f"state_store_{phase}", **detail)
+        log = self.fault_log
+        log.counts[f"state_store_{phase}"] += 1
+        for record in log.records.values():  # an outage drill on that store notes it too
+            fault = self._fault_named.get(record.name)
+            if (
+                record.type == "state_outage"
+                and getattr(fault, "store_name", None) == detail["store"]
+            ):
+                getattr(log, phase)(record, **detail)
 
     def _restore(self, external: set[str] | None = None, world: bytes | None = None) -> None:
         """Resume: the latest valid snapshot, the orders written ahead since, then the
@@ -580,6 +630,8 @@ class Run:
                 if self._resume_at is None:  # a resumed run's timers and faults are restored
                     for strategy in self.strategies:
                         strategy.on_start()
+                    for fault in self.faults:
+                        fault.arm()
                 self.pm.hook.arbframe_on_run_start(run=self.info)
                 try:
                     self._drive(progress)
@@ -624,9 +676,11 @@ class Run:
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
         summary = self._summary(complete)
-        summary["integrity"] = integrity.check(
+        checked = summary["integrity"] = integrity.check(
             self.venues, self.ledger, self.execution.trades.values(), self.market.instruments()
         )
+        summary["faults"]["position_loss"] = checked["position_loss"]
+        summary["faults"]["state_integrity"] = checked["state_integrity"]
         if self.sessions is not None:
             state = session_summary(self.sessions)
             state["resumed_from"] = getattr(self.resumed_from, "seq", None)
@@ -660,6 +714,6 @@ class Run:
             market=self.market,
             audit=self.audit,
             venues=self.venues,
-            faults=self.fault_counts,
+            faults=self.fault_log.summary(self.stats.start),
             complete=complete,
         )

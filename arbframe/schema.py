@@ -60,9 +60,6 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return schema
 
 
-# Kinds whose blocks may carry a `name:` of their own (for summaries and for targeting).
-NAMED_KINDS = {"state", "fault"}
-
 # The kernel's own keys in a strategy block: its name, and execution settings that
 # override the scenario's `execution:` for its trades.
 STRATEGY_KEYS: dict[str, Any] = {
@@ -73,16 +70,22 @@ STRATEGY_KEYS: dict[str, Any] = {
 }
 
 
+# A fault's name: its key in `summary.faults.timeline`, so no dots (expect paths split on them).
+FAULT_KEYS: dict[str, Any] = {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
+
+
 def component_schema(info_schema: dict[str, Any], type_name: str, kind: str = "") -> dict[str, Any]:
     """A plugin's config schema with the `type` key added (what a scenario block holds),
-    and for strategies the kernel's `name` and `execution` keys."""
+    and the kernel's keys of the kind: a strategy's `name` and `execution`, a fault's `name`."""
     schema = copy.deepcopy(info_schema)
     schema.setdefault("type", "object")
     props = schema.setdefault("properties", {})
     props["type"] = {"const": type_name}
     if kind == "strategy":
         props.update(copy.deepcopy(STRATEGY_KEYS))
-    elif kind in NAMED_KINDS:
+    elif kind == "fault":
+        props.update(copy.deepcopy(FAULT_KEYS))
+    elif kind == "state":
         props["name"] = copy.deepcopy(STRATEGY_KEYS["name"])
     return schema
 

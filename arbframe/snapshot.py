@@ -167,7 +167,8 @@ def _kernel_state(run: Run) -> dict[str, Any]:
     return {
         "clock": {k: getattr(clock, k) for k in ("now", "start", "next_due", "_heap", "_seq")},
         "stats": dict(vars(run.stats)),
-        "fault_counts": run.fault_counts,
+        "fault_log": _fault_log(run),
+        "links": run.links,
         "execution": {
             k: getattr(execution, k)
             for k in ("jobs", "trades", "closed", "refusals", "alert_counts", "halts", "closing")
@@ -344,8 +345,7 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
         _keep_heap(clock, lambda e: not _from_outside(e, outside, external))
     vars(run.stats).update(kernel["stats"])
     run.stats.stopped, run.stats.next_ts = False, NEVER  # that process stopped; this one runs
-    run.fault_counts.clear()
-    run.fault_counts.update(kernel["fault_counts"])
+    _restore_faults(run, kernel["fault_log"], kernel["links"])
     execution, flow = run.execution, run.execution.flow
     state = dict(kernel["execution"])
     execution._trade_seq = state.pop("trade_seq")
@@ -386,6 +386,23 @@ def _restore_market(run: Run, market: dict[str, Any], audit: dict[str, Any]) -> 
     vars(run.audit).update(audit)
 
 
+def _fault_log(run: Run) -> dict[str, Any]:
+    """The fault timeline and each fault's random generator (drills replay exactly)."""
+    return {
+        "records": run.fault_log.records,
+        "counts": run.fault_log.counts,
+        "random": [f.ctx.random.getstate() for f in run.faults],
+    }
+
+
+def _restore_faults(run: Run, log: dict[str, Any], links: dict[str, Any]) -> None:
+    run.fault_log.records = log["records"]
+    run.fault_log.counts = log["counts"]
+    for fault, state in zip(run.faults, log["random"], strict=True):
+        fault.ctx.random.setstate(state)
+    run.links = links
+
+
 def _keep_heap(clock: Any, keep: Callable[[tuple[Any, ...]], bool]) -> None:
     clock._heap = [e for e in clock._heap if keep(e)]
     heapq.heapify(clock._heap)
@@ -422,7 +439,8 @@ def world_state(run: Run) -> dict[str, Any]:
         "market": kernel["market"],
         "audit": kernel["audit"],
         "stats": kernel["stats"],
-        "fault_counts": kernel["fault_counts"],
+        "fault_log": kernel["fault_log"],
+        "links": kernel["links"],
     }
 
 
@@ -440,5 +458,4 @@ def restore_world(run: Run, world: dict[str, Any]) -> None:
             restore_component(component, world["components"][name])
     _restore_market(run, world["market"], world["audit"])
     vars(run.stats).update(world["stats"])
-    run.fault_counts.clear()
-    run.fault_counts.update(world["fault_counts"])
+    _restore_faults(run, world["fault_log"], world["links"])

@@ -43,7 +43,7 @@ def build_summary(
     market: MarketView,
     audit: Audit,
     venues: dict[str, Exchange],
-    faults: dict[str, int],
+    faults: dict[str, Any],
     complete: bool,
 ) -> dict[str, Any]:
     ledger = execution.ledger
@@ -62,6 +62,11 @@ def build_summary(
         equity_end - equity_start - moved - Decimal(portfolio["pnl"])
     )
     portfolio["entry_failures"] = sum(1 for t in execution.closed if not t.fills)
+    venue_stats = {name: venue.stats() for name, venue in venues.items()}
+    # The venues' own count of orders sent twice: what every failure drill expects to be 0.
+    faults = {**faults, "duplicate_orders": sum(
+        v.get("duplicate_orders", 0) for v in venue_stats.values()
+    )}  # fmt: skip
     summary: dict[str, Any] = {
         "scenario": info.name,
         "seed": info.seed,
@@ -109,7 +114,8 @@ def build_summary(
         },
         "guard_state": guards.state(),
         "alerts": dict(sorted(execution.alert_counts.items())),
-        "faults": dict(sorted(faults.items())),
+        "faults": faults,  # arbframe.faults.FaultLog.summary
+        "venues": venue_stats,
         "reconciliation": audit.report(ledger, venues),
     }
     expect = {**scenario.get("expect", {}), **BUILTIN_EXPECT}

@@ -110,7 +110,7 @@ def test_example_scenario_end_to_end(example: ModuleType, wired: Any, tmp_path: 
     assert p["losses"] == 1 and Decimal(p["pnl"]) > 0 and p["open_trades"] == 0
 
     # The rejected entry raised one P2 alert, which jsonl_alerts wrote.
-    assert summary["faults"] == {"order_reject": 1} and summary["alerts"] == {"P2": 1}
+    assert summary["faults"]["order_reject"] == 1 and summary["alerts"] == {"P2": 1}
     [line] = alerts.read_text().splitlines()
     row = json.loads(line)
     assert row["run"] == "sine_example" and row["severity"] == "P2"

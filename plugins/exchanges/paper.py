@@ -9,16 +9,32 @@ later book crosses it); one-way latency between a decision and its execution; ta
 maker fees in the quote currency, the base asset, the asset received, or a third asset at
 a configured price, rounded half-even to the asset's unit; balance locks for resting
 orders; rejects for insufficient balance, amounts below the minimum or off the step, and
-notionals below the minimum; its own account, kept apart from the kernel's ledger; and,
-for drills, reports that arrive late, out of order or twice (``report_delays``,
-``duplicate_reports``) and money that moves without a fill (``transfers``).
+notionals below the minimum; refusal of a client order id it has already seen (a
+"duplicate client order id" rejection, counted: the independent check that no order is
+ever sent twice); its own account, kept apart from the kernel's ledger, optionally in a
+file that outlives the process (``account``, below); and, for drills, reports that arrive
+late, out of order or twice (``report_delays``, ``duplicate_reports``) and money that moves
+without a fill (``transfers``).
+
+``account: {path: FILE}``: the account (balances, every order received with its state and
+fills, the client ids seen, the duplicates refused) lives in a SQLite file, committed at
+each change (plugins/exchanges/paper_account.py). A run that finds the venue's account in
+the file starts from it instead of the scenario's capital, and answers ``fetch_order`` for
+any order it ever received. An order is in the account from the moment it is sent; one the
+process died with before its latency elapsed (received, not yet executed) is executed at
+the first book of its symbol after the restart.
 
 What it does not model: queue position of resting orders, market impact beyond the levels
 taken (other traders do not react), rate limits, and self-trade rules.
+
+Fault hooks (for fault injectors): ``order_filters``, ``report_filters`` and
+``extra_latency`` (ns added to every request's latency, e.g. by ``latency_spike``).
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,15 +62,21 @@ from arbframe.model import (
     Report,
 )
 from arbframe.orders import OrderState
+from arbframe.paths import output_file_problem
 from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL
 from arbframe.units import parse_duration
+
+from . import paper_account
+
+log = logging.getLogger("arbframe.paper")
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 
 # Order filters (installed by fault injectors) see each order on arrival and may return
-# ("reject", reason) or ("cap", max_amount) to limit what can fill. Report filters see each
-# report before it leaves and return True to lose it.
+# ("reject", reason), ("cap", max_amount) to limit what can fill, or ("drop", why): the order
+# never arrived (no answer; the venue does not know it). Report filters see each report
+# before it leaves and return True to lose it.
 OrderFilter = Callable[[OrderRequest, int], tuple[str, Any] | None]
 ReportFilter = Callable[[Report], bool]
 
@@ -68,6 +90,7 @@ MARKET_SCHEMA = {
         "min_notional": NONNEGATIVE_DECIMAL,
     },
 }
+DUPLICATE = "duplicate client order id"
 SIGNED_DECIMAL = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d*\.?\d+$"}]}
 
 
@@ -85,6 +108,7 @@ class _VenueOrder:
     filled: Decimal = ZERO
     fills: list[FillReport] = field(default_factory=list)
     reason: str = ""
+    saved: int = 0  # fills already in the account file
 
     @property
     def remaining(self) -> Decimal:
@@ -128,6 +152,13 @@ class PaperExchange(SimulatedExchange):
                 "properties": {k: DURATION for k in ("ack", "fill", "final", "balance")},
             },
             "duplicate_reports": {"type": "boolean"},
+            "account": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["path"],
+                "description": "Keep the venue's account in a file that outlives the process.",
+                "properties": {"path": {"type": "string", "format": "path"}},
+            },
             "transfers": {
                 "type": "array",
                 "items": {
@@ -176,7 +207,22 @@ class PaperExchange(SimulatedExchange):
         self.resting: dict[str, list[_VenueOrder]] = defaultdict(list)
         self.order_filters: list[OrderFilter] = []
         self.report_filters: list[ReportFilter] = []
+        self.extra_latency = 0
+        """ns added to the latency of every request sent from now on (a fault hook)."""
+        self.duplicates = 0
+        """Orders refused in this run because their client id was already seen."""
+        self.received = 0
+        """Orders that reached the venue in this run (duplicates included, dropped ones not)."""
         self._ids = 0
+        self.account_path = None
+        if "account" in config:
+            self.account_path = ctx.resolve_path(config["account"]["path"])
+            problem = output_file_problem(self.account_path)
+            if problem:  # found now, not after the run
+                raise ConfigError(problem, ("account", "path"))
+        self.account_source = "scenario"
+        self.store: paper_account.AccountFile | None = None
+        self._restart_inbox: dict[str, list[tuple[int, OrderRequest]]] = defaultdict(list)
 
     # ---- trading interface --------------------------------------------------------------------
 
@@ -190,13 +236,22 @@ class PaperExchange(SimulatedExchange):
         return self.account[asset] - self.locked[asset]
 
     def submit(self, order: OrderRequest) -> None:
-        self.ctx.clock.call_later(self.latency, self._arrive, order)
+        clock = self.ctx.clock
+        inbox = self.store.receive(order, clock.now) if self.store else None
+        clock.call_later(self.latency + self.extra_latency, self._arrive, order, inbox)
 
     def cancel(self, order: OrderRequest) -> None:
-        self.ctx.clock.call_later(self.latency, self._cancel, order)
+        self.ctx.clock.call_later(self.latency + self.extra_latency, self._cancel, order)
 
     def fetch_order(self, order: OrderRequest) -> None:
-        self.ctx.clock.call_later(self.latency, self._query, order)
+        self.ctx.clock.call_later(self.latency + self.extra_latency, self._query, order)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "orders_received": self.received,
+            "duplicate_orders": self.duplicates,
+            "account": self.account_source,
+        }
 
     # ---- simulation interface -----------------------------------------------------------------
 
@@ -221,10 +276,41 @@ class PaperExchange(SimulatedExchange):
         return instrument
 
     def fund(self, balances: dict[str, Decimal]) -> None:
-        for asset, amount in balances.items():
-            self.account[asset] = amount
+        try:
+            saved = paper_account.load(self.account_path, self.name) if self.account_path else None
+        except sqlite3.Error as err:
+            where = (*self.scenario_path, "account", "path")
+            raise self.ctx.error(where, f"cannot read {self.account_path}: {err}") from None
+        if saved is None:
+            for asset, amount in balances.items():
+                self.account[asset] = amount
+            if self.account_path:
+                self.account_source = "new"
+            return
+        # The account outlived the last process: it, not the scenario's capital, is the truth.
+        self.account_source = "loaded"
+        self.account.update(saved.balances)
+        self._ids = saved.next_id
+        for request, exchange_id, state, filled, reason, fills in saved.orders:
+            self.orders[request.client_id] = _VenueOrder(
+                request, exchange_id, state, filled, list(fills), reason, saved=len(fills)
+            )
+        for seq, request in saved.inbox:
+            self._restart_inbox[request.symbol].append((seq, request))
+        log.info(
+            "paper venue %s: account loaded from %s (%d orders, %d waiting to execute); "
+            "the scenario's capital is not used",
+            self.name, self.account_path, len(saved.orders), len(saved.inbox),
+        )  # fmt: skip
 
     def on_start(self, ts: int) -> None:
+        if self.account_path:  # opened when the run starts: validating writes nothing
+            self.store = paper_account.AccountFile(self.account_path, self.name)
+            self._restore_resting()
+            self._save([])
+            if self.account_source == "new":
+                log.info("paper venue %s: new account in %s, funded from the scenario's "
+                         "capital", self.name, self.account_path)  # fmt: skip
         for i, transfer in enumerate(self.config.get("transfers", [])):
             at = ts + parse_duration(transfer["at"])
             self.ctx.clock.call_at(at, self._transfer, i, transfer)
@@ -236,6 +322,27 @@ class PaperExchange(SimulatedExchange):
         book.ts = ts
         if self.resting[symbol]:
             self._match_resting(symbol)
+        if self._restart_inbox:
+            self._execute_inbox(symbol)
+
+    # ---- the account file -------------------------------------------------------------------
+
+    def _save(self, orders: list[_VenueOrder], **event: Any) -> None:
+        if self.store is not None:
+            self.store.save(orders, dict(self.account), self._ids, **event)
+
+    def _restore_resting(self) -> None:
+        """Limit orders resting when the last process stopped rest again, their funds locked."""
+        for order in self.orders.values():
+            request = order.request
+            if request.type == LIMIT and not order.state.final and order.exchange_id:
+                self.resting[request.symbol].append(order)
+                self._lock(order, self._instruments[request.symbol])
+
+    def _execute_inbox(self, symbol: str) -> None:
+        """Orders received before a restart and never executed meet the first book."""
+        for seq, request in self._restart_inbox.pop(symbol, ()):
+            self._arrive(request, seq)
 
     # ---- reports --------------------------------------------------------------------------------
 
@@ -265,16 +372,35 @@ class PaperExchange(SimulatedExchange):
 
     # ---- orders ---------------------------------------------------------------------------------
 
-    def _arrive(self, request: OrderRequest) -> None:
+    def _arrive(self, request: OrderRequest, inbox: int | None = None) -> None:
         now = self.ctx.clock.now
-        order = self.orders[request.client_id] = _VenueOrder(request, self._next_id("o"))
-        cap = request.amount
-        for order_filter in self.order_filters:
+        if request.client_id in self.orders:  # as exchanges do: an id is used once, ever
+            self.received += 1
+            self.duplicates += 1
+            self._send("final", Closed(
+                self.name, request.client_id, OrderState.REJECTED, ZERO, now, DUPLICATE
+            ))  # fmt: skip
+            return self._save([], inbox=inbox, duplicate=(request.client_id, now))
+        cap, rejected = request.amount, ""
+        for order_filter in self.order_filters:  # in order; a reject or a drop ends them
             verdict = order_filter(request, now)
+            if verdict and verdict[0] == "drop":  # lost on the way: the venue never saw it
+                return self._save([], inbox=inbox)
             if verdict and verdict[0] == "reject":
-                return self._close(order, OrderState.REJECTED, verdict[1])
+                rejected = verdict[1]
+                break
             if verdict and verdict[0] == "cap":
                 cap = min(cap, verdict[1])
+        self.received += 1
+        order = self.orders[request.client_id] = _VenueOrder(request, self._next_id("o"))
+        if rejected:
+            self._close(order, OrderState.REJECTED, rejected)
+        else:
+            self._execute(order, cap)
+        self._save([order], inbox=inbox)
+
+    def _execute(self, order: _VenueOrder, cap: Decimal) -> None:
+        request, now = order.request, self.ctx.clock.now
         problem, plan = self._check(request, cap)
         if problem:
             return self._close(order, OrderState.REJECTED, problem)
@@ -443,11 +569,13 @@ class PaperExchange(SimulatedExchange):
 
     def _match_resting(self, symbol: str) -> None:
         book, instrument = self.books[symbol], self._instruments[symbol]
+        filled = []
         for order in list(self.resting[symbol]):
             request = order.request
             plan = self._walk(self._takeable(request, book), order.remaining, instrument)
             if not plan:
                 continue
+            filled.append(order)
             self._unlock(order, instrument)
             for _, amount, _ in plan:  # a resting order fills at its own price, as maker
                 self._fill(order, request.price, amount, instrument, maker=True)  # type: ignore[arg-type]
@@ -458,6 +586,8 @@ class PaperExchange(SimulatedExchange):
             else:
                 self.resting[symbol].remove(order)
                 self._close(order, OrderState.FILLED)
+        if filled:
+            self._save(filled)
 
     def _cancel(self, request: OrderRequest) -> None:
         order = self.orders.get(request.client_id)
@@ -469,6 +599,7 @@ class PaperExchange(SimulatedExchange):
         self._unlock(order, self._instruments[request.symbol])
         self.resting[request.symbol].remove(order)
         self._close(order, OrderState.CANCELED, "canceled by request")
+        self._save([order])
 
     def _query(self, request: OrderRequest) -> None:
         order = self.orders.get(request.client_id)
@@ -493,6 +624,7 @@ class PaperExchange(SimulatedExchange):
             self.name, asset, amount, kind, self.ctx.clock.now, f"{self.name}-t{index + 1}"
         )
         self._send("balance", change)
+        self._save([])
 
 
 @hookimpl

@@ -43,8 +43,10 @@ class EngineKill(Fault):
         self.wait = config.get("when", "orders_in_flight") == "orders_in_flight"
 
     def arm(self) -> None:
-        clock = self.ctx.clock
-        clock.call_at(clock.start + self.at, self.fire)
+        pass
+
+    def on_start(self, ts: int) -> None:
+        self.ctx.clock.call_at(ts + self.at, self.fire)
 
     def fire(self) -> None:
         self.ctx.fired(self.type_name, wait_for_orders=self.wait)

@@ -55,9 +55,11 @@ class StateOutage(Fault):
 
     def arm(self) -> None:
         self._install()
+
+    def on_start(self, ts: int) -> None:
         clock = self.ctx.clock
-        clock.call_at(clock.start + self.at, self.cut)
-        clock.call_at(clock.start + self.at + self.duration, self.restore)
+        clock.call_at(ts + self.at, self.cut)
+        clock.call_at(ts + self.at + self.duration, self.restore)
 
     def _install(self) -> None:
         store = self._store()
@@ -133,8 +135,10 @@ class SnapshotCorruption(Fault):
         self.kill = config.get("kill", True)
 
     def arm(self) -> None:
-        clock = self.ctx.clock
-        clock.call_at(clock.start + self.at, self.fire)
+        pass
+
+    def on_start(self, ts: int) -> None:
+        self.ctx.clock.call_at(ts + self.at, self.fire)
 
     def fire(self) -> None:
         damaged = self.ctx.corrupt_snapshot()
