@@ -1,5 +1,4 @@
 """A third-party arbframe plugin: a ``sine`` feed and a ``jsonl_alerts`` alert channel."""
-
 from __future__ import annotations
 
 import json
@@ -27,8 +26,7 @@ class SineFeed(Feed):
     interface_version = 2
     description = "Two venues, constant mid, the second's premium a sine wave (deterministic)."
     config_schema = {
-        "type": "object",
-        "additionalProperties": False,
+        "type": "object", "additionalProperties": False,
         "required": ["symbol", "price", "venues"],
         "properties": {
             "symbol": {"type": "string", "minLength": 1},
@@ -67,13 +65,8 @@ class SineFeed(Feed):
             premium = amplitude * math.sin(2 * math.pi * t / self.period) / 1e4
             for i, (venue, mid) in enumerate(mids):
                 m = mid * (1 + premium) if i else mid
-                yield (
-                    START_NS + t,
-                    venue,
-                    symbol,
-                    ((m * (1 - half), size),),
-                    ((m * (1 + half), size),),
-                )
+                yield (START_NS + t, venue, symbol, ((m * (1 - half), size),),
+                       ((m * (1 + half), size),))
             t += self.interval
 
 
@@ -84,8 +77,7 @@ class JsonlAlerts(AlertChannel):
     interface_version = 2
     description = "Alerts as JSON lines in a file."
     config_schema = {
-        "type": "object",
-        "additionalProperties": False,
+        "type": "object", "additionalProperties": False,
         "required": ["path"],
         "properties": {
             "path": {"type": "string", "minLength": 1, "format": "path"},  # relative to its file
@@ -108,13 +100,8 @@ class JsonlAlerts(AlertChannel):
     @hookimpl
     def arbframe_on_alert(self, run: RunInfo, alert: Alert) -> None:
         if self.file is not None and SEVERITIES.index(alert.severity) <= self.rank:
-            row = {
-                "run": run.name,
-                "ts": alert.ts,
-                "severity": alert.severity,
-                "title": alert.title,
-                "detail": alert.detail,
-            }
+            row = {"run": run.name, "ts": alert.ts, "severity": alert.severity,
+                   "title": alert.title, "detail": alert.detail}
             self.file.write(json.dumps(row) + "\n")
 
     def close(self) -> None:  # after every run, also a failed one
