@@ -7,6 +7,9 @@ authors test their components the way arbframe tests its own::
     def test_my_feed(run_scenario):
         result = run_scenario({"name": "t", "duration": "1m", ...})
         assert result.summary["portfolio"]["entries"] > 0
+
+`TcpProxy` sits between a client and a real server (PostgreSQL, Redis, a venue) so a test
+or drill can cut the connection for real and restore it.
 """
 
 from __future__ import annotations

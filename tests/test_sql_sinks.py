@@ -8,10 +8,15 @@ import json
 import pytest
 from conftest import book, pg_url, two_venue_scenario
 from sqlalchemy import create_engine, select
+from test_state_stores import context
 
 from arbframe.db import tables
-from arbframe.model import money
+from arbframe.errors import ArbframeError
+from arbframe.model import Alert, money
+from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.testing import TcpProxy
 
+REGISTRY = build_registry(get_plugin_manager())
 EVENTS = [
     book("0s", "a", 99.90, 100.00),
     book("1s", "b", 100.60, 100.70),
@@ -110,11 +115,51 @@ def test_each_run_appends_its_own_rows(run_scenario, sink):
 
 
 def test_a_database_down_at_the_start_stops_the_run_before_it_trades(run_scenario, tmp_path):
-    from arbframe.errors import ArbframeError
-    from arbframe.testing import TcpProxy
 
     with TcpProxy("127.0.0.1", 5432) as proxy:
         proxy.cut()
         block = {"type": "postgres", "url": pg_url("public", proxy.port)}
         with pytest.raises(ArbframeError, match=r"sinks\[0\] \(postgres sink, .*\): .*refused"):
             run_scenario(eventful(block))
+
+
+def test_rows_wait_through_an_outage_and_are_written_once_the_database_is_back(
+    pg_schema, tmp_path, capsys
+):
+
+    cls = REGISTRY.get("sink", "postgres").cls
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        sink = cls({"url": pg_url(pg_schema, proxy.port)}, name="sinks[0]", ctx=context(tmp_path))
+        run = context(tmp_path).info
+        sink.arbframe_on_run_start(run=run)
+        proxy.cut()
+        for ts in (1, 2):
+            sink.arbframe_on_alert(run=run, alert=Alert(ts, "P1", f"alert {ts}"))
+        assert sink.flush() is False  # unreachable: nothing lost, nothing raised
+        proxy.restore()
+        sink.arbframe_on_run_end(run=run, summary={"passed": True, "portfolio": {"pnl": "0"}})
+        sink.close()
+    url = pg_url(pg_schema)
+    assert [(a["ts"], a["title"]) for a in rows(url, tables.alerts)] == [
+        (1, "alert 1"),
+        (2, "alert 2"),
+    ]
+    [run_row] = rows(url, tables.runs)
+    assert run_row["passed"] is True and run_row["net_pnl"] == "0"
+    assert capsys.readouterr().err == ""
+
+
+def test_rows_still_unwritten_at_the_end_are_counted_on_stderr(pg_schema, tmp_path, capsys):
+
+    cls = REGISTRY.get("sink", "postgres").cls
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        sink = cls({"url": pg_url(pg_schema, proxy.port)}, name="sinks[0]", ctx=context(tmp_path))
+        run = context(tmp_path).info
+        sink.arbframe_on_run_start(run=run)
+        proxy.cut()
+        sink.arbframe_on_alert(run=run, alert=Alert(1, "P1", "lost"))
+        sink.arbframe_on_run_end(run=run, summary={"passed": True})
+        sink.close()
+    err = capsys.readouterr().err
+    assert err.startswith("warning: sinks[0] (postgres sink, postgresql+psycopg://postgres@")
+    assert err.endswith("database unreachable, 1 rows and the run summary not written\n")

@@ -51,12 +51,13 @@ def test_an_older_sink_file_is_refused_with_a_clear_error(tmp_path):
         store.open()
 
 
-def test_sqlite_runs_in_wal_mode_with_every_commit_synced(tmp_path):
-    store = build("sqlite", {"path": "s.db"}, tmp_path)
+@pytest.mark.parametrize(("config", "level"), [({}, 1), ({"synchronous": "full"}, 2)])
+def test_sqlite_runs_in_wal_mode_synced_as_configured(tmp_path, config, level):
+    store = build("sqlite", {"path": "s.db", **config}, tmp_path)
     store.open()
     with store.engine.connect() as db:  # type: ignore[union-attr]
         assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert db.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert db.exec_driver_sql("PRAGMA synchronous").scalar() == level  # 1 NORMAL, 2 FULL
     store.close()
 
 

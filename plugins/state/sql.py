@@ -205,7 +205,13 @@ class SqliteStore(SqlStore):
                 "format": "path",
                 "description": "Database file (default: $ARBFRAME_STATE_DIR/state.db, else "
                 ".arbframe/state.db in the current directory).",
-            }
+            },
+            "synchronous": {
+                "enum": ["normal", "full"],
+                "default": "normal",
+                "description": "normal: a save survives a killed process; full: also a power "
+                "cut or OS crash (an fsync per save, milliseconds).",
+            },
         },
     }
 
@@ -219,7 +225,7 @@ class SqliteStore(SqlStore):
 
     def create_engine(self) -> Engine:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return super().create_engine()
+        return make_engine(self.url, synchronous=self.config.get("synchronous", "normal").upper())
 
     def describe(self) -> str:
         return f"{self.name} (sqlite {self.path})"
