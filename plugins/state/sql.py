@@ -70,7 +70,7 @@ class SqlStore(StateStore):
             pass
 
     @contextmanager
-    def _connection(self, write: bool = False) -> Iterator[Connection]:
+    def _connection(self) -> Iterator[Connection]:
         """A connection in a transaction (committed on success), the schema at head first."""
         with unavailable_as(StoreUnavailable, self.describe()):
             if self.engine is None:
