@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("which", nargs="?", choices=["scenario", "summary"], default="scenario")
     schema.set_defaults(func=cmd_schema)
+    _add_state_commands(sub)
     return parser
 
 
@@ -340,6 +341,178 @@ def cmd_schema(args: argparse.Namespace) -> int:
         _, registry = _registry()
         print(json.dumps(composed_schema(registry), indent=2))
     return 0
+
+
+# ---- state stores: sessions, reset, keyspace ------------------------------------------------
+
+
+def _add_state_commands(sub: Any) -> None:
+    where = (
+        "The stores are the scenario's state: blocks; without a scenario (or blocks), "
+        "$ARBFRAME_DATABASE_URL adds postgres and $ARBFRAME_REDIS_URL adds redis, and without "
+        "a durable one of those the embedded sqlite store ($ARBFRAME_STATE_DIR/state.db, else "
+        ".arbframe/state.db) is used."
+    )
+    sessions = sub.add_parser(
+        "sessions",
+        help="list sessions and their last valid snapshot in the state stores",
+        description="List the sessions each state store holds, with the newest snapshot "
+        "whose payload matches its checksum (what a resume would use) and the seqs of "
+        f"damaged ones. {where} Exit 0, or 1 when a store cannot be reached.",
+    )
+    sessions.add_argument("scenario", type=Path, nargs="?", help="scenario YAML file")
+    sessions.add_argument("--json", action="store_true", help="machine-readable listing")
+    sessions.set_defaults(func=cmd_sessions)
+
+    reset = sub.add_parser(
+        "reset",
+        help="forget a session's state in the state stores",
+        description=f"Delete every snapshot (and hot key) of SESSION. {where} Asks first on "
+        "a terminal; without one, refuses unless --yes (exit 2). Exit 0 when done, 1 when "
+        "declined or a store cannot be reached.",
+    )
+    reset.add_argument("session", help="the session id (session:, else the scenario's name)")
+    reset.add_argument("scenario", type=Path, nargs="?", help="scenario YAML file")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cmd_reset)
+
+    keyspace = sub.add_parser(
+        "keyspace",
+        help="check that Redis keys follow arbframe's layout and TTL policy",
+        description="Scan arbframe:* in Redis and report keys that do not follow "
+        "arbframe:{env}:{session}:{domain}:{symbol}:{field} (part count, unknown domain) or "
+        "lack the TTL the policy requires. Exit 0 when compliant, 1 when not, 2 when Redis "
+        "cannot be reached.",
+    )
+    keyspace.add_argument("--url", help="Redis URL (default: $ARBFRAME_REDIS_URL, else local)")
+    keyspace.add_argument("--env", help="check only this env's keys (arbframe:ENV:*)")
+    keyspace.add_argument("--json", action="store_true", help="machine-readable report")
+    keyspace.set_defaults(func=cmd_keyspace)
+
+
+def _state_stores(scenario: Path | None) -> tuple[list[Any], dict[str, str]]:
+    """The stores for an operations command, opened; and {store name: why unreachable}."""
+    from arbframe.stores import DEFAULT_SQLITE, open_stores
+
+    _, registry = _registry()
+    loaded = load_scenario(scenario, registry) if scenario is not None else None
+    down: dict[str, str] = {}
+    stores = open_stores(
+        loaded, registry, DEFAULT_SQLITE, lambda store, err: down.setdefault(store.name, str(err))
+    )
+    return stores, down
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from arbframe.components import StoreUnavailable
+    from arbframe.stores import check_session, describe
+
+    stores, down = _state_stores(args.scenario)
+    listing = []
+    try:
+        for store in stores:
+            entry: dict[str, Any] = {"store": describe(store), "type": store.type_name}
+            entry["durable"], entry["error"], entry["sessions"] = store.durable, None, []
+            try:
+                for held in store.sessions():
+                    check = check_session(store, held["session"])
+                    entry["sessions"].append({**check.as_dict(), "last_ts": held["last_ts"]})
+            except StoreUnavailable as err:
+                entry["error"] = str(err)
+            entry["error"] = entry["error"] or None
+            listing.append(entry)
+    finally:
+        for store in stores:
+            store.close()
+    if args.json:
+        print(json.dumps({"stores": listing}, indent=2))
+    else:
+        print(_sessions_text(listing))
+    return 1 if any(e["error"] for e in listing) else 0
+
+
+def _sessions_text(listing: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in listing:
+        lines.append(entry["store"] + ("" if entry["durable"] else " [not durable]"))
+        if entry["error"]:
+            lines.append(f"  unreachable: {entry['error']}")
+        elif not entry["sessions"]:
+            lines.append("  no sessions")
+        else:
+            rows = [("SESSION", "SNAPSHOTS", "LAST", "VALID", "VALID TAKEN AT (UTC)", "CORRUPT")]
+            rows += [_session_row(s) for s in entry["sessions"]]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+            lines += [
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in rows
+            ]
+    return "\n".join(lines)
+
+
+def _session_row(s: dict[str, Any]) -> tuple[str, ...]:
+    taken = s["valid_taken_at"]
+    when = datetime.fromtimestamp(taken, UTC).strftime("%Y-%m-%d %H:%M:%S") if taken else "-"
+    valid = "none" if s["valid_seq"] is None else str(s["valid_seq"])
+    corrupt = ",".join(map(str, s["corrupt"])) or "-"
+    return (s["session"], str(s["snapshots"]), str(s["last_seq"]), valid, when, corrupt)
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from arbframe.components import StoreUnavailable
+    from arbframe.stores import describe
+
+    if not args.yes and not sys.stdin.isatty():  # before connecting to anything
+        print(
+            f"arbframe reset: refusing to reset session {args.session} without --yes "
+            "(stdin is not a terminal, so there is no one to confirm)",
+            file=sys.stderr,
+        )
+        return 2
+    stores, _ = _state_stores(args.scenario)
+    failed = False
+    try:
+        names = ", ".join(describe(store) for store in stores)
+        if not args.yes:
+            answer = input(f"Delete every snapshot of session {args.session} in {names}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing reset")
+                return 1
+        for store in stores:
+            try:
+                gone = store.reset(args.session)
+                print(f"{describe(store)}: {gone} snapshot{'' if gone == 1 else 's'} removed")
+            except StoreUnavailable as err:
+                failed = True
+                print(f"{describe(store)}: not reset: {err}", file=sys.stderr)
+    finally:
+        for store in stores:
+            store.close()
+    return 1 if failed else 0
+
+
+def cmd_keyspace(args: argparse.Namespace) -> int:
+    import redis
+
+    from arbframe.keyspace import check_keyspace, connect
+    from arbframe.stores import REDIS_URL_ENV
+
+    url = args.url or os.environ.get(REDIS_URL_ENV) or "redis://127.0.0.1:6379/0"
+    client = connect(url)
+    try:
+        scanned, problems = check_keyspace(client, args.env)
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        raise ArbframeError(f"arbframe keyspace: cannot reach Redis: {err}") from None
+    finally:
+        client.close()
+    if args.json:
+        rows = [{"key": p.key, "problem": p.problem} for p in problems]
+        print(json.dumps({"keys": scanned, "problems": rows}, indent=2))
+    else:
+        for p in problems:
+            print(f"{p.key}: {p.problem}")
+        print(f"{scanned} keys checked, {len(problems)} not compliant")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -42,10 +42,10 @@ BUILTIN_TYPES = {
     "feed": {"synthetic", "scripted", "replay"},
     "strategy": {"spread_arb"},
     "guard": {"symbol", "global"},
-    "sink": {"sqlite"},
+    "sink": {"sqlite", "postgres"},
     "alert": {"log"},
     "fault": {"order_reject", "partial_fill"},
-    "state": {"memory"},
+    "state": {"memory", "sqlite", "postgres", "redis"},
 }
 # The built-in feed types and those of any installed third-party plugin (the example's `sine`).
 INSTALLED_FEEDS = ", ".join(sorted(build_registry(get_plugin_manager()).types("feed")))
