@@ -44,6 +44,7 @@ from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
 from arbframe.sessions import ResumeError, SessionState
 from arbframe.sessions import summary as session_summary
+from arbframe.stores import store_blocks
 from arbframe.summary import build_summary
 from arbframe.units import parse_duration
 
@@ -227,17 +228,18 @@ class Run:
         kills = any(b["type"] == "engine_kill" for b in sc.get("faults", []))
         if not (sc.get("state") or "snapshots" in sc or kills or self.resume or self.reset):
             return None
-        stores = [
-            self._build("state", ("state", i), b.get("name", b["type"]))
-            for i, b in enumerate(sc.get("state", []))
-        ]
-        if not stores:  # in memory for in-process drills; on disk when asked to resume
-            default = "sqlite" if (self.resume or self.reset) else "memory"
-            stores = [
-                self.registry.get("state", default).cls(
-                    {}, name=default, ctx=self._context("state")
-                )
-            ]
+        # Without `state:`, ARBFRAME_REDIS_URL / ARBFRAME_DATABASE_URL choose the stores;
+        # failing a durable one, memory for in-process drills, or on disk to resume.
+        default = {"type": "sqlite" if (self.resume or self.reset) else "memory"}
+        stores = []
+        for path, block in store_blocks(self.loaded, (default,)):
+            name = block.get("name", block["type"])
+            if path is not None:
+                stores.append(self._build("state", path, name))
+            else:
+                config = {k: v for k, v in block.items() if k != "type"}
+                cls = self.registry.get("state", block["type"]).cls
+                stores.append(cls(config, name=name, ctx=self._context("state")))
         policy = sc.get("snapshots", {})
         state = SessionState(
             self.info.session,

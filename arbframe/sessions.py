@@ -112,7 +112,10 @@ class SessionState:
     def save(self, record: SnapshotRecord) -> bool:
         """Write ``record`` to every store; True when at least one durable one took it."""
         durable = False
-        for store in self.stores:
+        targets = self.stores
+        if record.reason == "orders" and any(s.durable for s in self.stores):
+            targets = [s for s in self.stores if s.durable]  # hot state shows snapshots only
+        for store in targets:
             try:
                 store.save(record)
             except StoreUnavailable as err:

@@ -206,10 +206,10 @@ def manifest(run: Run, next_ts: int) -> dict[str, Any]:
         "scenario": run.info.name,
         "seed": run.info.seed,
         "mode": run.info.mode,
-        "feed_position_ns": next_ts,
+        "feed": next_ts,
         "clock_ns": run.clock.now,
         "client_seq": execution.flow.client_seq,
-        "open_trades": [
+        "trades": [
             {
                 "trade_id": job.trade.trade_id,
                 "symbol": job.trade.symbol,
@@ -226,7 +226,7 @@ def manifest(run: Run, next_ts: int) -> dict[str, Any]:
             }
             for job in execution.jobs.values()
         ],
-        "open_orders": [
+        "orders": [
             {
                 "client_id": o.client_id,
                 "exchange_id": o.exchange_id,

@@ -157,7 +157,7 @@ def test_slow_venue_snapshots_do_hold_orders_in_flight(run_scenario, monkeypatch
         run_scenario(SLOW)
     held = MemoryStore.records["resume_c1"].values()
     latest = max((r for r in held if r.reason != "orders"), key=lambda r: r.seq)
-    assert latest.manifest["open_orders"] and latest.manifest["open_trades"]
+    assert latest.manifest["orders"] and latest.manifest["trades"]
 
 
 def test_a_stopped_run_resumed_ends_as_if_never_interrupted(run_scenario, uninterrupted):
