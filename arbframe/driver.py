@@ -20,6 +20,7 @@ The order of everything depends only on the scenario and the seed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -45,9 +46,23 @@ class DriveStats:
 
 class StopRequest:
     """Set ``requested`` (from a signal handler, another thread) to end the run at the next
-    instant: never inside one, so no fill is half-booked."""
+    instant: never inside one, so no fill is half-booked. ``request()`` also wakes a
+    wall-clock driver that is sleeping until its next instant."""
 
     requested = False
+    _waker: tuple[Any, Callable[[], None]] | None = None  # (asyncio loop, wake) while one runs
+
+    def request(self) -> None:
+        """Ask the run to stop; safe from signal handlers and other threads."""
+        self.requested = True
+        waker = self._waker  # one read: the driver may detach meanwhile
+        if waker is not None:
+            with suppress(RuntimeError):  # the loop closed meanwhile: the flag is enough
+                waker[0].call_soon_threadsafe(waker[1])
+
+    def attach(self, loop: Any, wake: Callable[[], None] | None) -> None:
+        """The wall-clock driver's loop and wake-up while it runs (None, None after)."""
+        self._waker = None if wake is None else (loop, wake)
 
 
 def run_simulated(
@@ -62,12 +77,15 @@ def run_simulated(
     progress: Callable[[int, int], None] | None = None,
     stats: DriveStats | None = None,
     stop: StopRequest | None = None,
+    *,
+    between: Callable[[int], None] | None = None,
 ) -> DriveStats:
     """Run until the feed is exhausted or ``duration_ns`` of scenario time has passed.
 
     ``targets[venue][symbol]`` is (record the published book, the venue's on_book);
     ``events_out`` is (the event queue, what drains it). ``stats`` is kept current, so an
-    interrupted run still has its counts.
+    interrupted run still has its counts. ``between(ts)`` runs between two instants, where
+    a stop is honoured: everything due by ``ts`` has run, the instant at ``ts`` not yet.
     """
     stats = stats or DriveStats()
     stop = stop or StopRequest()
@@ -106,6 +124,8 @@ def run_simulated(
                     clock.run_due(ts)
                 if queue:
                     drain()
+                if between is not None and now >= 0:
+                    between(ts)
                 if stop.requested:
                     stats.stopped = True
                     break

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from arbframe.clock import Clock
     from arbframe.components import Exchange
     from arbframe.market import MarketView
+    from arbframe.realtime import LoopHealth
 
 FINAL_EVENT = {
     OrderState.CANCELED: OrderEvent.CANCELED,
@@ -93,6 +94,7 @@ class OrderFlow:
         self.client_seq = 0  # the last client id's number: part of the execution snapshot
         self._fill_ids: set[tuple[str, str]] = set()
         self._reports: set[Report] = set()  # every non-fill report applied
+        self.health: LoopHealth | None = None  # the wall-clock driver's, told of each order
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -107,6 +109,8 @@ class OrderFlow:
         self.orders[order.client_id] = order
         self.counts["submitted"] += 1
         self._apply(order, OrderEvent.SUBMIT)
+        if self.health is not None:
+            self.health.order_sent()
         self.venues[order.venue].submit(order.request())
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)
