@@ -4,6 +4,7 @@ summary. The only module that sees everything; components see their context only
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from arbframe.model import Book
 from arbframe.money import MONEY_CONTEXT
 from arbframe.outputs import Outputs
 from arbframe.plugins import Registry
+from arbframe.realtime import LoopHealth, WallClock, run_wall
 from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
 from arbframe.summary import build_summary
@@ -65,7 +67,10 @@ class Run:
             report_currency=sc.get("report_currency", "USDT"),
             session=sc.get("session", sc["name"]),
         )
-        self.clock = SimClock()
+        wall = self.info.clock == "wall"
+        self.clock: SimClock | WallClock = WallClock() if wall else SimClock()
+        self.health = LoopHealth() if wall else None
+        """How the wall-clock driver's loop keeps up (the summary's ``loop``); None if simulated."""
         self.bus = EventBus()
         self.fault_counts: Counter[str] = Counter()
         self.stats = DriveStats()
@@ -113,10 +118,6 @@ class Run:
 
     def _wire(self) -> None:
         sc = self.scenario
-        if self.info.clock != "simulated":
-            raise self._error(
-                ("clock",), "the wall-clock driver is not available yet; use clock: simulated"
-            )
         if self.info.mode in ("shadow", "live"):
             raise self._error(
                 ("mode",),
@@ -189,6 +190,7 @@ class Run:
             for i in range(len(sc.get("faults", [])))
         ]
         self.audit = Audit(self.market)
+        self.execution.flow.health = self.health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
 
     def _fund(self) -> None:
@@ -335,8 +337,7 @@ class Run:
                 start(ts)
 
         bus, deliver = self.bus, self._deliver
-        run_simulated(
-            self.clock,
+        args = (
             self._events(),
             parse_duration(self.scenario["duration"]),
             targets,
@@ -348,6 +349,11 @@ class Run:
             self.stats,
             self.stop,
         )
+        if isinstance(self.clock, WallClock):
+            speed = float(self.scenario.get("speed", 1))
+            asyncio.run(run_wall(self.clock, *args, speed=speed, health=self.health))
+        else:
+            run_simulated(self.clock, *args)
         if self.stats.stopped:  # a partial run: what happened is kept, nothing is invented
             self.interrupted = True
             bus.drain(deliver)
@@ -413,4 +419,5 @@ class Run:
             venues=self.venues,
             faults=self.fault_counts,
             complete=complete,
+            loop=None if self.health is None else self.health.summary(),
         )

@@ -4,6 +4,11 @@ duration, loop health, pushed feeds, and the same trades as a simulated run."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -11,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from arbframe import realtime
 from arbframe.clock import SimClock
 from arbframe.driver import DriveStats, StopRequest, run_simulated
+from arbframe.errors import ScenarioError
 from arbframe.realtime import Histogram, LoopHealth, WallClock, run_wall
+from arbframe.report import format_summary
+from arbframe.schema import summary_schema
 
 T0 = 1_700_000_000 * 10**9
 MS = 1_000_000
@@ -521,3 +530,87 @@ def test_run_simulated_calls_between_after_due_calls_before_the_books() -> None:
     run_simulated(world.clock, *world.args(iter(EVENTS[:4]), S), between=between)
     # between the instants at 0 and 10 ms: the ack due at 10 ms has run, no book of 10 ms
     assert seen == [(T0 + 10 * MS, T0 + 10 * MS, 2)]
+
+
+# ---- runs: the same trades under either clock -------------------------------------------------
+
+SHORT = f"""\
+extends: {SCENARIOS / "_campaign_base.yaml"}
+name: short_wall
+duration: 20s
+venues:
+  upbit: {{latency: 100ms}}
+  binance: {{latency: 50ms}}     # answers land on the other venue's quotes: equal times
+feeds:
+  - type: synthetic
+    symbols: {{BTC: 60000}}
+    venues: [upbit, binance]
+    pattern: mixed
+    tick: {{upbit: 1000, binance: 0.01}}
+    episode_every: 1s
+    persist_for: 3s
+strategy: {{max_hold: 2s}}
+guards: null
+"""
+
+
+def _record(result: Any) -> Any:
+    trades = [
+        (t.trade_id, t.state.value, t.exit_reason, t.opened_at, t.closed_at, t.net_pnl)
+        for t in result.trades
+    ]
+    fills = [(f.client_id, f.ts, f.price, f.amount, f.fee) for f in result.fills]
+    return trades, fills
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_run_makes_the_same_trades_under_either_clock(run_scenario, seed: int) -> None:
+    simulated_run = run_scenario(SHORT, seed=seed)
+    wall_run = run_scenario(
+        SHORT
+        + "clock: wall\nspeed: 200\n"
+        + "expect: {loop.lag_ms.count: {min: 1}, loop.decision_to_order_us.count: {min: 1}}\n",
+        seed=seed,
+    )
+    trades, fills = _record(simulated_run)
+    assert len(trades) >= 5 and {t[2] for t in trades} >= {"reversion", "max_hold"}
+    assert _record(wall_run) == (trades, fills)
+    a, b = simulated_run.summary, wall_run.summary
+    assert b["clock"] == "wall" and "loop" not in a
+    for key in ("portfolio", "orders", "events", "time", "reconciliation"):
+        assert a[key] == b[key], key
+    assert b["passed"], b["expectations"]
+    Draft202012Validator(summary_schema()).validate(b)
+    assert b["loop"]["quote_to_decision_us"]["count"] == b["events"]["instants"]
+    assert re.search(r"\nloop: lag p50 [\d.]+ / p99 [\d.]+ / max [\d.]+ ms; ", format_summary(b))
+    assert wall_run.run.execution.flow.health is wall_run.run.health
+    assert simulated_run.run.execution.flow.health is None
+
+
+def test_speed_must_be_positive_in_a_scenario(run_scenario) -> None:
+    with pytest.raises(ScenarioError, match="speed: 0 is less than or equal to the minimum"):
+        run_scenario(SHORT + "clock: wall\nspeed: 0\n")
+
+
+def test_ctrl_c_ends_a_sleeping_wall_run_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text(SHORT.replace("duration: 20s", "duration: 60s") + "clock: wall\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arbframe", "run", str(path), "--out", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (out / "fills.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the run has started once its outputs exist
+    time.sleep(0.3)
+    signalled = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.perf_counter() - signalled < 2.0
+    assert proc.returncode == 130, stderr
+    assert "interrupted at" in stderr
+    summary = json.loads(stdout)
+    assert summary["complete"] is False and summary["loop"]["lag_ms"]["count"] > 0
