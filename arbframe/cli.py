@@ -209,7 +209,7 @@ def _stopper(run: Run) -> Any:
     def stop(signum: int, frame: Any) -> None:
         if run.stop.requested:
             raise KeyboardInterrupt
-        run.stop.requested = True
+        run.stop.request()  # wakes a wall-clock run sleeping until its next instant
 
     return stop
 

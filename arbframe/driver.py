@@ -20,6 +20,7 @@ The order of everything depends only on the scenario and the seed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import chain, dropwhile
 from typing import Any
@@ -46,9 +47,23 @@ class DriveStats:
 
 class StopRequest:
     """Set ``requested`` (from a signal handler, another thread) to end the run at the next
-    instant: never inside one, so no fill is half-booked."""
+    instant: never inside one, so no fill is half-booked. ``request()`` also wakes a
+    wall-clock driver that is sleeping until its next instant."""
 
     requested = False
+    _waker: tuple[Any, Callable[[], None]] | None = None  # (asyncio loop, wake) while one runs
+
+    def request(self) -> None:
+        """Ask the run to stop; safe from signal handlers and other threads."""
+        self.requested = True
+        waker = self._waker  # one read: the driver may detach meanwhile
+        if waker is not None:
+            with suppress(RuntimeError):  # the loop closed meanwhile: the flag is enough
+                waker[0].call_soon_threadsafe(waker[1])
+
+    def attach(self, loop: Any, wake: Callable[[], None] | None) -> None:
+        """The wall-clock driver's loop and wake-up while it runs (None, None after)."""
+        self._waker = None if wake is None else (loop, wake)
 
 
 def run_simulated(
@@ -63,6 +78,7 @@ def run_simulated(
     progress: Callable[[int, int], None] | None = None,
     stats: DriveStats | None = None,
     stop: StopRequest | None = None,
+    *,
     between: Callable[[int, int], None] | None = None,
     resume: tuple[int, int] | None = None,
 ) -> DriveStats:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from arbframe.clock import Clock
     from arbframe.components import Exchange
     from arbframe.market import MarketView
+    from arbframe.realtime import LoopHealth
 
 FINAL_EVENT = {
     OrderState.CANCELED: OrderEvent.CANCELED,
@@ -97,6 +98,7 @@ class OrderFlow:
         """Client ids asked about on resume and not answered yet: new intents wait."""
         self.reconciled: Callable[[], None] | None = None
         """Called once when the last of ``awaiting`` is answered."""
+        self.health: LoopHealth | None = None  # the wall-clock driver's, told of each order
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -111,6 +113,8 @@ class OrderFlow:
         self.orders[order.client_id] = order
         self.counts["submitted"] += 1
         self._apply(order, OrderEvent.SUBMIT)
+        if self.health is not None:
+            self.health.order_sent()
         self.venues[order.venue].submit(order.request())
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)

@@ -116,6 +116,21 @@ def _halts(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def _loop(loop: dict[str, Any]) -> str:
+    """The wall clock's loop health on one line."""
+
+    def figures(f: dict[str, Any], unit: str) -> str:
+        if not f["count"]:
+            return "none"
+        return f"p50 {f['p50']:g} / p99 {f['p99']:g} / max {f['max']:g} {unit}"
+
+    return (
+        f"loop: lag {figures(loop['lag_ms'], 'ms')}; quote to decision "
+        f"{figures(loop['quote_to_decision_us'], 'µs')}; decision to order "
+        f"{figures(loop['decision_to_order_us'], 'µs')}"
+    )
+
+
 def _expectation(e: dict[str, Any]) -> str:
     mark = "PASS" if e["passed"] else "FAIL"
     wanted = " and ".join(f"{COMPARATOR_WORDS[op]} {_value(v)}" for op, v in e["expected"].items())
@@ -153,6 +168,8 @@ def format_summary(
                   if v.get("duplicate_orders")}  # fmt: skip
     if duplicates:
         out.append(f"orders refused by venues as duplicates: {_counts(duplicates)}")
+    if "loop" in summary:
+        out.append(_loop(summary["loop"]))
     rec = summary["reconciliation"]
     fills = rec["fills"]
     if rec["passed"]:

@@ -4,6 +4,7 @@ summary. The only module that sees everything; components see their context only
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import random
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from arbframe.model import Book
 from arbframe.money import MONEY_CONTEXT
 from arbframe.outputs import Outputs
 from arbframe.plugins import Registry
+from arbframe.realtime import LoopHealth, WallClock, run_wall
 from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
 from arbframe.sessions import ResumeError, SessionState
@@ -92,7 +94,10 @@ class Run:
         self.revivals: list[dict[str, Any]] = []  # engine kills survived, in order
         self._killer = ""  # the name of the fault that killed the engine
         self._reviving = False
-        self.clock = SimClock()
+        wall = self.info.clock == "wall"
+        self.clock: SimClock | WallClock = WallClock() if wall else SimClock()
+        self.health = LoopHealth() if wall else None
+        """How the wall-clock driver's loop keeps up (the summary's ``loop``); None if simulated."""
         self.bus = EventBus()
         self.fault_log = FaultLog(self.clock, self.bus)
         self.links: dict[str, Link] = {}  # venues whose books a fault put behind a link
@@ -151,10 +156,6 @@ class Run:
 
     def _wire(self) -> None:
         sc = self.scenario
-        if self.info.clock != "simulated":
-            raise self._error(
-                ("clock",), "the wall-clock driver is not available yet; use clock: simulated"
-            )
         if self.info.mode in ("shadow", "live"):
             raise self._error(
                 ("mode",),
@@ -217,6 +218,7 @@ class Run:
         self.faults = [self._build_fault(i) for i in range(len(sc.get("faults", [])))]
         self._fault_named = {f.name: f for f in self.faults}
         self.audit = Audit(self.market)
+        self.execution.flow.health = self.health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
 
@@ -439,22 +441,28 @@ class Run:
                 start(ts)
 
         bus, deliver = self.bus, self._deliver
+        args = (
+            self._events(),
+            parse_duration(self.scenario["duration"]),
+            targets,
+            self.market.set_fx,
+            [s.on_market for s in self.strategies],
+            (bus.queue, lambda: bus.drain(deliver)),
+            on_first,
+            progress,
+            self.stats,
+            self.stop,
+        )
+        options = {
+            "between": self._between if self.sessions is not None else None,
+            "resume": self._resume_at,
+        }
         try:
-            run_simulated(
-                self.clock,
-                self._events(),
-                parse_duration(self.scenario["duration"]),
-                targets,
-                self.market.set_fx,
-                [s.on_market for s in self.strategies],
-                (bus.queue, lambda: bus.drain(deliver)),
-                on_first,
-                progress,
-                self.stats,
-                self.stop,
-                between=self._between if self.sessions is not None else None,
-                resume=self._resume_at,
-            )
+            if isinstance(self.clock, WallClock):
+                speed = float(self.scenario.get("speed", 1))
+                asyncio.run(run_wall(self.clock, *args, speed=speed, health=self.health, **options))
+            else:
+                run_simulated(self.clock, *args, **options)
         except EngineKilled as kill:
             self._revive(kill)
             return self._drive(progress)
@@ -718,4 +726,5 @@ class Run:
             venues=self.venues,
             faults=self.fault_log.summary(self.stats.start),
             complete=complete,
+            loop=None if self.health is None else self.health.summary(),
         )

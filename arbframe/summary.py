@@ -45,6 +45,7 @@ def build_summary(
     venues: dict[str, Exchange],
     faults: dict[str, Any],
     complete: bool,
+    loop: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     ledger = execution.ledger
     opened = [t for t in execution.trades.values() if t.fills]
@@ -118,6 +119,8 @@ def build_summary(
         "venues": venue_stats,
         "reconciliation": audit.report(ledger, venues),
     }
+    if loop is not None:  # the wall-clock driver's loop health
+        summary["loop"] = loop
     expect = {**scenario.get("expect", {}), **BUILTIN_EXPECT}
     summary["expectations"] = evaluate(expect, summary)
     # A partial run proves nothing, whatever its expectations say so far.
