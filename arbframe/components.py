@@ -372,6 +372,10 @@ class SimulatedExchange(Exchange):
     def on_start(self, ts: int) -> None:
         """The first feed event arrived at ``ts``: the run's time starts."""
 
+    def on_resume(self) -> None:
+        """A resumed session starts (instead of ``on_start``), for a venue that outlives the
+        process: reopen what it keeps (its account file)."""
+
     def on_book(self, ts: int, symbol: str, bids: Any, asks: Any) -> None:
         """A feed published a new book (the per-quote path: keep it cheap)."""
         raise NotImplementedError

@@ -612,6 +612,10 @@ class Run:
         now, next_ts = state["position"]
         for store, seq in found.corrupt:  # after the restore, which brings its own counts
             self._alert("P1", "damaged snapshot skipped", f"{store} #{seq}: checksum mismatch")
+        for name in external if world is None else ():  # (a revived engine's venues live on)
+            venue = self.venues[name]
+            if isinstance(venue, SimulatedExchange):
+                venue.on_resume()
         if external:  # venues restored with the snapshot forgot what followed it, as we did
             pending = [snapshot.loads(r.payload, self._wired, modules) for r in found.pending]
             self.execution.adopt(pending)

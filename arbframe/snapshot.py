@@ -49,6 +49,8 @@ _SAFE_NAMES = {
     ("collections", "Counter"),
     ("collections", "OrderedDict"),
     ("decimal", "Decimal"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
     ("copyreg", "_reconstructor"),
     *(("builtins", t) for t in ("object", "int", "float", "list", "dict", "tuple", "str", "bool")),
 }  # types among them appear as factories (defaultdict(list)) and in copyreg reconstruction

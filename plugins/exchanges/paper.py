@@ -221,6 +221,7 @@ class PaperExchange(SimulatedExchange):
             if problem:  # found now, not after the run
                 raise ConfigError(problem, ("account", "path"))
         self.account_source = "scenario"
+        self.outlives_process = self.account_path is not None  # its account is on disk
         self.store: paper_account.AccountFile | None = None
         self._restart_inbox: dict[str, list[tuple[int, OrderRequest]]] = defaultdict(list)
 
@@ -303,11 +304,28 @@ class PaperExchange(SimulatedExchange):
             self.name, self.account_path, len(saved.orders), len(saved.inbox),
         )  # fmt: skip
 
+    def on_resume(self) -> None:
+        if self.account_path:
+            self._open_account()
+
+    def _open_account(self) -> None:
+        self.store = paper_account.AccountFile(self.account_path, self.name)
+        self._restore_resting()
+        self._save([])
+
+    # A snapshot keeps the venue's state, not its open account file (a process's handle).
+    def snapshot_state(self) -> dict[str, Any]:
+        skip = {"ctx", "config", "name", "scenario_path", "store"}
+        return {k: v for k, v in vars(self).items() if k not in skip}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        if self.account_path and self.store is None:
+            self.store = paper_account.AccountFile(self.account_path, self.name)
+
     def on_start(self, ts: int) -> None:
         if self.account_path:  # opened when the run starts: validating writes nothing
-            self.store = paper_account.AccountFile(self.account_path, self.name)
-            self._restore_resting()
-            self._save([])
+            self._open_account()
             if self.account_source == "new":
                 log.info("paper venue %s: new account in %s, funded from the scenario's "
                          "capital", self.name, self.account_path)  # fmt: skip
