@@ -101,6 +101,8 @@ def run_simulated(
     quotes = instants = fx_updates = 0
     if resume is not None:  # pick up right after `between` was called
         now, next_ts = resume
+        if next_ts == NEVER:  # the snapshot of a finished run: nothing is left to drive
+            return stats
         end = stats.start + duration_ns
         quotes, instants, fx_updates = stats.quotes, stats.instants, stats.fx_updates
         events = dropwhile(lambda event: event[0] < next_ts, events)

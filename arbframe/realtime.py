@@ -301,6 +301,8 @@ async def run_wall(
     """
     if not speed > 0:
         raise ValueError(f"speed must be > 0, not {speed!r}")
+    if resume is not None and resume[1] == NEVER:  # a finished run's snapshot
+        return stats or DriveStats()
     drive = _Drive(
         clock, targets, set_fx, on_market, events_out, on_first, progress,
         stats or DriveStats(), stop or StopRequest(), speed, health or LoopHealth(), between,

@@ -47,7 +47,7 @@ from arbframe.scenario import LoadedScenario
 from arbframe.sessions import ResumeError, SessionState
 from arbframe.sessions import summary as session_summary
 from arbframe.stores import store_blocks
-from arbframe.summary import build_summary
+from arbframe.summary import build_summary, judge
 from arbframe.units import parse_duration
 
 
@@ -231,8 +231,10 @@ class Run:
         if not (sc.get("state") or "snapshots" in sc or kills or self.resume or self.reset):
             return None
         # Without `state:`, ARBFRAME_REDIS_URL / ARBFRAME_DATABASE_URL choose the stores;
-        # failing a durable one, memory for in-process drills, or on disk to resume.
-        default = {"type": "sqlite" if (self.resume or self.reset) else "memory"}
+        # failing a durable one, the embedded file when snapshots are asked for (or a
+        # resume), memory for a drill that only kills the engine in-process.
+        on_disk = self.resume or self.reset or "snapshots" in sc
+        default = {"type": "sqlite" if on_disk else "memory"}
         stores = []
         for path, block in store_blocks(self.loaded, (default,)):
             name = block.get("name", block["type"])
@@ -356,14 +358,15 @@ class Run:
             name,
             clock=self.clock,
             venues=self.venues,
-            fired=lambda *a, **d: log.fired(record, *a, **d),
+            # By name: a revived engine's restored log holds new record objects.
+            fired=lambda *a, **d: log.fired(log.records[name], *a, **d),
             order=self.execution.orders.get,
-            detected=lambda **d: log.detected(record, **d),
-            recovered=lambda **d: log.recovered(record, **d),
+            detected=lambda **d: log.detected(log.records[name], **d),
+            recovered=lambda **d: log.recovered(log.records[name], **d),
             random=random.Random(f"{self.info.seed}/faults[{i}]"),
             link=self._link,
             watch_reports=self._report_watchers.append,
-            kill_engine=lambda wait: self._kill_engine(wait, record),
+            kill_engine=lambda wait: self._kill_engine(wait, log.records[name]),
             stores=self._stores,
             corrupt_snapshot=self._corrupt_snapshot,
         )
@@ -610,6 +613,7 @@ class Run:
         if world is not None:
             snapshot.restore_world(self, snapshot.loads(world, self._wired, modules))
         now, next_ts = state["position"]
+        sessions.last_ts = now  # the next periodic snapshot falls where it would have
         for store, seq in found.corrupt:  # after the restore, which brings its own counts
             self._alert("P1", "damaged snapshot skipped", f"{store} #{seq}: checksum mismatch")
         for name in external if world is None else ():  # (a revived engine's venues live on)
@@ -693,6 +697,7 @@ class Run:
         checked = summary["integrity"] = integrity.check(
             self.venues, self.ledger, self.execution.trades.values(), self.market.instruments()
         )
+        self._trading_after_faults(summary["faults"]["timeline"])
         summary["faults"]["position_loss"] = checked["position_loss"]
         summary["faults"]["state_integrity"] = checked["state_integrity"]
         if self.sessions is not None:
@@ -701,7 +706,16 @@ class Run:
             state["resume_queries"] = self.execution.order_counts["resume_queries"]
             state["revivals"] = [self._revival(r) for r in self.revivals]
             summary["state"] = state
-        return summary
+        return judge(summary, self.scenario)
+
+    def _trading_after_faults(self, timeline: dict[str, Any]) -> None:
+        """Did trading go on after each fault? Entries (filled) and exits after it recovered."""
+        for name, entry in timeline.items():
+            record = self.fault_log.records[name]
+            after = record.recovered_at if record.recovered_at is not None else NEVER
+            trades = self.execution.trades.values()
+            entry["entries_after"] = sum(t.opened_at > after and bool(t.fills) for t in trades)
+            entry["exits_after"] = sum(t.exited and (t.closed_at or 0) > after for t in trades)
 
     def _revival(self, revival: dict[str, Any]) -> dict[str, Any]:
         """A revival in the summary: when, from which snapshot, how long until the venues

@@ -50,6 +50,7 @@ _SAFE_NAMES = {
     ("collections", "OrderedDict"),
     ("decimal", "Decimal"),
     ("pathlib", "PosixPath"),
+    ("random", "Random"),
     ("pathlib", "WindowsPath"),
     ("copyreg", "_reconstructor"),
     *(("builtins", t) for t in ("object", "int", "float", "list", "dict", "tuple", "str", "bool")),
@@ -198,6 +199,9 @@ def _kernel_state(run: Run) -> dict[str, Any]:
         },
         "audit": {k: v for k, v in vars(run.audit).items() if k != "market"},
         "components": {name: component_state(c) for name, c in _components(run)},
+        # The session's counts so far, this snapshot included: a resumed session goes on
+        # counting (and snapshotting) as the uninterrupted one would.
+        "session": {"taken": run.sessions.taken + 1, "failed": run.sessions.failed},
     }
 
 
@@ -365,6 +369,9 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
     for port in execution._ports.values():
         port.cooldowns = run.guard_chain.cooldowns
     _restore_market(run, kernel["market"], kernel["audit"])
+    if run.sessions is not None and "session" in kernel:
+        run.sessions.taken = kernel["session"]["taken"]
+        run.sessions.failed = kernel["session"]["failed"]
     skip = {f"venue:{name}" for name in external}
     for name, component in _components(run):
         if name in kernel["components"] and name not in skip:
@@ -389,11 +396,13 @@ def _restore_market(run: Run, market: dict[str, Any], audit: dict[str, Any]) -> 
 
 
 def _fault_log(run: Run) -> dict[str, Any]:
-    """The fault timeline and each fault's random generator (drills replay exactly)."""
+    """The fault timeline, each fault's random generator (drills replay exactly) and the
+    faults watching the venues' reports."""
     return {
         "records": run.fault_log.records,
         "counts": run.fault_log.counts,
         "random": [f.ctx.random.getstate() for f in run.faults],
+        "watchers": list(run._report_watchers),
     }
 
 
@@ -402,6 +411,7 @@ def _restore_faults(run: Run, log: dict[str, Any], links: dict[str, Any]) -> Non
     run.fault_log.counts = log["counts"]
     for fault, state in zip(run.faults, log["random"], strict=True):
         fault.ctx.random.setstate(state)
+    run._report_watchers[:] = log["watchers"]  # in place: the faults' contexts hold it
     run.links = links
 
 

@@ -121,10 +121,15 @@ def build_summary(
     }
     if loop is not None:  # the wall-clock driver's loop health
         summary["loop"] = loop
+    return summary
+
+
+def judge(summary: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the scenario's `expect:` (and the built-in ones) on the finished summary."""
     expect = {**scenario.get("expect", {}), **BUILTIN_EXPECT}
     summary["expectations"] = evaluate(expect, summary)
     # A partial run proves nothing, whatever its expectations say so far.
-    summary["passed"] = complete and all(e["passed"] for e in summary["expectations"])
+    summary["passed"] = summary["complete"] and all(e["passed"] for e in summary["expectations"])
     return summary
 
 

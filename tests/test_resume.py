@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,7 +87,8 @@ def _empty_memory_store():
 
 def comparable(summary: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(summary)
-    out.pop("state", None)  # how many snapshots each process took differs, by design
+    for key in ("resumed_from", "resume_queries", "last_seq"):  # this process's own story
+        out["state"].pop(key, None)
     return out
 
 
@@ -182,6 +184,9 @@ def test_a_stopped_run_resumed_ends_as_if_never_interrupted(run_scenario, uninte
     assert last.reason == "shutdown"
     resumed = run_scenario(SCENARIO, resume=True)
     assert resumed.run.resumed_from.seq == last.seq
+    # One snapshot more: the one taken when it stopped.
+    assert resumed.summary["state"]["taken"] == uninterrupted["state"]["taken"] + 1
+    resumed.summary["state"]["taken"] -= 1
     assert comparable(resumed.summary) == comparable(uninterrupted)
 
 
@@ -300,3 +305,99 @@ def test_a_revival_that_ignores_orders_in_flight_loses_a_position(run_scenario, 
     # duplicates, and their fills taken for the first orders'.
     assert integrity["duplicate_orders"] >= 1 and integrity["state_integrity"] is False
     assert result.summary["faults"]["state_integrity"] is False
+
+
+# ---- the repository's resume and failure scenarios ---------------------------------------------
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def test_the_resume_scenarios_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path))
+    for name in ("d70_resume_single", "d70_resume_multi", "d70_resume_guards",
+                 "d70_corrupt_snapshot", "d71_failure"):  # fmt: skip
+        summary = run_scenario_file(SCENARIOS / f"{name}.yaml").summary
+        failed = [e["name"] for e in summary["expectations"] if not e["passed"]]
+        assert failed == [], name
+
+
+def test_a_snapshot_without_guard_state_fails_d70_resume_guards(tmp_path, monkeypatch):
+    from arbframe import snapshot
+
+    kernel_state = snapshot._kernel_state
+
+    def without_guards(run):
+        state = kernel_state(run)
+        state["components"] = {k: v for k, v in state["components"].items()
+                               if not k.startswith("guard:")}  # fmt: skip
+        return state
+
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(snapshot, "_kernel_state", without_guards)
+    summary = run_scenario_file(SCENARIOS / "d70_resume_guards.yaml").summary
+    failed = {e["name"] for e in summary["expectations"] if not e["passed"]}
+    assert "faults.timeline.kill.entries_after" in failed  # it traded again: limit forgotten
+
+
+@pytest.mark.parametrize("scenario", ["d70_resume_single", "d71_failure"])
+def test_a_resume_that_ignores_open_orders_fails_the_scenario(tmp_path, monkeypatch, scenario):
+    from arbframe import snapshot
+    from arbframe.execution import ExecutionEngine
+
+    restore_kernel = snapshot.restore_kernel
+
+    def forgetful(run, kernel, external):  # drops the orders still open, and their timeouts
+        restore_kernel(run, kernel, external)
+        flow = run.execution.flow
+        for cid in [c for c, o in flow.orders.items() if not o.settled]:
+            del flow.orders[cid]
+        for job in run.execution.jobs.values():
+            job.inflight.clear()
+        heap = run.clock._heap
+        heap[:] = [e for e in heap if not _forgotten_timeout(e, flow.orders)]
+
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(snapshot, "restore_kernel", forgetful)
+    monkeypatch.setattr(ExecutionEngine, "adopt", lambda self, records: None)
+    monkeypatch.setattr(ExecutionEngine, "reconcile", lambda self, venues: None)
+    summary = run_scenario_file(SCENARIOS / f"{scenario}.yaml").summary
+    failed = {e["name"] for e in summary["expectations"] if not e["passed"]}
+    assert "faults.state_integrity" in failed or "faults.position_loss" in failed
+
+
+def test_reset_or_resume_the_operators_choice(tmp_path, monkeypatch):
+    """d70_reset_vs_resume: stopped half-way, --resume ends where the uninterrupted run
+    ends; --reset starts clean; a finished session resumed stays finished."""
+    from arbframe.runner import Run
+
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path))
+    path = SCENARIOS / "d70_reset_vs_resume.yaml"
+    straight = run_scenario_file(path, reset=True).summary
+    assert straight["state"]["resumed_from"] is None and straight["passed"]
+
+    between, calls = Run._between, [0]
+
+    def stop_half_way(self, now, next_ts):
+        between(self, now, next_ts)
+        calls[0] += 1
+        if calls[0] == 1500:
+            self.stop.requested = True
+
+    monkeypatch.setattr(Run, "_between", stop_half_way)
+    stopped = run_scenario_file(path, reset=True).summary
+    monkeypatch.setattr(Run, "_between", between)
+    assert stopped["complete"] is False
+    resumed = run_scenario_file(path, resume=True).summary
+    assert resumed["state"]["resumed_from"] is not None and resumed["passed"]
+    assert resumed["portfolio"] == straight["portfolio"]
+    assert resumed["reconciliation"] == straight["reconciliation"]
+    again = run_scenario_file(path, resume=True).summary  # finished: nothing left to do
+    assert again["portfolio"] == straight["portfolio"]
+    clean = run_scenario_file(path, reset=True).summary
+    assert clean["state"]["resumed_from"] is None
+    assert clean["portfolio"] == straight["portfolio"]
+
+
+def _forgotten_timeout(entry: Any, orders: dict[str, Any]) -> bool:
+    fn, args = entry[2], entry[3]
+    return getattr(fn, "__name__", "") == "_check" and bool(args) and args[0] not in orders

@@ -41,7 +41,7 @@ class StateOutage(Fault):
                 "type": "string",
                 "default": "hot",
                 "description": "The store's name (its `name:`, else its type), or `hot`: "
-                "the first store that is not durable.",
+                "the first store that is not durable (else the first store).",
             },
         },
     }
@@ -65,7 +65,7 @@ class StateOutage(Fault):
         store = self._store()
         if getattr(self, "_on", None) is store:
             return
-        self._on = store
+        self._on, self.store_name = store, store.name
         proxy = getattr(store, "route_through_proxy", None)
         self.proxy = proxy() if proxy is not None else None
         if self.proxy is None:  # no network to cut: every call fails for the window
@@ -87,6 +87,8 @@ class StateOutage(Fault):
         for store in stores:
             if store.name == self.target or (self.target == "hot" and not store.durable):
                 return store
+        if self.target == "hot" and stores:  # no hot store: the one there is
+            return stores[0]
         names = ", ".join(s.name for s in stores) or "none"
         raise ConfigError(f"no state store {self.target!r} to cut (stores: {names})", ("store",))
 
