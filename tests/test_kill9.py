@@ -25,9 +25,9 @@ name: kill9
 clock: wall
 speed: 10
 duration: 60s
-venues:  # slow venues: orders stay in flight for 0.2-0.3 s of wall time
-  upbit: {{latency: 3s, account: {{path: accounts.db}}}}
-  binance: {{latency: 2s, account: {{path: accounts.db}}}}
+venues:  # slow venues: orders stay in flight for 0.3-0.4 s of wall time
+  upbit: {{latency: 4s, account: {{path: accounts.db}}}}
+  binance: {{latency: 3s, account: {{path: accounts.db}}}}
 state: [{{type: sqlite, path: state.db}}]
 snapshots: {{every: 5s}}
 strategy: {{max_hold: 10s}}
@@ -100,7 +100,7 @@ def venue_view(path: Path) -> dict[str, Any]:
 
 def kill_after_write_ahead(tmp_path: Path, nth: int, delay: float = 0.05) -> dict[str, Any]:
     """Run, and SIGKILL the process ``delay`` s after its nth write-ahead record is durable
-    (0.05: its orders have reached their venues, which take 0.2 s to execute them; 0: the
+    (0.05: its orders have reached their venues, which take 0.3 s to execute them; 0: the
     kill may land before, between or after the orders leave)."""
     (tmp_path / "s.yaml").write_text(SCENARIO)
     proc = arbframe("run", "s.yaml", "--reset", cwd=tmp_path)
