@@ -98,6 +98,8 @@ def test_feed_disconnect_stops_a_books_and_recovers_at_the_first_book_after_reco
         "recovered_at_s": 17.0,
         "mttr_s": 7.0,
         "stats": {"reconnect_attempts": 3, "books_dropped": 7},  # a's books of 10..16 s
+        "entries_after": 1,  # the trade at 20 s
+        "exits_after": 1,
     }
     assert faults["unrecovered"] == 0
     assert [at(result, ts) for ts in result.run.links["a"].attempts] == [11.0, 13.0, 17.0]
