@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from arbframe import __version__
+from arbframe import __version__, runfiles
 from arbframe.errors import ArbframeError
 from arbframe.outputs import dumps
 from arbframe.paths import output_dir_problem
@@ -180,9 +180,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in handlers:
         signal.signal(sig, _stopper(run))
+    run_file = None
     try:
+        # Only once the handlers are in: the SIGTERM of an `arbframe stop` stops gracefully.
+        run_file = _claim_run_file(run, args.scenario)
         summary = run.execute(progress=progress, out_dir=args.out)
     finally:
+        if run_file is not None:
+            runfiles.release(run_file)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     wall = time.perf_counter() - started
@@ -196,6 +201,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(_kept(run, summary, args.out), file=sys.stderr)
         return 130
     return 0 if summary["passed"] else 1
+
+
+def _claim_run_file(run: Run, scenario: Path) -> runfiles.RunFile | None:
+    """The run file `arbframe stop` finds this run by; None when there can be none."""
+    try:
+        return runfiles.claim(run.info.session, scenario)
+    except runfiles.SessionRunning as err:
+        if run.sessions is not None:  # both processes would write the session's snapshots
+            raise
+        why = f"session {err.holder.session} is already running (pid {err.holder.pid})"
+    except OSError as err:
+        why = f"cannot write its run file: {one_line(err)}"
+    print(f"warning: {why}; `arbframe stop` cannot reach this run", file=sys.stderr)
+    return None
 
 
 def _seed(text: str) -> int:
@@ -376,6 +395,23 @@ def _add_state_commands(sub: Any) -> None:
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(func=cmd_reset)
 
+    stop = sub.add_parser(
+        "stop",
+        help="stop a running `arbframe run` session gracefully",
+        description="Send SIGTERM to the `arbframe run` process of SESSION (without SESSION: "
+        "the only one running), found by its run file in $ARBFRAME_STATE_DIR/sessions (else "
+        ".arbframe/sessions): it stops between two instants, takes a final snapshot, writes "
+        "its outputs and exits 130; resume it with `arbframe run SCENARIO --resume`. A second "
+        "stop interrupts it at once. Exit 0 when it stopped, 1 when it still runs after "
+        "--timeout, 2 when no such session runs (or, without SESSION, several do).",
+    )
+    stop.add_argument("session", nargs="?", help="the session id (default: the only one running)")
+    stop.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for it to end (default 30)"
+    )
+    stop.add_argument("--json", action="store_true", help="machine-readable result")
+    stop.set_defaults(func=cmd_stop)
+
     keyspace = sub.add_parser(
         "keyspace",
         help="check that Redis keys follow arbframe's layout and TTL policy",
@@ -489,6 +525,43 @@ def cmd_reset(args: argparse.Namespace) -> int:
         for store in stores:
             store.close()
     return 1 if failed else 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    running = runfiles.running()
+    listing = ", ".join(f"{r.session} (pid {r.pid}, {r.scenario})" for r in running) or "none"
+    if args.session is not None:
+        target = next((r for r in running if r.session == args.session), None)
+        if target is None:
+            raise ArbframeError(
+                f"arbframe stop: session {args.session} is not running (running: {listing})"
+            )
+    elif len(running) == 1:
+        target = running[0]
+    else:
+        many = "no session is running" if not running else "several sessions are running"
+        raise ArbframeError(f"arbframe stop: {many}; name one (running: {listing})")
+    started = time.monotonic()
+    try:
+        os.kill(target.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended meanwhile: stopped all the same
+    except PermissionError:
+        print(f"arbframe stop: not allowed to signal pid {target.pid}", file=sys.stderr)
+        return 1
+    stopped = target.wait(max(0.0, args.timeout))
+    waited = round(time.monotonic() - started, 3)
+    if args.json:
+        print(json.dumps({**target.as_dict(), "stopped": stopped, "waited_s": waited}, indent=2))
+    elif stopped:
+        print(f"stopped session {target.session} (pid {target.pid}) in {waited:.1f} s")
+    else:
+        print(
+            f"session {target.session} (pid {target.pid}) still runs after {waited:.1f} s; "
+            f"`arbframe stop {target.session}` again interrupts it at once",
+            file=sys.stderr,
+        )
+    return 0 if stopped else 1
 
 
 def cmd_keyspace(args: argparse.Namespace) -> int:

@@ -4,15 +4,23 @@ Fills, closed trades and settled orders go to JSON-lines files as their events a
 delivered (buffered, flushed at least once a second of wall time and at the end), so
 Ctrl-C, a crash or a kill leaves a usable record. ``summary.json`` is written at the end,
 or when the run is interrupted or crashes, then with ``"complete": false``.
+
+No record is written twice: a fill is keyed by (venue, fill id), a trade by its id, an
+order by its client id. That matters when the engine is revived from a snapshot (the
+``engine_kill`` drill) or a session resumed (``--resume``): what happened after the
+snapshot is booked again. A resumed run appends to the files of the run it continues; see
+:meth:`Outputs.take_over`.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from arbframe.errors import ArbframeError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import Fill, OrderUpdate, Trade
 
@@ -21,6 +29,12 @@ if TYPE_CHECKING:
     from arbframe.execution import ExecutionEngine
 
 FLUSH_EVERY_S = 1.0
+KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "fills": lambda row: (row["venue"], row["fill_id"]),
+    "trades": lambda row: row["trade_id"],
+    "orders": lambda row: row["client_id"],
+}
+"""Each file's record key, read from a row."""
 
 
 def dumps(data: Any) -> str:
@@ -30,22 +44,78 @@ def dumps(data: Any) -> str:
 class Outputs:
     name = "outputs"
 
-    def __init__(self, out_dir: Path, execution: ExecutionEngine) -> None:
+    def __init__(
+        self, out_dir: Path, execution: ExecutionEngine, resuming: str | None = None
+    ) -> None:
+        """``resuming``: the session a resumed run continues (its files are appended to)."""
         self.dir = out_dir
         self.execution = execution
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.written: dict[str, set[Any]] = {kind: set() for kind in KEYS}
+        """The key of every record in each file."""
+        if resuming is not None:
+            self.take_over(resuming)
+        mode = "w" if resuming is None else "a"
         self.files: dict[str, IO[str]] = {
-            kind: (out_dir / f"{kind}.jsonl").open("w", encoding="utf-8")
-            for kind in ("fills", "trades", "orders")
+            kind: (out_dir / f"{kind}.jsonl").open(mode, encoding="utf-8") for kind in KEYS
         }
-        self.counts = dict.fromkeys(self.files, 0)
-        self._written: set[str] = set()  # client ids of orders written
         self._flushed = time.monotonic()
         self._summary_written = False
+        if resuming is not None:
+            self.catch_up()
 
-    def _write(self, kind: str, row: dict[str, Any]) -> None:
-        self.files[kind].write(json.dumps(row, default=str) + "\n")
-        self.counts[kind] += 1
+    def take_over(self, session: str) -> None:
+        """A resumed run appends to the files of the run it continues; first it reads the
+        keys there and drops what the restored state does not confirm: a line a kill cut
+        short, an order written before it settled (written again once it has)."""
+        try:
+            held = json.loads((self.dir / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or cut short: nothing to tell
+            held = {}
+        if held.get("session", session) != session:  # ids are only unique within a session
+            raise ArbframeError(
+                f"--out {self.dir}: holds the record of session {held['session']}, not "
+                f"{session}: resume into another directory"
+            )
+        orders = self.execution.orders
+
+        def confirmed(kind: str, row: dict[str, Any]) -> bool:
+            if kind != "orders":  # fills and closed trades never change once written
+                return True
+            order = orders.get(row["client_id"])
+            return order is not None and order.settled
+
+        for kind, key in KEYS.items():
+            path = self.dir / f"{kind}.jsonl"
+            if not path.exists():
+                continue
+            text = path.read_text(encoding="utf-8")
+            lines = text.split("\n")[:-1]  # the last piece is "" or a line cut short
+            rows = [_row(path, n, line) for n, line in enumerate(lines, 1)]
+            kept = [(line, row) for line, row in zip(lines, rows, strict=True)
+                    if confirmed(kind, row)]  # fmt: skip
+            if len(kept) < len(lines) or not text.endswith("\n"):
+                path.write_text("".join(line + "\n" for line, _ in kept), encoding="utf-8")
+            self.written[kind] = {key(row) for _, row in kept}
+
+    def catch_up(self) -> None:
+        """What the restored state holds and the files lack: what the process that was
+        killed had not flushed yet."""
+        for fill in self.execution.ledger.fills:
+            self._write("fills", (fill.venue, fill.fill_id), fill)
+        for trade in self.execution.closed:
+            if trade.fills:
+                self._write("trades", trade.trade_id, trade)
+        for order in self.execution.orders.values():
+            if order.settled:
+                self._write("orders", order.client_id, order)
+
+    def _write(self, kind: str, key: Any, record: Any) -> None:
+        written = self.written[kind]
+        if key in written:  # booked again after a revival or a resume
+            return
+        written.add(key)
+        self.files[kind].write(json.dumps(record.as_dict(), default=str) + "\n")
         if time.monotonic() - self._flushed >= FLUSH_EVERY_S:
             self.flush()
 
@@ -56,19 +126,18 @@ class Outputs:
 
     @hookimpl
     def arbframe_on_fill(self, run: RunInfo, fill: Fill) -> None:
-        self._write("fills", fill.as_dict())
+        self._write("fills", (fill.venue, fill.fill_id), fill)
 
     @hookimpl
     def arbframe_on_trade_closed(self, run: RunInfo, trade: Trade) -> None:
         if trade.fills:  # an entry that never filled is counted, not a trade
-            self._write("trades", trade.as_dict())
+            self._write("trades", trade.trade_id, trade)
 
     @hookimpl
     def arbframe_on_order_update(self, run: RunInfo, update: OrderUpdate) -> None:
         order = self.execution.orders[update.client_id]
-        if order.settled and order.client_id not in self._written:
-            self._written.add(order.client_id)
-            self._write("orders", order.as_dict())
+        if order.settled:
+            self._write("orders", order.client_id, order)
 
     @hookimpl
     def arbframe_on_run_end(self, run: RunInfo, summary: dict[str, Any]) -> None:
@@ -77,9 +146,7 @@ class Outputs:
     def finish(self, summary: dict[str, Any]) -> None:
         """Orders not yet written (still working when the run ended), then the summary."""
         for order in self.execution.orders.values():
-            if order.client_id not in self._written:
-                self._written.add(order.client_id)
-                self._write("orders", order.as_dict())
+            self._write("orders", order.client_id, order)
         (self.dir / "summary.json").write_text(dumps(summary) + "\n", encoding="utf-8")
         self._summary_written = True
         self.flush()
@@ -91,3 +158,13 @@ class Outputs:
     def close(self) -> None:
         for handle in self.files.values():
             handle.close()
+
+
+def _row(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        raise ArbframeError(f"{path}:{number}: not a record this run can append to")
+    return row

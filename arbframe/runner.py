@@ -634,17 +634,21 @@ class Run:
     ) -> dict[str, Any]:
         """Run the scenario; return the summary. Ctrl-C ends the run early: the summary
         is then marked ``complete: false`` and ``self.interrupted`` is set."""
-        outputs = Outputs(out_dir, self.execution) if out_dir is not None else None
-        self._outputs = outputs
-        listeners = [*self.listeners, *([outputs] if outputs else [])]
+        listeners = list(self.listeners)
         for listener in listeners:
             self.pm.register(listener, name=f"{listener.name}:{id(listener)}")
         complete = False
+        outputs = None
         self._hooks: dict[str, Any] = {}
-        self._silence()
         try:
             with localcontext(MONEY_CONTEXT):
                 self._open_session()
+                if out_dir is not None:  # once the session is open: a refusal leaves DIR alone
+                    resuming = self.info.session if self.resume else None
+                    outputs = self._outputs = Outputs(out_dir, self.execution, resuming)
+                    self.pm.register(outputs, name=f"{outputs.name}:{id(outputs)}")
+                    listeners.append(outputs)
+                self._silence()
                 if self._resume_at is None:  # a resumed run's timers and faults are restored
                     for strategy in self.strategies:
                         strategy.on_start()

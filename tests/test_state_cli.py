@@ -212,6 +212,6 @@ def test_reset_asks_on_a_terminal(tmp_path, monkeypatch, capsys, answer, status,
 
 
 def test_the_operations_commands_have_help():
-    for command in ("sessions", "reset", "keyspace"):
+    for command in ("sessions", "reset", "stop", "keyspace"):
         result = arbframe(command, "--help", cwd=REPO)
         assert result.returncode == 0 and "usage: arbframe " + command in result.stdout
