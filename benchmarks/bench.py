@@ -312,7 +312,11 @@ def snapshot_cost(quotes: int, workdir: Path, store: str = "memory") -> dict[str
 
     spec = scenario(quotes, 1)
     spec["name"] = "bench_state"
-    spec["state"] = [{"type": store}] if store == "memory" else [{"type": store, "path": str(workdir / "state.db")}]
+    spec["state"] = (
+        [{"type": store}]
+        if store == "memory"
+        else [{"type": store, "path": str(workdir / "state.db")}]
+    )
     snapshot.make_record = timed("snapshot", originals[0])
     snapshot.orders_record = timed("write_ahead", originals[1])
     try:

@@ -51,6 +51,8 @@ class StateOutage(Fault):
         self.at = parse_duration(config["at"])
         self.duration = parse_duration(config["duration"])
         self.target = config.get("store", "hot")
+        self.store_name: str | None = None
+        """The store cut (``hot`` resolved): the kernel notes its outage on this fault."""
         self.down = False
 
     def arm(self) -> None:
@@ -65,7 +67,7 @@ class StateOutage(Fault):
         store = self._store()
         if getattr(self, "_on", None) is store:
             return
-        self._on = store
+        self._on, self.store_name = store, store.name
         proxy = getattr(store, "route_through_proxy", None)
         self.proxy = proxy() if proxy is not None else None
         if self.proxy is None:  # no network to cut: every call fails for the window
