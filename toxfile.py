@@ -1,8 +1,11 @@
-"""tox inline plugin: one ``scenario-<stem>`` tox env per ``scenarios/*.yaml``.
+"""tox inline plugin: one ``scenario-<stem>`` tox env per ``scenarios/*.yaml``, and the
+commands of the ``services`` env.
 
 A new scenario file joins the matrix without touching tox.ini: ``tox`` runs it after the unit
 tests, ``tox -m scenarios`` runs every scenario, ``tox -e scenario-<stem>`` runs one. Files whose
-name starts with ``_`` are ``extends:`` bases, not scenarios.
+name starts with ``_`` are ``extends:`` bases, not scenarios. ``services`` runs the tests marked
+``services``, then each state scenario (``d70_*``, ``d71_*``) with ``--reset``, against the real
+servers its environment names (tox.ini): a new one joins it the same way.
 Needs tox >= 4.29 (``tox_extend_envs``).
 """
 
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 PREFIX = "scenario-"
 LABEL = "scenarios"
+SERVICES_ENV = "services"
+STATE_SCENARIOS = ("d70_", "d71_")
+"""File name prefixes of the state scenarios, which ``services`` runs against the real servers."""
 
 
 def _scenarios() -> dict[str, Path]:
@@ -45,8 +51,26 @@ def tox_add_core_config(core_conf: ConfigSet, state: State) -> None:
             definition.overwrite(EnvList(env_list))
 
 
+def _state_scenarios() -> list[Path]:
+    return [f for f in _scenarios().values() if f.name.startswith(STATE_SCENARIOS)]
+
+
+def _services_commands(out: Path, posargs: tuple[str, ...]) -> list[Command]:
+    """The service-backed tests, then each state scenario (a non-zero exit fails the env)."""
+    commands = [Command(["pytest", "-m", "services", *posargs])]
+    for path in _state_scenarios():
+        run = ["arbframe", "run", str(path), "--reset", "--out", str(out / path.stem)]
+        commands.append(Command(run))
+    return commands
+
+
 @impl
 def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
+    if env_conf.env_name == SERVICES_ENV:
+        out = Path(env_conf["env_tmp_dir"])
+        commands = _services_commands(out, state.conf.pos_args(None) or ())
+        env_conf.loaders.insert(0, MemoryLoader(commands=commands))
+        return
     path = _scenarios().get(env_conf.env_name or "")
     if path is None:
         return

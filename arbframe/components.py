@@ -500,6 +500,17 @@ class StoreUnavailable(Exception):
     keeps going on the other stores and retries this one later."""
 
 
+class Cuttable(Protocol):
+    """A connection a drill cuts for real and restores: what
+    ``StateStore.route_through_proxy`` returns (an ``arbframe.tcpproxy.TcpProxy``)."""
+
+    def cut(self) -> None:
+        """Close every connection and refuse new ones."""
+
+    def restore(self) -> None:
+        """Accept connections again."""
+
+
 class StateStore(Component):
     """Keeps a session's snapshots so a crashed or stopped session can resume.
 
@@ -544,6 +555,13 @@ class StateStore(Component):
 
     def close(self) -> None:
         """Release connections. Called once."""
+
+    def route_through_proxy(self) -> Cuttable | None:
+        """For the `state_outage` fault: reconnect through a local proxy in front of the
+        server (``arbframe.tcpproxy.TcpProxy``) and return it; the fault cuts and restores
+        it, ``close()`` closes it. None (the default): no network connection to cut, so the
+        fault makes every call fail for its window instead."""
+        return None
 
 
 class Fault(Component):

@@ -174,6 +174,7 @@ class Module:
         what = "dataclass" if "dataclass" in decorators(cls) else what
         if "Enum" in bases or "Protocol" in bases:
             what, bases = f"enum ({', '.join(bases)})" if "Enum" in bases else "protocol", []
+            flag = False  # a protocol's methods are all it is: neither required nor optional
         head = f"*{what}*" + "".join(f", subclass of {code(b)}" for b in bases)
         out = [f"### `{name}`", "", head + (f". {intro}" if intro else ""), ""]
         out += [md(ast.get_docstring(cls)), ""] if ast.get_docstring(cls) else []

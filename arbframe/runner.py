@@ -50,6 +50,9 @@ from arbframe.stores import store_blocks
 from arbframe.summary import build_summary, judge
 from arbframe.units import parse_duration
 
+STATE_FAULTS = frozenset({"engine_kill", "state_outage", "snapshot_corruption"})
+"""Fault types that need the run to keep state (snapshots and stores) to act on."""
+
 
 class EngineKilled(Exception):  # noqa: N818 (a drill's event, not an error)
     """An ``engine_kill`` fault: the engine dies here, its state since the last snapshot
@@ -224,11 +227,11 @@ class Run:
 
     def _session_state(self) -> SessionState | None:
         """Snapshots are taken when the scenario keeps state (``state:`` or ``snapshots:``),
-        a fault kills the engine, or the command line resumes or resets a session; otherwise
-        a run pays nothing for them."""
+        a fault acts on state (kills the engine, cuts or damages a store), or the command
+        line resumes or resets a session; otherwise a run pays nothing for them."""
         sc = self.scenario
-        kills = any(b["type"] == "engine_kill" for b in sc.get("faults", []))
-        if not (sc.get("state") or "snapshots" in sc or kills or self.resume or self.reset):
+        drill = any(b["type"] in STATE_FAULTS for b in sc.get("faults", []))
+        if not (sc.get("state") or "snapshots" in sc or drill or self.resume or self.reset):
             return None
         # Without `state:`, ARBFRAME_REDIS_URL / ARBFRAME_DATABASE_URL choose the stores;
         # failing a durable one, the embedded file when snapshots are asked for (or a

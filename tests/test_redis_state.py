@@ -16,6 +16,8 @@ from test_state_stores import build, record
 from arbframe import keyspace
 from arbframe.testing import TcpProxy
 
+pytestmark = pytest.mark.services
+
 DAY = 86_400
 MANIFEST = {
     "trades": [

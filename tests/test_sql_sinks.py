@@ -16,6 +16,8 @@ from arbframe.model import Alert, money
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.testing import TcpProxy
 
+pytestmark = pytest.mark.services
+
 REGISTRY = build_registry(get_plugin_manager())
 EVENTS = [
     book("0s", "a", 99.90, 100.00),

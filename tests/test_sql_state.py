@@ -21,6 +21,8 @@ from arbframe.db.migrate import head, upgrade
 from arbframe.db.tables import metadata
 from arbframe.errors import ArbframeError, ConfigError
 
+pytestmark = pytest.mark.services
+
 TESTS = Path(__file__).parent
 
 

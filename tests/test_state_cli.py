@@ -18,6 +18,8 @@ from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.scenario import load_scenario
 from arbframe.stores import DEFAULT_SQLITE, build_stores, open_stores
 
+pytestmark = pytest.mark.services
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "scenarios" / "c1_mixed.yaml"
 REGISTRY = build_registry(get_plugin_manager())

@@ -4,6 +4,7 @@ the real servers (see ``require_service`` in conftest.py), outages included."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from conftest import PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, pg_url, redis_url
 
 from arbframe.components import Context, RunInfo, SnapshotRecord, StateStore, StoreUnavailable
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.testing import TcpProxy
+
+pytestmark = pytest.mark.services
 
 REGISTRY = build_registry(get_plugin_manager())
 ALL_BYTES = bytes(range(256)) * 4  # NUL, invalid UTF-8: a payload is bytes, not text
@@ -231,6 +235,72 @@ def test_a_store_that_could_not_open_works_once_the_server_is_back(make_store, t
         proxy.restore()
         store.save(record(1))  # migrates first where it must
         assert store.load("s1", 1) == record(1)
+
+
+@pytest.mark.parametrize("type_name", ["postgres", "redis"])
+def test_a_store_routed_through_its_proxy_really_loses_its_connection_when_cut(
+    make_store, type_name
+):
+    store = make_store(type_name)
+    store.save(record(1))  # straight to the server
+    proxy = store.route_through_proxy()
+    assert proxy is not None and proxy.target == SERVERS[type_name]
+    assert store.route_through_proxy() is proxy  # one proxy for the store's life
+    store.save(record(2))
+    proxy.cut()
+    with pytest.raises(StoreUnavailable, match=f"through 127.0.0.1:{proxy.port}"):
+        store.save(record(3))
+    proxy.restore()
+    store.save(record(3))
+    assert [r.seq for r in store.snapshots("s1")] == [3, 2, 1]
+
+    store.close()  # the proxy goes with the store, for good
+    proxy.restore()
+    assert proxy.closed
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "config"),
+    [
+        ("memory", {}),
+        ("sqlite", {"path": "state.db"}),
+        ("redis", {"url": "unix:///run/redis/redis.sock"}),
+        ("redis", {"url": "rediss://cache.example:6380/0"}),  # TLS
+        ("postgres", {"url": "postgresql://u@/db?host=/run/postgresql"}),  # unix socket
+        ("postgres", {"url": "postgresql://u@db.example/db?sslmode=verify-full"}),
+    ],
+)
+def test_no_proxy_where_none_can_stand_in_for_the_server(tmp_path, type_name, config):
+    # the state_outage fault then makes every call fail for its window instead
+    assert build(type_name, config, tmp_path).route_through_proxy() is None
+
+
+def test_the_postgres_password_survives_the_detour_through_the_proxy(pg_schema, tmp_path):
+    url = pg_url(pg_schema).replace("postgres@", "postgres:s%40cr%3At@")  # trust ignores it
+    store = build("postgres", {"url": url}, tmp_path)
+    proxy = store.route_through_proxy()
+    store.save(record(1))
+    assert (store.engine.url.password, store.engine.url.port) == ("s@cr:t", proxy.port)
+    assert "s@cr" not in store.describe() and "s%40cr" not in store.describe()
+    store.close()
+
+
+def test_the_redis_url_through_the_proxy_keeps_credentials_db_and_options():
+    from arbframe_plugins.state.redis_store import via
+
+    with TcpProxy("cache.example", 6380) as proxy:  # (nothing connects: not reached)
+        url = via("redis://app:p%40ss@cache.example:6380/3?socket_timeout=2", proxy)
+        assert redis.connection.parse_url(url) == {
+            "username": "app",
+            "password": "p@ss",
+            "host": "127.0.0.1",
+            "port": proxy.port,
+            "db": 3,
+            "socket_timeout": 2.0,
+        }
+        assert redis.connection.parse_url(via("redis://cache.example", proxy))["port"] == proxy.port
 
 
 def test_a_locked_sqlite_file_is_unavailable_until_released(make_store, tmp_path):

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def tox(project: Path, *args: str) -> list[str]:
 def test_one_env_per_scenario_file(project: Path) -> None:
     assert tox(project, "-m", "scenarios", "-l") == ["scenario-a", "scenario-b"]
     # the default run (`tox`): unit tests, then every scenario
-    assert tox(project, "-l") == ["py", "lint", "scenario-a", "scenario-b"]
+    assert tox(project, "-l") == ["py", "lint", "services", "scenario-a", "scenario-b"]
 
     # a new file joins the matrix, with no edit to tox.ini
     (project / "scenarios" / "c1_mixed.yaml").write_text("name: c1\n")
@@ -60,7 +61,14 @@ def test_one_env_per_scenario_file(project: Path) -> None:
         "scenario-b",
         "scenario-c1_mixed",
     ]
-    assert tox(project, "-l") == ["py", "lint", "scenario-a", "scenario-b", "scenario-c1_mixed"]
+    assert tox(project, "-l") == [
+        "py",
+        "lint",
+        "services",
+        "scenario-a",
+        "scenario-b",
+        "scenario-c1_mixed",
+    ]
 
 
 def test_scenario_env_runs_arbframe_on_its_file(project: Path) -> None:
@@ -76,6 +84,50 @@ def test_no_env_beyond_the_declared_ones(project: Path) -> None:
     # `tox -a` lists every env tox knows of, including one that a factor condition defines by
     # accident: a value line starting with `word:` (e.g. `description = ruff: lint`) makes
     # tox read `ruff` as a factor, i.e. an env that runs nothing and reports OK.
-    assert tox(project, "-a") == ["py", "lint", "scenario-a", "scenario-b"]
+    assert tox(project, "-a") == ["py", "lint", "services", "scenario-a", "scenario-b"]
     lines = tox(project, "config", "-e", "lint", "-k", "description")
     assert lines[-1] == "description = lint and formatting check with ruff"
+
+
+def config(project: Path, env: str, *keys: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`tox config` of one env: key -> value, or the list of its lines when tox prints several."""
+    conf: dict[str, Any] = {}
+    key = ""
+    for line in tox(project, "config", "-e", env, "-k", *keys, *extra):
+        if " = " in line or line.endswith(" ="):
+            key, _, value = line.partition(" =")
+            conf[key] = value.strip() or []
+        elif isinstance(conf.get(key), list):
+            conf[key].append(line)
+    return conf
+
+
+def test_services_runs_the_service_tests_then_each_state_scenario(project: Path) -> None:
+    for name in ("d71_outage.yaml", "d70_resume.yaml", "d7_other.yaml", "_d70_base.yaml"):
+        (project / "scenarios" / name).write_text("name: x\n")
+    conf = config(project, "services", "commands", "env_tmp_dir", extra=("--", "-k", "outage"))
+    scenarios, tmp_dir = project.resolve() / "scenarios", conf["env_tmp_dir"]
+    assert conf["commands"] == [
+        "pytest -m services -k outage",  # posargs go to pytest
+        f"arbframe run {scenarios}/d70_resume.yaml --reset --out {tmp_dir}/d70_resume",
+        f"arbframe run {scenarios}/d71_outage.yaml --reset --out {tmp_dir}/d71_outage",
+    ]
+
+
+def test_services_without_state_scenarios_runs_the_tests_alone(project: Path) -> None:
+    assert config(project, "services", "commands")["commands"] == "pytest -m services"
+
+
+def test_services_names_the_local_servers_unless_the_caller_did(project: Path, monkeypatch) -> None:
+    for name in ("ARBFRAME_REDIS_URL", "ARBFRAME_DATABASE_URL", "ARBFRAME_REQUIRE_SERVICES"):
+        monkeypatch.delenv(name, raising=False)
+    assert {
+        "ARBFRAME_REDIS_URL=redis://127.0.0.1:6379/0",
+        "ARBFRAME_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test",
+        "ARBFRAME_REQUIRE_SERVICES=1",  # a server that is down fails the tests
+    } <= set(config(project, "services", "set_env")["set_env"])
+
+    monkeypatch.setenv("ARBFRAME_REDIS_URL", "redis://cache:6380/2")
+    monkeypatch.setenv("ARBFRAME_REQUIRE_SERVICES", "0")
+    set_env = set(config(project, "services", "set_env")["set_env"])
+    assert {"ARBFRAME_REDIS_URL=redis://cache:6380/2", "ARBFRAME_REQUIRE_SERVICES=0"} <= set_env

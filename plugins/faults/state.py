@@ -51,6 +51,8 @@ class StateOutage(Fault):
         self.at = parse_duration(config["at"])
         self.duration = parse_duration(config["duration"])
         self.target = config.get("store", "hot")
+        self.store_name: str | None = None
+        """The store cut (``hot`` resolved): the kernel notes its outage on this fault."""
         self.down = False
 
     def arm(self) -> None:

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -32,6 +33,7 @@ from arbframe.errors import ConfigError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.schema import DURATION
 from arbframe.stores import REDIS_URL_ENV
+from arbframe.tcpproxy import TcpProxy
 from arbframe.units import parse_duration
 
 METADATA = ("ts", "taken_at", "reason", "version", "checksum", "manifest")
@@ -88,10 +90,24 @@ class RedisStore(StateStore):
         self.ttl_s = _seconds(config.get("ttl", "7d"), "ttl")
         self.hot_ttl_s = _seconds(config.get("hot_ttl", "3d"), "hot_ttl")
         self.client: redis.Redis | None = None
+        self.proxy: TcpProxy | None = None
 
     def describe(self) -> str:
         where = redis.connection.parse_url(self.url)
-        return f"{self.name} (redis {where.get('host', '?')}:{where.get('port', 6379)})"
+        via = f" through {self.proxy.host}:{self.proxy.port}" if self.proxy else ""
+        return f"{self.name} (redis {where.get('host', '?')}:{where.get('port', 6379)}{via})"
+
+    def route_through_proxy(self) -> TcpProxy | None:
+        """Reconnect through a local TcpProxy in front of the server (for the `state_outage`
+        fault); None for a unix socket, or TLS (whose certificate names the server, not the
+        proxy)."""
+        if self.proxy is None:
+            where = redis.connection.parse_url(self.url)
+            if "connection_class" in where:  # unix:// or rediss://
+                return None
+            self.proxy = TcpProxy(where.get("host", "localhost"), where.get("port", 6379))
+            self._disconnect()  # the next call connects through the proxy
+        return self.proxy
 
     def key(self, session: str, domain: str, symbol: str, field: str) -> str:
         return keyspace.key(self.env, session, domain, symbol, field)
@@ -109,7 +125,8 @@ class RedisStore(StateStore):
     def _redis(self) -> Iterator[redis.Redis]:
         try:
             if self.client is None:
-                self.client = keyspace.connect(self.url)
+                url = self.url if self.proxy is None else via(self.url, self.proxy)
+                self.client = keyspace.connect(url)
             yield self.client
         except (redis.ConnectionError, redis.TimeoutError) as err:
             raise StoreUnavailable(f"{self.describe()}: {err}") from err
@@ -239,9 +256,23 @@ class RedisStore(StateStore):
                 pipe.execute()
 
     def close(self) -> None:
+        self._disconnect()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+
+    def _disconnect(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    """``url`` pointed at ``proxy``: user, password (as written), db and options kept."""
+    parts = urlsplit(url)
+    credentials, _, _ = parts.netloc.rpartition("@")
+    address = f"{proxy.host}:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{address}" if credentials else address))
 
 
 def _fields(record: SnapshotRecord) -> dict[str, Any]:

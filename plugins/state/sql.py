@@ -35,6 +35,7 @@ from arbframe.errors import ArbframeError, ConfigError
 from arbframe.hookspecs import Register, hookimpl
 from arbframe.paths import output_file_problem
 from arbframe.stores import STATE_DIR_ENV
+from arbframe.tcpproxy import TcpProxy
 
 METADATA_COLUMNS = [c for c in snapshots.c if c.name != "payload"]
 
@@ -246,8 +247,39 @@ class PostgresStore(SqlStore):
         },
     }
 
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
+        self.proxy: TcpProxy | None = None
+
     def database_url(self, config: dict[str, Any]) -> URL:
         return postgres_url_from(config)
+
+    def describe(self) -> str:
+        via = f" through {self.proxy.host}:{self.proxy.port}" if self.proxy else ""
+        return f"{self.name} (postgres {describe(self.url)}{via})"
+
+    def route_through_proxy(self) -> TcpProxy | None:
+        """Reconnect through a local TcpProxy in front of the server (for the `state_outage`
+        fault); None for a unix socket, or TLS that checks the host name (the certificate
+        names the server, not the proxy)."""
+        if self.proxy is None:
+            if not self.url.host or self.url.query.get("sslmode") == "verify-full":
+                return None
+            self.proxy = TcpProxy(self.url.host, self.url.port or 5432)
+            super().close()  # the next use builds an engine that connects through the proxy
+        return self.proxy
+
+    def create_engine(self) -> Engine:
+        if self.proxy is None:
+            return make_engine(self.url)
+        # URL.set keeps the password (and every query option) as they were
+        return make_engine(self.url.set(host=self.proxy.host, port=self.proxy.port))
+
+    def close(self) -> None:
+        super().close()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
 
 
 @hookimpl
