@@ -572,7 +572,9 @@ class Run:
         sessions = self.sessions
         if sessions is None:
             return
-        record = snapshot.make_record(self, sessions.next_seq(), reason, now, next_ts, self._refs)
+        record = snapshot.make_record(
+            self, sessions.next_seq(), reason, now, next_ts, self._refs, sessions.chain()
+        )
         sessions.save(record)
         self.bus.drain(self._deliver)
 
@@ -607,7 +609,7 @@ class Run:
         assert sessions is not None
         found = sessions.find()
         modules = {type(c).__module__.partition(".")[0] for _, c in snapshot._components(self)}
-        state = snapshot.loads(found.snapshot.payload, self._wired, modules)
+        state = snapshot.loads_chain([r.payload for r in found.chain], self._wired, modules)
         if state.get("version") != snapshot.FORMAT_VERSION:
             raise ResumeError(f"snapshot #{found.snapshot.seq} has another format version")
         if external is None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from arbframe.components import SnapshotRecord, StateStore, StoreUnavailable
 from arbframe.errors import ArbframeError
-from arbframe.snapshot import FORMAT_VERSION, checksum
+from arbframe.snapshot import FORMAT_VERSION, FULL_EVERY, History, checksum
 
 
 class ResumeError(ArbframeError):
@@ -38,6 +38,7 @@ class Found:
     snapshot: SnapshotRecord
     pending: list[SnapshotRecord]  # write-ahead ``orders`` records newer than it, in order
     corrupt: list[tuple[str, int]] = field(default_factory=list)  # (store, seq) refused
+    chain: list[SnapshotRecord] = field(default_factory=list)  # its full one .. itself
 
 
 class SessionState:
@@ -63,7 +64,8 @@ class SessionState:
         self.taken = 0
         self.failed = 0  # snapshots no store took
         self.corrupt_found: list[tuple[str, int]] = []
-        self.make: Callable[[int, str], SnapshotRecord] | None = None
+        self.history = History()  # what the current chain of snapshots already holds
+        self._full_seqs: list[int] = []  # the chains this process started
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -109,6 +111,12 @@ class SessionState:
         self.seq += 1
         return self.seq
 
+    def chain(self) -> History:
+        """The history the next snapshot extends: a new chain every FULL_EVERY snapshots."""
+        if self.history.snapshots >= FULL_EVERY:
+            self.history = History()
+        return self.history
+
     def save(self, record: SnapshotRecord) -> bool:
         """Write ``record`` to every store; True when at least one durable one took it."""
         durable = False
@@ -120,15 +128,23 @@ class SessionState:
                 store.save(record)
             except StoreUnavailable as err:
                 self._down(store, err)
+                if record.reason != "orders":  # that store's chain has a hole: start anew
+                    self.history = History()
                 continue
             if store.name in self.down:
                 self._up_again(store, record)
             durable |= store.durable
-            if record.reason != "orders":
-                try:
-                    store.prune(self.session, self.keep)
-                except StoreUnavailable as err:
-                    self._down(store, err)
+        full = record.manifest.get("chain") == "full"
+        if full:
+            self._full_seqs.append(record.seq)
+        if full and len(self._full_seqs) >= 2:  # keep the previous chain whole: a fallback
+            keep = max(self.keep, record.seq - self._full_seqs[-2] + 1)
+            for store in targets:
+                if store.name not in self.down:
+                    try:
+                        store.prune(self.session, keep)
+                    except StoreUnavailable as err:
+                        self._down(store, err)
         if record.reason != "orders":
             self.last_ts, self.dirty = record.ts, False
             if durable or any(s.name not in self.down for s in self.stores):
@@ -152,42 +168,73 @@ class SessionState:
     # ---- resuming -----------------------------------------------------------------------------
 
     def find(self) -> Found:
-        """The newest valid snapshot across the stores, and the write-ahead records after it."""
-        candidates: list[tuple[int, int, StateStore]] = []  # (seq, store order, store)
-        for order, store in enumerate(self._up()):
+        """The newest snapshot whose chain (its full snapshot and the deltas since) is whole
+        and valid, across the stores, and the write-ahead records after it."""
+        listed: dict[int, tuple[SnapshotRecord, StateStore]] = {}  # seq -> (metadata, store)
+        for store in self._up():
             try:
-                listed = store.snapshots(self.session)
+                for meta in store.snapshots(self.session):
+                    listed.setdefault(meta.seq, (meta, store))
             except StoreUnavailable as err:
                 self._down(store, err)
-                continue
-            candidates += [(r.seq, -order, store) for r in listed]
-        if not candidates:
+        if not listed:
             where = ", ".join(s.name for s in self.stores) or "no store"
             raise ResumeError(f"session {self.session!r} has no snapshot to resume from ({where})")
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        pending: list[SnapshotRecord] = []
-        seen: set[int] = set()
+        self.seq = max(listed)
+        loaded: dict[int, SnapshotRecord | None] = {}
         corrupt: list[tuple[str, int]] = []
-        for seq, _, store in candidates:
-            if seq in seen:
+
+        def valid(seq: int) -> SnapshotRecord | None:
+            if seq not in loaded:
+                meta, store = listed[seq]
+                record = self._load(seq, store)
+                loaded[seq] = record if record is not None and _valid(record) else None
+                if loaded[seq] is None:
+                    corrupt.append((store.name, seq))
+            return loaded[seq]
+
+        snapshots = sorted(
+            (s for s, (m, _) in listed.items() if m.reason != "orders"), reverse=True
+        )
+        for i, seq in enumerate(snapshots):
+            chain = self._chain(snapshots[i:], listed, valid)
+            if chain is None:
                 continue
-            record = store.load(self.session, seq)
-            if record is None or not _valid(record):
-                corrupt.append((store.name, seq))
-                continue
-            seen.add(seq)
-            if record.reason == "orders":
-                pending.append(record)
-                continue
-            self.seq = max(c[0] for c in candidates)
+            pending = [
+                valid(s) for s in sorted(listed) if s > seq and listed[s][0].reason == "orders"
+            ]
             self.corrupt_found = corrupt
-            pending.reverse()
-            return Found(record, pending, corrupt)
+            return Found(chain[-1], [r for r in pending if r is not None], corrupt, chain)
         detail = ", ".join(f"{name} #{seq}" for name, seq in corrupt) or "none"
         raise ResumeError(
             f"session {self.session!r} has no valid snapshot to resume from "
             f"(damaged: {detail}); start it again with --reset"
         )
+
+    @staticmethod
+    def _chain(
+        newest_first: list[int],
+        listed: dict[int, tuple[SnapshotRecord, StateStore]],
+        valid: Callable[[int], SnapshotRecord | None],
+    ) -> list[SnapshotRecord] | None:
+        """newest_first[0] and the snapshots back to its chain's full one, oldest first;
+        None when one of them is missing or damaged."""
+        chain = []
+        for seq in newest_first:
+            record = valid(seq)
+            if record is None:
+                return None
+            chain.append(record)
+            if listed[seq][0].manifest.get("chain", "full") == "full":
+                return chain[::-1]
+        return None  # its full snapshot was pruned
+
+    def _load(self, seq: int, store: StateStore) -> SnapshotRecord | None:
+        try:
+            return store.load(self.session, seq)
+        except StoreUnavailable as err:
+            self._down(store, err)
+            return None
 
     def close(self) -> None:
         for store in self.stores:

@@ -35,6 +35,19 @@ from typing import Any
 from arbframe.clock import NEVER
 from arbframe.components import SnapshotRecord
 from arbframe.errors import ArbframeError
+from arbframe.model import (
+    Accepted,
+    BalanceChange,
+    CancelRejected,
+    Closed,
+    Fill,
+    FillReport,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    Trade,
+    TradeState,
+)
 
 Run = Any  # arbframe.runner.Run (which imports this module)
 FORMAT_VERSION = 1
@@ -88,20 +101,140 @@ class _Pickler(pickle.Pickler):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._refs = refs
 
-    def persistent_id(self, obj: Any) -> str | None:
+    def persistent_id(self, obj: Any) -> Any:
         return self._refs.get(id(obj))
 
 
+# ---- history: what a snapshot shares with the ones before it ----------------------------------
+#
+# A session's closed trades, settled orders, fills and reports only grow, and once final they
+# do not change. A snapshot writes each of them once, by value, under a key; later snapshots
+# of the same chain refer to the key. A chain starts with a *full* snapshot (every object by
+# value) every FULL_EVERY snapshots, so a resume reads the last full one and the deltas after
+# it, and a snapshot's cost follows what changed rather than the length of the session.
+
+FULL_EVERY = 50
+_FINGERPRINTS: dict[type, Callable[[Any], Any]] = {}
+
+
+def historic(cls: type, fingerprint: Callable[[Any], Any]) -> None:
+    """Let instances of ``cls`` be written once and shared by later snapshots while
+    ``fingerprint(obj)`` (None: not final yet) stays the same."""
+    _FINGERPRINTS[cls] = fingerprint
+
+
+class History:
+    """What the snapshots of the current chain already hold: object id -> (key, fingerprint,
+    the object itself, kept so its id stays its own)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, tuple[int, Any, Any]] = {}
+        self.next = 0
+        self.snapshots = 0  # in this chain
+
+
+class _HistoryPickler(_Pickler):
+    """Writes final objects by key; the ones new to the chain go to ``new`` for writing."""
+
+    def __init__(
+        self,
+        file: io.BytesIO,
+        refs: dict[int, str],
+        history: History,
+        new: list[tuple[int, Any]],
+        target: Any = None,
+    ) -> None:
+        super().__init__(file, refs)
+        self._history, self._new, self._target = history, new, target
+
+    def persistent_id(self, obj: Any) -> Any:
+        ref = self._refs.get(id(obj))
+        if ref is not None:
+            return ref
+        fingerprint = _FINGERPRINTS.get(type(obj))
+        if fingerprint is None or obj is self._target:
+            return None
+        mark = fingerprint(obj)
+        if mark is None:
+            return None
+        history = self._history
+        known = history.keys.get(id(obj))
+        if known is not None and known[1] == mark:
+            return ("h", known[0])
+        key = history.next
+        history.next += 1
+        history.keys[id(obj)] = (key, mark, obj)
+        self._new.append((key, obj))
+        return ("h", key)
+
+
+def dumps_shared(state: Any, refs: dict[int, str], history: History) -> bytes:
+    """``state`` with its final objects written once per chain: (new objects, state)."""
+    new: list[tuple[int, Any]] = []
+    buffer = io.BytesIO()
+    _HistoryPickler(buffer, refs, history, new).dump(state)
+    defined: dict[int, bytes] = {}
+    while new:  # an object's own final parts (a trade's fills) are found as it is written
+        key, obj = new.pop()
+        part = io.BytesIO()
+        _HistoryPickler(part, refs, history, new, target=obj).dump(obj)
+        defined[key] = part.getvalue()
+    return pickle.dumps((defined, buffer.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _Chain:
+    """The history of a chain of snapshots, loaded on demand."""
+
+    def __init__(self, wired: dict[str, Any], modules: set[str]) -> None:
+        self.wired, self.modules = wired, modules
+        self.defined: dict[int, bytes] = {}
+        self.loaded: dict[int, Any] = {}
+
+    def add(self, payload: bytes) -> bytes:
+        """Take in one snapshot of the chain; returns its state's bytes."""
+        defined, state = _plain_loads(payload)
+        self.defined.update(defined)
+        return state
+
+    def get(self, key: int) -> Any:
+        if key not in self.loaded:
+            if key not in self.defined:
+                raise SnapshotError(f"the snapshot refers to history #{key} it does not hold")
+            self.loaded[key] = _Unpickler(
+                io.BytesIO(self.defined[key]), self.wired, self.modules, self
+            ).load()
+        return self.loaded[key]
+
+
+def _plain_loads(payload: bytes) -> Any:
+    """The (new objects, state bytes) envelope: dicts, ints and bytes only."""
+
+    class Plain(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise SnapshotError(f"the snapshot holds a {module}.{name}, which is not allowed")
+
+    return Plain(io.BytesIO(payload)).load()
+
+
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, wiring: dict[str, Any], modules: set[str]) -> None:
+    def __init__(
+        self,
+        file: io.BytesIO,
+        wiring: dict[str, Any],
+        modules: set[str],
+        chain: _Chain | None = None,
+    ) -> None:
         super().__init__(file)
         self._wiring = wiring
         self._modules = modules
+        self._chain = chain
 
     def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and self._chain is not None:
+            return self._chain.get(pid[1])
         try:
             return self._wiring[pid]
-        except KeyError:
+        except (KeyError, TypeError):
             msg = f"the snapshot refers to {pid!r}, which this run does not have"
             raise SnapshotError(msg) from None
 
@@ -110,6 +243,20 @@ class _Unpickler(pickle.Unpickler):
         if (module, name) in _SAFE_NAMES or root in _SAFE_MODULES or root in self._modules:
             return super().find_class(module, name)
         raise SnapshotError(f"the snapshot holds a {module}.{name}, which is not allowed")
+
+
+def loads_chain(payloads: list[bytes], wired: dict[str, Any], modules: set[str]) -> Any:
+    """The state of the last of a chain of snapshots (a full one, then its deltas)."""
+    try:
+        chain = _Chain(wired, modules)
+        state = b""
+        for payload in payloads:
+            state = chain.add(payload)
+        return _Unpickler(io.BytesIO(state), wired, modules, chain).load()
+    except SnapshotError:
+        raise
+    except Exception as err:  # a damaged payload can fail in many ways
+        raise SnapshotError(f"the snapshot cannot be read: {type(err).__name__}: {err}") from None
 
 
 @dataclass
@@ -197,12 +344,19 @@ def _kernel_state(run: Run) -> dict[str, Any]:
                 for b in (run.market.book(i.venue, i.symbol),)
             },
         },
-        "audit": {k: v for k, v in vars(run.audit).items() if k != "market"},
+        "audit": _audit_state(run.audit),
         "components": {name: component_state(c) for name, c in _components(run)},
         # The session's counts so far, this snapshot included: a resumed session goes on
         # counting (and snapshotting) as the uninterrupted one would.
         "session": {"taken": run.sessions.taken + 1, "failed": run.sessions.failed},
     }
+
+
+def _audit_state(audit: Any) -> dict[str, Any]:
+    # What fills took from books no longer remembered cannot be used again: forgetting it
+    # now (as the audit would later) keeps the snapshot small, and changes nothing.
+    audit._prune()
+    return {k: v for k, v in vars(audit).items() if k != "market"}
 
 
 def manifest(run: Run, next_ts: int) -> dict[str, Any]:
@@ -286,11 +440,20 @@ def loads(payload: bytes, wired: dict[str, Any], modules: set[str]) -> Any:
 
 
 def make_record(
-    run: Run, seq: int, reason: str, now: int, next_ts: int, refs: dict[int, str]
+    run: Run,
+    seq: int,
+    reason: str,
+    now: int,
+    next_ts: int,
+    refs: dict[int, str],
+    history: History,
 ) -> SnapshotRecord:
+    """A snapshot: full (it starts a chain: ``history`` is fresh) or a delta of the chain."""
+    full = history.snapshots == 0
+    history.snapshots += 1
     state: dict[str, Any] = {"version": FORMAT_VERSION, "position": (now, next_ts)}
     state["kernel"] = _kernel_state(run)
-    payload = dumps(state, refs)
+    payload = dumps_shared(state, refs, history)
     return SnapshotRecord(
         session=run.info.session,
         seq=seq,
@@ -300,7 +463,7 @@ def make_record(
         version=FORMAT_VERSION,
         checksum=checksum(payload),
         payload=payload,
-        manifest=manifest(run, next_ts),
+        manifest={**manifest(run, next_ts), "chain": "full" if full else "delta"},
     )
 
 
@@ -471,3 +634,16 @@ def restore_world(run: Run, world: dict[str, Any]) -> None:
     _restore_market(run, world["market"], world["audit"])
     vars(run.stats).update(world["stats"])
     _restore_faults(run, world["fault_log"], world["links"])
+
+
+# What the kernel's own history is made of, and when each is final.
+for _report in (Accepted, FillReport, Closed, CancelRejected, OrderStatus, OrderNotFound,
+                BalanceChange, Fill):  # fmt: skip
+    historic(_report, lambda obj: True)  # immutable
+historic(Trade, lambda t: (len(t.fills), t.closed_at) if t.state is TradeState.CLOSED else None)
+historic(
+    Order,
+    lambda o: (
+        (o.state, o.filled, o.venue_filled, o.queries, o.reason, len(o.fees)) if o.settled else None
+    ),
+)

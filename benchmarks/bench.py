@@ -327,15 +327,19 @@ def snapshot_cost(quotes: int, workdir: Path, store: str = "memory") -> dict[str
     return {
         "store": store,
         "snapshots": len(timings["snapshot"]),
-        "snapshot_us": percentiles(timings["snapshot"]),
+        "snapshot_us": _us(percentiles(timings["snapshot"])),
         "payload_kib_last": round(sizes[-1] / 1024, 1) if sizes else 0,
         "write_aheads": len(timings["write_ahead"]),
-        "write_ahead_us": percentiles(timings["write_ahead"]),
+        "write_ahead_us": _us(percentiles(timings["write_ahead"])),
         "seconds_with_state": round(elapsed, 3),
         "seconds_without": round(plain, 3),
         "slowdown": round(elapsed / plain, 3),
         "quotes": summary["events"]["quotes"],
     }
+
+
+def _us(ns: dict[str, float]) -> dict[str, float]:
+    return {k: round(v / 1000, 1) for k, v in ns.items()}
 
 
 def _maxrss_mib() -> float:

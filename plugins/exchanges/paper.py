@@ -64,6 +64,7 @@ from arbframe.model import (
 from arbframe.orders import OrderState
 from arbframe.paths import output_file_problem
 from arbframe.schema import DURATION, NONNEGATIVE_DECIMAL, POSITIVE_DECIMAL
+from arbframe.snapshot import historic
 from arbframe.units import parse_duration
 
 from . import paper_account
@@ -113,6 +114,13 @@ class _VenueOrder:
     @property
     def remaining(self) -> Decimal:
         return self.request.amount - self.filled
+
+
+# A final venue order no longer changes: snapshots write it once and share it after.
+historic(
+    _VenueOrder,
+    lambda o: (o.state, o.filled, len(o.fills), o.reason, o.saved) if o.state.final else None,
+)
 
 
 class PaperExchange(SimulatedExchange):
