@@ -575,7 +575,10 @@ class Run:
         record = snapshot.make_record(
             self, sessions.next_seq(), reason, now, next_ts, self._refs, sessions.chain()
         )
+        failed = sessions.failed
         sessions.save(record)
+        if sessions.failed > failed and failed == 0:  # once: the first snapshot kept nowhere
+            self._alert("P0", "snapshot kept by no state store", "a crash now loses the session")
         self.bus.drain(self._deliver)
 
     def _write_ahead(self, trade: Any, orders: list[Any]) -> None:
@@ -594,6 +597,8 @@ class Run:
     def _store_event(self, phase: str, **detail: Any) -> None:
         log = self.fault_log
         log.counts[f"state_store_{phase}"] += 1
+        if phase == "detected":  # an operator must know: the session's memory is at stake
+            self._alert("P1", f"state store {detail['store']} unreachable", detail.get("why", ""))
         for record in log.records.values():  # an outage drill on that store notes it too
             fault = self._fault_named.get(record.name)
             if (
@@ -609,7 +614,20 @@ class Run:
         assert sessions is not None
         found = sessions.find()
         modules = {type(c).__module__.partition(".")[0] for _, c in snapshot._components(self)}
-        state = snapshot.loads_chain([r.payload for r in found.chain], self._wired, modules)
+        taken = found.snapshot.manifest
+        for key, ours in (("scenario", self.info.name), ("seed", self.info.seed)):
+            if key in taken and taken[key] != ours:
+                raise ResumeError(
+                    f"session {self.info.session!r} was run with {key} {taken[key]!r}, not "
+                    f"{ours!r}: resume it with the scenario it ran, or start it with --reset"
+                )
+        try:
+            state = snapshot.loads_chain([r.payload for r in found.chain], self._wired, modules)
+        except snapshot.SnapshotError as err:
+            raise ResumeError(
+                f"session {self.info.session!r}: snapshot #{found.snapshot.seq} cannot be "
+                f"resumed by this scenario ({err}); start it again with --reset"
+            ) from None
         if state.get("version") != snapshot.FORMAT_VERSION:
             raise ResumeError(f"snapshot #{found.snapshot.seq} has another format version")
         if external is None:

@@ -170,26 +170,33 @@ class SessionState:
     def find(self) -> Found:
         """The newest snapshot whose chain (its full snapshot and the deltas since) is whole
         and valid, across the stores, and the write-ahead records after it."""
-        listed: dict[int, tuple[SnapshotRecord, StateStore]] = {}  # seq -> (metadata, store)
+        listed: dict[int, tuple[SnapshotRecord, list[StateStore]]] = {}  # seq -> (meta, holders)
         for store in self._up():
             try:
                 for meta in store.snapshots(self.session):
-                    listed.setdefault(meta.seq, (meta, store))
+                    listed.setdefault(meta.seq, (meta, []))[1].append(store)
             except StoreUnavailable as err:
                 self._down(store, err)
         if not listed:
             where = ", ".join(s.name for s in self.stores) or "no store"
-            raise ResumeError(f"session {self.session!r} has no snapshot to resume from ({where})")
+            down = "; ".join(f"{name} unreachable: {why}" for name, why in self.down.items())
+            raise ResumeError(
+                f"session {self.session!r} has no snapshot to resume from ({where})"
+                + (f": {down}" if down else "")
+            )
         self.seq = max(listed)
         loaded: dict[int, SnapshotRecord | None] = {}
         corrupt: list[tuple[str, int]] = []
 
         def valid(seq: int) -> SnapshotRecord | None:
+            """The first copy of ``seq`` whose checksum holds, in any store."""
             if seq not in loaded:
-                meta, store = listed[seq]
-                record = self._load(seq, store)
-                loaded[seq] = record if record is not None and _valid(record) else None
-                if loaded[seq] is None:
+                loaded[seq] = None
+                for store in listed[seq][1]:
+                    record = self._load(seq, store)
+                    if record is not None and _valid(record):
+                        loaded[seq] = record
+                        break
                     corrupt.append((store.name, seq))
             return loaded[seq]
 
@@ -214,7 +221,7 @@ class SessionState:
     @staticmethod
     def _chain(
         newest_first: list[int],
-        listed: dict[int, tuple[SnapshotRecord, StateStore]],
+        listed: dict[int, tuple[SnapshotRecord, list[StateStore]]],
         valid: Callable[[int], SnapshotRecord | None],
     ) -> list[SnapshotRecord] | None:
         """newest_first[0] and the snapshots back to its chain's full one, oldest first;

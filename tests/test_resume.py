@@ -401,3 +401,36 @@ def test_reset_or_resume_the_operators_choice(tmp_path, monkeypatch):
 def _forgotten_timeout(entry: Any, orders: dict[str, Any]) -> bool:
     fn, args = entry[2], entry[3]
     return getattr(fn, "__name__", "") == "_check" and bool(args) and args[0] not in orders
+
+
+def test_a_damaged_copy_in_one_store_is_read_from_another(run_scenario, monkeypatch):
+    from arbframe_plugins.state import memory
+
+    class Second(memory.MemoryStore):  # another store, with its own records
+        type_name = "memory_b"
+        records: dict[str, dict[int, Any]] = {}
+
+    scenario = {**SCENARIO, "state": [{"type": "memory"}, {"type": "memory_b"}]}
+    crash_at_quote(monkeypatch, 2399)
+    with pytest.raises(Crash):
+        run_scenario(scenario, plugins=(_registers(Second),))
+    monkeypatch.undo()
+    held = MemoryStore.records["resume_c1"]
+    newest = max(s for s, r in held.items() if r.reason != "orders")
+    damaged = held[newest]
+    held[newest] = type(damaged)(**{**vars(damaged), "payload": damaged.payload[::-1]})
+    resumed = run_scenario(scenario, resume=True, plugins=(_registers(Second),))
+    assert resumed.run.resumed_from.seq == newest  # the good copy, from the second store
+    assert resumed.summary["state"]["corrupt_skipped"] == 1
+
+
+def _registers(cls: type) -> Any:
+    from arbframe.hookspecs import hookimpl
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def arbframe_register_state_stores(register: Any) -> None:
+            register(cls)
+
+    return Plugin()

@@ -128,6 +128,12 @@ def unavailable_as(error: type[Exception], what: str) -> Iterator[None]:
         yield
     except exc.OperationalError as err:
         raise error(f"{what}: {_first_line(err.orig or err)}") from err
+    except exc.DatabaseError as err:
+        if "not a database" in str(err) or "malformed" in str(err):  # a damaged file
+            raise error(f"{what}: the file is damaged: {_first_line(err.orig or err)}") from err
+        if not isinstance(err, exc.DBAPIError) or not err.connection_invalidated:
+            raise
+        raise error(f"{what}: connection lost: {_first_line(err.orig or err)}") from err
     except exc.DBAPIError as err:
         if err.connection_invalidated:  # the connection died under the statement
             raise error(f"{what}: connection lost: {_first_line(err.orig or err)}") from err
