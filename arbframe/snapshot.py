@@ -29,7 +29,6 @@ import io
 import pickle
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from arbframe.clock import NEVER
@@ -257,16 +256,6 @@ def loads_chain(payloads: list[bytes], wired: dict[str, Any], modules: set[str])
         raise
     except Exception as err:  # a damaged payload can fail in many ways
         raise SnapshotError(f"the snapshot cannot be read: {type(err).__name__}: {err}") from None
-
-
-@dataclass
-class Restored:
-    """What the runner needs from a loaded snapshot beyond the state put back."""
-
-    record: SnapshotRecord
-    next_ts: int  # the feed position: the first instant not yet applied
-    now: int  # the last instant applied
-    pending: list[dict[str, Any]]  # write-ahead records newer than the snapshot
 
 
 def wiring(run: Run) -> dict[str, Any]:
