@@ -263,5 +263,5 @@ def summary(state: SessionState | None) -> dict[str, Any]:
         "failed": state.failed,
         "last_seq": state.seq,
         "stores_down": sorted(state.down),
-        "corrupt_skipped": len(state.corrupt_found),
+        "corrupt_skipped": len({seq for _, seq in state.corrupt_found}),  # snapshots, not copies
     }
