@@ -442,7 +442,10 @@ def make_record(
     history.snapshots += 1
     state: dict[str, Any] = {"version": FORMAT_VERSION, "position": (now, next_ts)}
     state["kernel"] = _kernel_state(run)
-    payload = dumps_shared(state, refs, history)
+    try:
+        payload = dumps_shared(state, refs, history)
+    except (pickle.PicklingError, TypeError, AttributeError) as err:
+        raise _unpicklable(run, state["kernel"]["components"], refs, err) from None
     return SnapshotRecord(
         session=run.info.session,
         seq=seq,
@@ -454,6 +457,28 @@ def make_record(
         payload=payload,
         manifest={**manifest(run, next_ts), "chain": "full" if full else "delta"},
     )
+
+
+class UnpicklableState(Exception):
+    """A component's state cannot be written into a snapshot (a plugin's bug)."""
+
+
+def _unpicklable(
+    run: Run, components: dict[str, Any], refs: dict[int, str], err: Exception
+) -> Exception:
+    """Name the component and attribute that a snapshot cannot hold."""
+    for name, state in components.items():
+        for key, value in state.items():
+            try:
+                dumps(value, refs)
+            except Exception:  # noqa: BLE001 - this is the search for it
+                return UnpicklableState(
+                    f"cannot snapshot {name}: its attribute {key!r} holds "
+                    f"{type(value).__name__} that cannot be pickled ({err}); keep plain "
+                    "data in a component, or define snapshot_state()/restore_state() "
+                    "(docs/plugins.md, 'Components in snapshots')"
+                )
+    return UnpicklableState(f"cannot snapshot the run: {err}")
 
 
 def orders_record(

@@ -494,3 +494,18 @@ def test_a_store_back_from_an_outage_holds_a_whole_chain_again(run_scenario):
     resumed = run_scenario(scenario, resume=True, plugins=(plugin,)).summary
     assert resumed["state"]["resumed_from"] == newest
     assert resumed["portfolio"] == first["portfolio"]
+
+
+def test_a_component_that_cannot_be_snapshotted_is_named(run_scenario, monkeypatch):
+    from arbframe.snapshot import UnpicklableState
+    from arbframe_plugins.strategies.spread_arb import SpreadArb
+
+    start = SpreadArb.on_start
+
+    def holding_a_lambda(self):
+        start(self)
+        self.callback = lambda: None  # a plugin's bug: not plain data
+
+    monkeypatch.setattr(SpreadArb, "on_start", holding_a_lambda)
+    with pytest.raises(UnpicklableState, match=r"strategy:0: its attribute 'callback'"):
+        run_scenario(SCENARIO)
