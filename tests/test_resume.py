@@ -497,8 +497,9 @@ def test_a_store_back_from_an_outage_holds_a_whole_chain_again(run_scenario):
 
 
 def test_a_component_that_cannot_be_snapshotted_is_named(run_scenario, monkeypatch):
-    from arbframe.snapshot import UnpicklableState
     from arbframe_plugins.strategies.spread_arb import SpreadArb
+
+    from arbframe.snapshot import UnpicklableState
 
     start = SpreadArb.on_start
 
