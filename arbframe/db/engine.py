@@ -23,6 +23,18 @@ from arbframe.errors import ConfigError
 from arbframe.stores import DATABASE_URL_ENV
 
 CONNECT_TIMEOUT_S = 2
+POSTGRES_CONFIG: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "url": {
+            "type": "string",
+            "description": "postgresql://user:password@host:port/database (default: "
+            "$ARBFRAME_DATABASE_URL).",
+        }
+    },
+}
+"""The config schema of the `postgres` store and sink: a URL, else the environment's."""
 """How long opening a connection may take (PostgreSQL), or waiting for SQLite's write lock."""
 
 

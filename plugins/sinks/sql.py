@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from arbframe.components import RunInfo, Sink
 from arbframe.db import tables
 from arbframe.db.engine import (
+    POSTGRES_CONFIG,
     DatabaseUnavailable,
     describe,
     make_engine,
@@ -250,17 +251,7 @@ class PostgresSink(SqlSink):
     description = (
         "The run's record (fills, orders, trades, guards, alerts, faults, summary) in PostgreSQL."
     )
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "url": {
-                "type": "string",
-                "description": "postgresql://user:password@host:port/database (default: "
-                "$ARBFRAME_DATABASE_URL).",
-            }
-        },
-    }
+    config_schema: ClassVar[dict[str, Any]] = POSTGRES_CONFIG
 
     def database_url(self, config: dict[str, Any]) -> URL:
         return postgres_url_from(config)

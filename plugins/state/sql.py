@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 
 from arbframe.components import SnapshotRecord, StateStore, StoreUnavailable
 from arbframe.db.engine import (
+    POSTGRES_CONFIG,
     describe,
     make_engine,
     postgres_url_from,
@@ -235,17 +236,7 @@ class SqliteStore(SqlStore):
 class PostgresStore(SqlStore):
     type_name = "postgres"
     description = "Snapshots in PostgreSQL (durable, shared; schema by Alembic migrations)."
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "url": {
-                "type": "string",
-                "description": "postgresql://user:password@host:port/database (default: "
-                "$ARBFRAME_DATABASE_URL).",
-            }
-        },
-    }
+    config_schema: ClassVar[dict[str, Any]] = POSTGRES_CONFIG
 
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
