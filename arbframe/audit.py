@@ -47,6 +47,9 @@ class Audit:
         self.fee_violations = 0
         self.violations: list[str] = []
         self._taken: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+        self.unpriceable: set[str] = set()
+        """Venues whose fills cannot be priced against the delivered books
+        (``Exchange.fills_priceable`` false): counted unverifiable, fees still checked."""
 
     # ---- the published books (per quote) ------------------------------------------------------
 
@@ -82,6 +85,9 @@ class Audit:
             self._prune()
         instrument = self.market.instrument(fill.venue, fill.symbol)
         self._check_fee(fill, instrument)
+        if fill.venue in self.unpriceable:  # a real exchange's fill: its book, not ours
+            self.unverifiable += 1
+            return
         books = self._books_at(fill.venue, fill.symbol, fill.ts)
         if not books:
             self.unverifiable += 1

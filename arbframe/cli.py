@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the session clean, forgetting its snapshots",
     )
+    run.add_argument(
+        "--live",
+        action="store_true",
+        help="confirm real orders: a scenario with mode: live refuses to start without it",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument(
         "--progress",
@@ -171,7 +176,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume is not None,
         reset=args.reset,
         session=args.resume or None,
+        live=args.live,
     )
+    for venue in run.venues.values():  # real venues: what the start-up check found
+        for line in getattr(venue, "describe", list)():
+            print(line, file=sys.stderr)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     progress = Progress(run) if show else None
     started = time.perf_counter()

@@ -187,6 +187,9 @@ class FeedContext(Context):
     """A currency's scenario FX rate (units per report-currency unit)."""
     venue_quote: Callable[[str], str]
     """A venue's quote currency."""
+    venue: Callable[[str], Exchange] | None = None
+    """A venue component by name: what a feed of a real venue's own market data streams
+    from (``venue_books``)."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,10 @@ class Exchange(Component):
     """Whether the venue keeps its orders and balances when our process dies (a real
     exchange does). On resume the kernel asks such a venue about every open order; a venue
     that does not outlive the process is restored from the snapshot with the rest."""
+    fills_priceable: bool = True
+    """Whether each fill can be priced against the books the feeds delivered (the audit's
+    price check): true of a simulated venue, which fills against exactly those; a real
+    exchange fills against its own book, of which a feed sees samples."""
 
     def instruments(self) -> dict[str, Instrument]:
         """Symbol -> instrument: precision, minimums and fee schedule."""
@@ -353,8 +360,9 @@ class Exchange(Component):
 
 
 class SimulatedExchange(Exchange):
-    """The simulation interface, added by venues that simulate a market: books pushed by
-    the feeds and a fill model. Real venues do not implement these."""
+    """The interface of venues whose books feeds push: simulated ones (books and a fill
+    model), and real ones whose market data arrives as a feed (``ccxt``: ``on_book`` keeps
+    the kernel's book, ``fund`` checks the capital is there)."""
 
     outlives_process = False  # in-process: its state is part of the snapshot
     quote: str

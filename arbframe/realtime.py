@@ -130,6 +130,10 @@ class WallClock:
         assert self._loop is not None
         return self._ts0 + int((self._loop.time() - self._loop0) * self.speed * 1e9)
 
+    def present(self) -> int:
+        """Scenario time now: the loop's present while attached, else ``now``."""
+        return self.now if self._loop is None else max(self.now, self.scenario_time())
+
     def set_horizon(self, ts: int) -> None:
         self.horizon = ts
         if self._loop is not None:
@@ -310,7 +314,7 @@ async def run_wall(
     drive.stop.attach(drive.loop, drive.wake)
     try:
         if hasattr(events, "__aiter__"):
-            await drive.pushed(events, duration_ns)  # type: ignore[arg-type]
+            await drive.pushed(events, duration_ns, resume)  # type: ignore[arg-type]
         else:
             await drive.paced(iter(events), duration_ns, resume)  # type: ignore[arg-type]
     finally:
@@ -512,8 +516,15 @@ class _Drive:
             self.close(ts, taken)
         self.finish(self.now)  # the feed is exhausted
 
-    async def pushed(self, source: AsyncIterator[FeedEvent], duration_ns: int) -> None:
-        """A pushed feed: each event as it arrives (calls fire freely meanwhile)."""
+    async def pushed(
+        self,
+        source: AsyncIterator[FeedEvent],
+        duration_ns: int,
+        resume: tuple[int, int] | None = None,
+    ) -> None:
+        """A pushed feed: each event as it arrives (calls fire freely meanwhile). Resumed,
+        the session goes on from its snapshot's time: the duration still counts from the
+        session's start."""
         clock, loop = self.clock, self.loop
         source = aiter(source)
         coming: asyncio.Task[FeedEvent | None] | None = None  # the next event, being taken
@@ -538,7 +549,11 @@ class _Drive:
                     taken = perf_counter_ns()
                     if event is None:
                         break
-                if self.now < 0:
+                if self.now < 0 and resume is not None:
+                    self.now = resume[0]
+                    self.begin(max(event[0], resume[0]), resumed=True)
+                    self.end = self.stats.start + duration_ns
+                elif self.now < 0:
                     self.begin(event[0])
                     self.end = event[0] + duration_ns
                 ts = event[0]

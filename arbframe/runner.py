@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from dataclasses import replace
 from decimal import Decimal, localcontext
@@ -75,6 +75,7 @@ class Run:
         resume: bool = False,
         reset: bool = False,
         session: str | None = None,
+        live: bool = False,
     ) -> None:
         self.loaded = loaded
         self.scenario: dict[str, Any] = loaded.data
@@ -90,6 +91,8 @@ class Run:
             session=session or sc.get("session", sc["name"]),
         )
         self.resume, self.reset = resume, reset
+        self.live = live
+        """The command line confirmed real orders (``--live``); ``mode: live`` needs it."""
         self._resume_at: tuple[int, int] | None = None
         self.resumed_from: Any = None
         self._kill_after_send = False
@@ -159,11 +162,14 @@ class Run:
 
     def _wire(self) -> None:
         sc = self.scenario
-        if self.info.mode in ("shadow", "live"):
+        mode = self.info.mode
+        if mode in ("shadow", "live") and self.info.clock != "wall":
+            raise self._error(("clock",), f"mode {mode} runs in real time: set clock: wall")
+        if mode == "live" and not self.live:
             raise self._error(
                 ("mode",),
-                f"mode {self.info.mode} needs real venues, which are not available yet; "
-                "use backtest or paper",
+                "mode live places real orders: confirm with `arbframe run --live` (or try "
+                "mode: shadow first: real books, paper fills)",
             )
         fx = {cur: Decimal(str(rate)) for cur, rate in sc.get("fx", {}).items()}
         self.market = MarketView(self.info.report_currency, fx)
@@ -183,6 +189,7 @@ class Run:
                 f"feeds[{i}]",
                 fx_rate=self.fx_rate,
                 venue_quote=self.venue_quote,
+                venue=self.venues.__getitem__,
             )
             for i in range(len(sc["feeds"]))
         ]
@@ -221,6 +228,7 @@ class Run:
         self.faults = [self._build_fault(i) for i in range(len(sc.get("faults", [])))]
         self._fault_named = {f.name: f for f in self.faults}
         self.audit = Audit(self.market)
+        self.audit.unpriceable = {n for n, v in self.venues.items() if not v.fills_priceable}
         self.execution.flow.health = self.health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
@@ -419,11 +427,14 @@ class Run:
 
     # ---- running --------------------------------------------------------------------------------
 
-    def _events(self) -> Iterator[FeedEvent]:
+    def _events(self) -> Iterator[FeedEvent] | AsyncIterator[FeedEvent]:
         streams = [feed.events() for feed in self.feeds]
         if len(streams) == 1:
             return streams[0]
-        return heapq.merge(*streams, key=itemgetter(0))
+        for i, stream in enumerate(streams):
+            if hasattr(stream, "__aiter__"):  # pushed: arrival order, nothing to merge by time
+                raise self._error(("feeds", i), "a pushed feed must be the scenario's only feed")
+        return heapq.merge(*streams, key=itemgetter(0))  # type: ignore[arg-type]
 
     def _deliver(self, name: str, payload: dict[str, Any]) -> None:
         hook = self._hooks.get(name)
@@ -463,10 +474,10 @@ class Run:
             "between": self._between if self.sessions is not None else None,
             "resume": self._resume_at,
         }
+        self._wound_down = False
         try:
             if isinstance(self.clock, WallClock):
-                speed = float(self.scenario.get("speed", 1))
-                asyncio.run(run_wall(self.clock, *args, speed=speed, health=self.health, **options))
+                asyncio.run(self._drive_wall(args, options))
             else:
                 run_simulated(self.clock, *args, **options)
         except EngineKilled as kill:
@@ -477,15 +488,57 @@ class Run:
             bus.drain(deliver)
             self._snapshot("shutdown", self.stats.end, self.stats.next_ts)
             return
-        # Wind down: strategies have their say, open trades close, in-flight orders settle.
+        if not self._wound_down:
+            self._wind_down()
+        self.clock.drain()
+        bus.drain(deliver)
+        self._snapshot("shutdown", self.clock.now, NEVER)
+
+    def _wind_down(self) -> None:
+        """Strategies have their say, open trades close (their orders go out now)."""
+        self._wound_down = True
         for fault in self.faults:
             fault.on_end()
         for strategy in self.strategies:
             strategy.on_end()
         self.execution.wind_down()
-        self.clock.drain()
-        bus.drain(deliver)
-        self._snapshot("shutdown", self.clock.now, NEVER)
+
+    async def _drive_wall(self, args: tuple[Any, ...], options: dict[str, Any]) -> None:
+        """The wall-clock run. With venues that talk over the network (``aclose``), the
+        wind-down happens in the loop too, in real time, until what was sent is answered;
+        then their connections close."""
+        clock = self.clock
+        assert isinstance(clock, WallClock)
+        networked = [v for v in self.venues.values() if hasattr(v, "aclose")]
+        speed = float(self.scenario.get("speed", 1))
+        try:
+            await run_wall(clock, *args, speed=speed, health=self.health, **options)
+            if networked:
+                if not self.stats.stopped:
+                    self._wind_down()
+                await self._settle(clock, networked)
+        finally:
+            for venue in networked:
+                await venue.aclose()  # type: ignore[attr-defined]
+
+    async def _settle(self, clock: WallClock, venues: list[Any]) -> None:
+        """Time goes on (scheduled calls fire, reports arrive) until no order sent is
+        waiting for its answer, or the kernel's own timeouts have had their say."""
+        loop = asyncio.get_running_loop()
+        bus = self.bus
+        clock.attach(loop, clock.now, 1.0, lambda: bus.drain(self._deliver) if bus.queue else None)
+        settings = self.settings
+        deadline = loop.time() + settings.order_timeout * (settings.max_queries + 1) / 1e9
+        try:
+            while loop.time() < deadline:
+                waiting = any(not o.settled for o in self.execution.orders.values())
+                if not waiting and not any(v.busy() for v in venues):
+                    break
+                await asyncio.sleep(0.02)
+                if clock.failure is not None:
+                    raise clock.failure
+        finally:
+            clock.detach()
 
     # ---- an in-process engine kill (the engine_kill fault) ------------------------------------
 

@@ -33,6 +33,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from arbframe import schema_walk
+from arbframe.secrets import Secret
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import Registry
 from arbframe.schema import (
@@ -492,10 +493,25 @@ def _type_walk(
     elif isinstance(node.value, list):
         for i, child in enumerate(node.value):
             _type_walk(child, schema_walk.child(schemas, root, i), root, [*path, i])
+    elif any(schema.get("x-secret") for schema in schemas):
+        node.value = _secret(node, path)
     elif node.placeholder is not None and isinstance(node.value, str):
         types = schema_walk.declared_types(schemas)
         if "string" not in types:
             node.value = _typed(node, types, path)
+
+
+def _secret(node: _Node, path: list[str | int]) -> Any:
+    """A key the schema marks ``x-secret``: only ``${VAR}``, kept as a Secret that reads as
+    the reference (a key written in a file ends up in version control, logs and backups)."""
+    if node.placeholder is None or not isinstance(node.value, str):
+        raise _Problem(
+            node.pos,
+            _key_path(path),
+            "a secret comes only from the environment: write it as ${VARIABLE_NAME}, not "
+            "its value",
+        ).error()
+    return Secret(node.placeholder, node.value)
 
 
 def _typed(node: _Node, types: set[str], path: list[str | int]) -> Any:

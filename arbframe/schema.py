@@ -46,6 +46,12 @@ def summary_schema() -> dict[str, Any]:
 DURATION: dict[str, Any] = _load("scenario.schema.json")["$defs"]["duration"]
 POSITIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["positive_decimal"]
 NONNEGATIVE_DECIMAL: dict[str, Any] = _load("scenario.schema.json")["$defs"]["nonnegative_decimal"]
+SECRET: dict[str, Any] = {
+    "type": "string",
+    "x-secret": True,
+    "description": "Only as ${VARIABLE}: the loader refuses a value written in the file, and the "
+    "value reads as its reference in every output (arbframe.secrets).",
+}
 
 
 def _inline(schema: Any, defs: dict[str, Any]) -> Any:
