@@ -390,6 +390,7 @@ class Venue:
         self._listeners: list[Callable[..., None]] = []
         self.faults = Faults(self)
         self.duplicates = 0  # orders refused for a client id already used
+        self.requests: list[tuple[str, str]] = []  # (method, path) seen by the venue's server
         self.rejections: Counter[str] = Counter()  # VenueError kinds raised by place()
 
     # -- setup --
