@@ -5,7 +5,8 @@ A new scenario file joins the matrix without touching tox.ini: ``tox`` runs it a
 tests, ``tox -m scenarios`` runs every scenario, ``tox -e scenario-<stem>`` runs one. Files whose
 name starts with ``_`` are ``extends:`` bases, not scenarios. ``services`` runs the tests marked
 ``services``, then each state scenario (``d70_*``, ``d71_*``) with ``--reset``, against the real
-servers its environment names (tox.ini): a new one joins it the same way.
+servers its environment names (tox.ini): a new one joins it the same way. Each ``live_*``
+scenario runs against local fakes of its venues (tests/fakevenues), in shadow mode, then live.
 Needs tox >= 4.29 (``tox_extend_envs``).
 """
 
@@ -28,6 +29,9 @@ LABEL = "scenarios"
 SERVICES_ENV = "services"
 STATE_SCENARIOS = ("d70_", "d71_")
 """File name prefixes of the state scenarios, which ``services`` runs against the real servers."""
+LIVE_SCENARIOS = ("live_",)
+"""File name prefixes of the scenarios on real venues, which run against local fakes."""
+FAKE_VENUES = Path(__file__).resolve().parent / "tests" / "fakevenues"
 
 
 def _scenarios() -> dict[str, Path]:
@@ -64,6 +68,17 @@ def _services_commands(out: Path, posargs: tuple[str, ...]) -> list[Command]:
     return commands
 
 
+def _scenario_commands(path: Path, out: Path) -> list[Command]:
+    """``arbframe run``; a live scenario (``live_*``) runs against the local fakes of its
+    venues (tests/fakevenues), in shadow mode and then live."""
+    run = ["arbframe", "run", str(path), "--out"]
+    if not path.name.startswith(LIVE_SCENARIOS):
+        return [Command([*run, str(out)])]
+    fake = ["python", str(FAKE_VENUES), "run", "--"]
+    live = ["env", "ARBFRAME_MODE=live", *run, str(out / "live"), "--live"]
+    return [Command([*fake, *run, str(out / "shadow")]), Command([*fake, *live])]
+
+
 @impl
 def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
     if env_conf.env_name == SERVICES_ENV:
@@ -79,6 +94,6 @@ def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
     settings = MemoryLoader(
         description=f"run scenarios/{path.name}",
         labels=[LABEL],
-        commands=[Command(["arbframe", "run", str(path), "--out", str(out)])],
+        commands=_scenario_commands(path, out),
     )
     env_conf.loaders.insert(0, settings)  # takes precedence over tox.ini

@@ -173,9 +173,12 @@ def format_summary(
     rec = summary["reconciliation"]
     fills = rec["fills"]
     if rec["passed"]:
+        priced = fills["checked"] - fills["unverifiable"]
+        unpriced = f" ({fills['unverifiable']:,} not priceable)" if fills["unverifiable"] else ""
         out.append(
-            f"reconciliation: {fills['checked']:,} fills priced against the published books "
-            "and fee schedules, balances equal to the venue accounts to the unit"
+            f"reconciliation: {fills['checked']:,} fills checked against the fee schedules, "
+            f"{priced:,} priced against the published books{unpriced}; balances equal to "
+            "the venue accounts to the unit"
         )
     else:
         out.append("reconciliation: FAILED")

@@ -4,9 +4,11 @@ does not happen, and they name entries and an outcome in money."""
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakevenues.server import FakeVenues
 
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.scenario import load_scenario
@@ -37,8 +39,30 @@ NOTHING = {  # what a run where nothing was traded (or nothing arrived) reports
 }
 
 
+@pytest.fixture
+def venues_for(monkeypatch):
+    """Live scenarios (``live_*``) run against the local fakes of their venues."""
+
+    @contextmanager
+    def scope(path: Path):
+        if not path.stem.startswith("live_"):
+            yield
+            return
+        with FakeVenues() as fake:
+            for key, value in fake.env().items():
+                monkeypatch.setenv(key, value)
+            yield
+
+    return scope
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
-def test_scenario_asserts_entries_and_money(path):
+def test_scenario_asserts_entries_and_money(path, venues_for):
+    with venues_for(path):
+        check_scenario(path)
+
+
+def check_scenario(path: Path) -> None:
     expect = load_scenario(path, build_registry(get_plugin_manager())).data.get("expect", {})
     assert "portfolio.entries" in expect, "every scenario says how many entries it expects"
     money = {"portfolio.pnl", "portfolio.fees", "portfolio.winrate", "portfolio.wins"}
