@@ -119,7 +119,12 @@ def test_load_markets_precision_limits_in_one_request(fake_venues: FakeVenues) -
 def test_fetch_order_book_is_the_engine_book(fake_venues: FakeVenues) -> None:
     fv = fake_venues
     exact_book(fv)
-    book = run(fv, lambda ex: ex.fetch_order_book(SYMBOL, 5))
+
+    async def body(ex: Any) -> tuple[Any, Any]:
+        return await ex.fetch_order_book(SYMBOL, 5), await ex.fetch_ticker(SYMBOL)
+
+    book, ticker = run(fv, body)
+    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (59990, 60000, 59995)
     assert book["bids"] == [[float(p), float(q)] for p, q in BIDS]
     assert book["asks"] == [[float(p), float(q)] for p, q in ASKS]
     assert book["nonce"] == fv.binance.book(SYMBOL).update_id

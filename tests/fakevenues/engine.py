@@ -864,8 +864,8 @@ BINANCE_MARKETS = (
 )
 S8 = D("0.00000001")
 UPBIT_MARKETS = (
-    Market("BTC/KRW", "KRW-BTC", "BTC", "KRW", D("1000"), S8, S8, D("5000")),
-    Market("USDT/KRW", "KRW-USDT", "USDT", "KRW", D("1"), S8, S8, D("5000")),
+    Market("BTC/KRW", "KRW-BTC", "BTC", "KRW", D("1000"), S8, S8, D("5000"), D("1000000")),
+    Market("USDT/KRW", "KRW-USDT", "USDT", "KRW", D("1"), S8, S8, D("5000"), D("1000000000")),
 )
 
 
