@@ -154,6 +154,7 @@ class BinanceServer:
                 get("/api/v3/exchangeInfo", self.exchange_info),
                 get("/api/v3/depth", self.depth),
                 get("/api/v3/ticker/bookTicker", self.book_ticker),
+                get("/api/v3/ticker/24hr", self.ticker_24hr),
                 get("/api/v3/account", self.account),
                 post("/api/v3/order", self.new_order),
                 get("/api/v3/order", self.get_order),
@@ -318,7 +319,7 @@ class BinanceServer:
                 "origQuoteOrderQty": fmt(order.quote_amount),
                 "cummulativeQuoteQty": fmt(order.cost),
                 "status": self.status(order),
-                "timeInForce": order.tif.upper(),
+                "timeInForce": _tif(order),
                 "type": order.type.upper(),
                 "side": order.side.upper(),
                 "workingTime": order.created_ms,
@@ -501,6 +502,45 @@ class BinanceServer:
                 }
             )
         return web.json_response(out[0] if params.get("symbol") else out)
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        """Only the book is known: last = mid, no volume or change."""
+        params = self._params(request)
+        single = bool(params.get("symbol"))
+        markets = [self._market(params)] if single else self.venue.markets.values()
+        now = self.venue.clock()
+        out = []
+        for m in markets:
+            book = self.venue.book(m.symbol)
+            bid = book.bids[0] if book.bids else (ZERO, ZERO)
+            ask = book.asks[0] if book.asks else (ZERO, ZERO)
+            last = book.mid() or ZERO
+            out.append(
+                {
+                    "symbol": m.venue_symbol,
+                    "priceChange": fmt(ZERO),
+                    "priceChangePercent": "0.000",
+                    "weightedAvgPrice": fmt(last),
+                    "prevClosePrice": fmt(last),
+                    "lastPrice": fmt(last),
+                    "lastQty": fmt(ZERO),
+                    "bidPrice": fmt(bid[0]),
+                    "bidQty": fmt(bid[1]),
+                    "askPrice": fmt(ask[0]),
+                    "askQty": fmt(ask[1]),
+                    "openPrice": fmt(last),
+                    "highPrice": fmt(last),
+                    "lowPrice": fmt(last),
+                    "volume": fmt(ZERO),
+                    "quoteVolume": fmt(ZERO),
+                    "openTime": now - 86_400_000,
+                    "closeTime": now,
+                    "firstId": -1,
+                    "lastId": -1,
+                    "count": 0,
+                }
+            )
+        return web.json_response(out[0] if single else out)
 
     # ---- signed REST ----
     async def account(self, request: web.Request) -> web.Response:
@@ -919,7 +959,7 @@ class BinanceServer:
             "c": cancel_id or order.client_id,
             "S": order.side.upper(),
             "o": order.type.upper(),
-            "f": order.tif.upper(),
+            "f": _tif(order),
             "q": fmt(order.amount),
             "p": fmt(order.price),
             "P": fmt(ZERO),
@@ -971,6 +1011,11 @@ class BinanceServer:
 
 
 _CLIENT_ID_CHARS = set(string.ascii_letters + string.digits + "-_.:/")
+
+
+def _tif(order: EngineOrder) -> str:
+    """Binance reports GTC for market orders."""
+    return "GTC" if order.type == "market" else order.tif.upper()
 
 
 def _client_id_ok(client_id: str) -> bool:

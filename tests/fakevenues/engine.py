@@ -390,7 +390,8 @@ class Venue:
         self._listeners: list[Callable[..., None]] = []
         self.faults = Faults(self)
         self.duplicates = 0  # orders refused for a client id already used
-        self.requests: list[tuple[str, str]] = []  # (method, path) seen by the venue's server
+        # (method, path) of the requests the venue's server saw, the latest 100000
+        self.requests: deque[tuple[str, str]] = deque(maxlen=100_000)
         self.rejections: Counter[str] = Counter()  # VenueError kinds raised by place()
 
     # -- setup --
@@ -863,8 +864,8 @@ BINANCE_MARKETS = (
 )
 S8 = D("0.00000001")
 UPBIT_MARKETS = (
-    Market("BTC/KRW", "KRW-BTC", "BTC", "KRW", D("1000"), S8, S8, D("5000")),
-    Market("USDT/KRW", "KRW-USDT", "USDT", "KRW", D("1"), S8, S8, D("5000")),
+    Market("BTC/KRW", "KRW-BTC", "BTC", "KRW", D("1000"), S8, S8, D("5000"), D("1000000")),
+    Market("USDT/KRW", "KRW-USDT", "USDT", "KRW", D("1"), S8, S8, D("5000"), D("1000000000")),
 )
 
 
