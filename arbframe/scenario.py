@@ -33,7 +33,6 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from arbframe import schema_walk
-from arbframe.secrets import Secret
 from arbframe.errors import ArbframeError, ScenarioError
 from arbframe.plugins import Registry
 from arbframe.schema import (
@@ -45,6 +44,7 @@ from arbframe.schema import (
     core_schema,
     summary_schema,
 )
+from arbframe.secrets import Secret
 from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
 
 # JSON Schema counts 3.0 as an integer; Python code does not (`range(3.0)`, a seed of 7.0
@@ -508,8 +508,7 @@ def _secret(node: _Node, path: list[str | int]) -> Any:
         raise _Problem(
             node.pos,
             _key_path(path),
-            "a secret comes only from the environment: write it as ${VARIABLE_NAME}, not "
-            "its value",
+            "a secret comes only from the environment: write it as ${VARIABLE_NAME}, not its value",
         ).error()
     return Secret(node.placeholder, node.value)
 

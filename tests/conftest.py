@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fakevenues.fixture import fake_venues  # noqa: F401 (a fixture for the ccxt tests)
 
 
 def two_venue_scenario(events: list[dict[str, Any]], **strategy: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from fakevenues.fixture import fake_venues  # noqa: F401 (a fixture)
 from fakevenues.server import FakeVenues
 from test_ccxt_venue import balances, check_against_the_venues, jsonl, ours
 
@@ -115,8 +114,18 @@ def test_sigkill_mid_trade_resumes_without_a_duplicate_order(
     held = [o for o in ours(fake_venues).values() if o.market.quote == "USDT"]
     assert len(held) == 1 and held[0].filled > 0  # executed there; this process never heard
     code, stdout, stderr = finish(
-        arbframe(fake_venues, tmp_path, "run", str(scenario), "--live", "--resume", "--out",
-                 str(out), "--json", ARBFRAME_DURATION="8s")  # fmt: skip
+        arbframe(
+            fake_venues,
+            tmp_path,
+            "run",
+            str(scenario),
+            "--live",
+            "--resume",
+            "--out",
+            str(out),
+            "--json",
+            ARBFRAME_DURATION="8s",
+        )  # fmt: skip
     )
     assert code in (0, 1), stderr
     summary = json.loads(stdout)

@@ -12,8 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-from fakevenues.fixture import fake_venues  # noqa: F401 (a fixture)
 from fakevenues.server import FakeVenues
 
 from arbframe.plugins import build_registry, get_plugin_manager
@@ -58,7 +56,10 @@ def ours(fake: FakeVenues) -> dict[str, Any]:
 def check_against_the_venues(fake: FakeVenues, out: Path, start: dict[str, dict[str, Decimal]]):
     """What the venues hold moved by exactly the fills arbframe recorded; every order the
     venues received is one arbframe knows, once."""
-    moved: dict[str, dict[str, Decimal]] = {"binance": defaultdict(Decimal), "upbit": defaultdict(Decimal)}
+    moved: dict[str, dict[str, Decimal]] = {
+        "binance": defaultdict(Decimal),
+        "upbit": defaultdict(Decimal),
+    }
     for fill in jsonl(out / "fills.jsonl"):
         m = moved[fill["venue"]]
         amount, price, fee = Decimal(fill["amount"]), Decimal(fill["price"]), Decimal(fill["fee"])
@@ -157,7 +158,9 @@ def test_lost_acknowledgement_is_found_not_resent(fake_venues: FakeVenues, tmp_p
 def test_dropped_book_stream_reconnects(fake_venues: FakeVenues, tmp_path: Path):
     import threading
 
-    timer = threading.Timer(2.0, lambda: fake_venues.call(fake_venues.binance.faults.drop_streams, "book"))
+    timer = threading.Timer(
+        2.0, lambda: fake_venues.call(fake_venues.binance.faults.drop_streams, "book")
+    )
     timer.start()
     try:
         summary, _, _ = run_live(fake_venues, tmp_path, mode="shadow", duration="6s")

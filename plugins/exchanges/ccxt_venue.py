@@ -37,6 +37,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 from typing import Any
@@ -285,7 +286,7 @@ class CcxtExchange(SimulatedExchange):
     def _why(self, err: BaseException) -> str:
         return self.scrub(f"{type(err).__name__}: {err}")[:300]
 
-    # ---- start-up ---------------------------------------------------------------------------------
+    # ---- start-up --------------------------------------------------------------------------
 
     def _connect(self) -> None:
         """Markets (and, live, balances) before anything else: a venue that cannot be
@@ -294,14 +295,16 @@ class CcxtExchange(SimulatedExchange):
         try:
             self.markets = self._rest().load_markets()
         except ccxt.BaseError as err:
-            raise self._refuse(where, f"cannot load {self.exchange_id}'s markets: {self._why(err)}")
+            why = f"cannot load {self.exchange_id}'s markets: {self._why(err)}"
+            raise self._refuse(where, why) from None
         if self.mode == "live":
             try:
                 self._read_balances()
             except ccxt.AuthenticationError as err:
-                raise self._refuse(("api_key",), f"the exchange refused the key: {self._why(err)}")
+                why = f"the exchange refused the key: {self._why(err)}"
+                raise self._refuse(("api_key",), why) from None
             except ccxt.BaseError as err:
-                raise self._refuse(where, f"cannot read balances: {self._why(err)}")
+                raise self._refuse(where, f"cannot read balances: {self._why(err)}") from None
 
     def _refuse(self, key: tuple[str, ...], message: str) -> Exception:
         return self.ctx.error((*self.scenario_path, *key), message)
@@ -374,7 +377,8 @@ class CcxtExchange(SimulatedExchange):
         try:
             book = self._rest().fetch_order_book(market["symbol"], 1)
         except ccxt.BaseError as err:
-            raise self._refuse(("exchange",), f"cannot read {market['symbol']}: {self._why(err)}")
+            why = f"cannot read {market['symbol']}: {self._why(err)}"
+            raise self._refuse(("exchange",), why) from None
         if not (book["bids"] and book["asks"]):
             raise self._refuse(("exchange",), f"{market['symbol']} has an empty book")
         mid = (_dec(book["bids"][0][0]) + _dec(book["asks"][0][0])) / 2
@@ -382,7 +386,9 @@ class CcxtExchange(SimulatedExchange):
 
     def market_symbol(self, symbol: str) -> str:
         """The ccxt symbol of a kernel symbol (``BTC`` -> ``BTC/KRW``)."""
-        return self._market_of.get(symbol) or (symbol if "/" in symbol else f"{symbol}/{self.quote}")
+        return self._market_of.get(symbol) or (
+            symbol if "/" in symbol else f"{symbol}/{self.quote}"
+        )
 
     def describe(self) -> list[str]:
         """What the start-up check found: markets, and (live) balances."""
@@ -645,10 +651,8 @@ class CcxtExchange(SimulatedExchange):
                     await self._absorb(live, raw)
                 if live.final:
                     return
-                try:
+                with suppress(TimeoutError):
                     await asyncio.wait_for(live.wake.wait(), self.poll_s)
-                except TimeoutError:
-                    pass
                 live.wake.clear()
         finally:
             live.following = False
@@ -734,8 +738,10 @@ class CcxtExchange(SimulatedExchange):
             fees.append(fee)
             spent += fee
         fees.append(total - spent)
-        return [self._fill(live, t, fee, asset)
-                for t, fee in zip(trades, fees, strict=True) if str(t["id"]) not in live.fills]  # fmt: skip
+        pairs = zip(trades, fees, strict=True)
+        return [
+            self._fill(live, t, fee, asset) for t, fee in pairs if str(t["id"]) not in live.fills
+        ]
 
     def _fill(self, live: _Live, trade: dict[str, Any], fee: Decimal, asset: str) -> FillReport:
         request = live.request
