@@ -116,7 +116,12 @@ def test_markets_order_book_ticker_and_fees() -> None:
         usdt = await ex.fetch_order_book("USDT/KRW")
         assert usdt["bids"] == [[1350.0, 1000.0]] and usdt["asks"] == [[1351.0, 1000.0]]
         ticker = await ex.fetch_ticker("USDT/KRW")
-        assert ticker["last"] == 1350.5
+        assert ticker["last"] == 1350.5  # no trade yet: the mid
+        tickers = await ex.fetch_tickers()  # /v1/ticker/all
+        assert {s: t["last"] for s, t in tickers.items()} == {
+            "BTC/KRW": 100000500.0,
+            "USDT/KRW": 1350.5,
+        }
         fee = await ex.fetch_trading_fee("BTC/KRW")
         assert (fee["taker"], fee["maker"]) == (0.0005, 0.0005)
 
