@@ -71,6 +71,21 @@ async def balances(exchange: Any) -> dict[str, Decimal]:
     return {r["currency"]: D(r["balance"]) + D(r["locked"]) for r in rows}
 
 
+async def until(check: Any, timeout: float = 5.0) -> None:
+    """Wait for ``check()`` to be true (polling), else fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+def private_subscriptions(fv: FakeVenues) -> list[tuple[bool, bool]]:
+    """(myOrder, myAsset) of each private socket, read on the server's loop."""
+    conns = fv.upbit_server.conns
+    return fv.call(lambda: [(c.my_order, c.my_asset) for c in conns if c.private])
+
+
 def jwt(key: str, secret: str, query: str | None = None, nonce: str | None = None) -> str:
     """An Upbit token made by hand (what ccxt sends), to tamper with."""
 
@@ -101,7 +116,12 @@ def test_markets_order_book_ticker_and_fees() -> None:
         usdt = await ex.fetch_order_book("USDT/KRW")
         assert usdt["bids"] == [[1350.0, 1000.0]] and usdt["asks"] == [[1351.0, 1000.0]]
         ticker = await ex.fetch_ticker("USDT/KRW")
-        assert ticker["last"] == 1350.5
+        assert ticker["last"] == 1350.5  # no trade yet: the mid
+        tickers = await ex.fetch_tickers()  # /v1/ticker/all
+        assert {s: t["last"] for s, t in tickers.items()} == {
+            "BTC/KRW": 100000500.0,
+            "USDT/KRW": 1350.5,
+        }
         fee = await ex.fetch_trading_fee("BTC/KRW")
         assert (fee["taker"], fee["maker"]) == (0.0005, 0.0005)
 
@@ -459,7 +479,7 @@ def test_my_order_events_wait_trade_done_and_my_asset() -> None:
             async with session.ws_connect(url, headers={"Authorization": token}) as ws:
                 request = [{"ticket": "t"}, {"type": "myOrder"}, {"type": "myAsset"}]
                 await ws.send_str(json.dumps(request))
-                await asyncio.sleep(0.2)
+                await until(lambda: private_subscriptions(fv) == [(True, True)])
                 fv.upbit.faults.mute_private(1)  # the 'wait' of the first order is lost
                 fv.call(
                     fv.upbit.place,
@@ -494,22 +514,21 @@ def test_my_order_events_wait_trade_done_and_my_asset() -> None:
 
 
 def test_watch_orders_my_trades_and_balance_with_ccxt_pro() -> None:
+    import ccxt
+
     async def scenario(ex: Any) -> None:
         await ex.load_markets()
         watching = asyncio.ensure_future(ex.watch_orders("BTC/KRW"))
-        for _ in range(100):  # until the subscription reached the server
-            conns = fv.upbit_server.conns
-            if any(c.private and c.my_order for c in conns):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: private_subscriptions(fv) == [(True, False)])
         ack = await ex.create_order(
             "BTC/KRW", "limit", "sell", 0.6, 99999000, {"clientOrderId": "p-1"}
         )
         first = await asyncio.wait_for(watching, 5)
         assert first[0]["id"] == ack["id"]
-        await asyncio.sleep(0.3)  # the trades and 'done' came in the same burst
+        # the trades and 'done' came in the same burst: they are in ccxt's cache
+        await until(lambda: ex.orders.hashmap["BTC/KRW"][ack["id"]]["status"] == "closed")
         cached = ex.orders.hashmap["BTC/KRW"][ack["id"]]
-        assert cached["status"] == "closed" and cached["filled"] == 0.6
+        assert cached["filled"] == 0.6
         assert cached["clientOrderId"] == "p-1"
         proceeds = D("100000000") * D("0.5") + D("99999000") * D("0.1")
         fee = fee_of(D("100000000") * D("0.5")) + fee_of(D("99999000") * D("0.1"))
@@ -519,12 +538,24 @@ def test_watch_orders_my_trades_and_balance_with_ccxt_pro() -> None:
 
         trades_task = asyncio.ensure_future(ex.watch_my_trades("BTC/KRW"))
         balance_task = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.3)
+        await until(lambda: private_subscriptions(fv) == [(True, True)])
         await ex.create_order("BTC/KRW", "market", "sell", 0.1)
         trades = await asyncio.wait_for(trades_task, 5)
         assert trades[-1]["side"] == "sell" and trades[-1]["fee"]["currency"] == "KRW"
         balance = await asyncio.wait_for(balance_task, 5)
         assert balance["BTC"]["free"] == pytest.approx(1 - 0.6 - 0.1)
+
+        # the private socket dropped: the pending watch fails, the next one reconnects
+        pending = asyncio.ensure_future(ex.watch_orders())
+        await asyncio.sleep(0.05)
+        fv.upbit.faults.drop_streams("private", 1000)
+        with pytest.raises(ccxt.NetworkError):
+            await asyncio.wait_for(pending, 5)
+        again = asyncio.ensure_future(ex.watch_orders())
+        await until(lambda: [o for o, _ in private_subscriptions(fv)] == [True])
+        late = await ex.create_order("BTC/KRW", "limit", "buy", 0.01, 90000000)
+        seen = await asyncio.wait_for(again, 5)
+        assert seen[-1]["id"] == late["id"] and seen[-1]["status"] == "open"
 
     with venues() as fv:
         run(fv, scenario, pro=True)

@@ -261,6 +261,7 @@ class UpbitServer:
         r.add_get(p + "/v1/market/all", self._rest(self.market_all))
         r.add_get(p + "/v1/orderbook", self._rest(self.orderbook))
         r.add_get(p + "/v1/ticker", self._rest(self.ticker))
+        r.add_get(p + "/v1/ticker/all", self._rest(self.ticker_all))
         r.add_get(p + "/v1/accounts", self._rest(self.accounts, signed=True))
         r.add_get(p + "/v1/orders/chance", self._rest(self.chance, signed=True))
         r.add_post(p + "/v1/orders", self._rest(self.create_order, signed=True))
@@ -449,10 +450,21 @@ class UpbitServer:
                 ) from err
         return [self.book_message(m, units) for m in self._markets_param(params)]
 
+    def ticker_all(self, request: web.Request, params: dict[str, str]) -> list[dict[str, Any]]:
+        quotes = {q for q in params.get("quote_currencies", "").split(",") if q}
+        if not quotes:
+            raise ApiError(400, "validation_error", "quote_currencies is missing")
+        markets = [m for m in self.venue.markets.values() if m.quote in quotes]
+        return self._tickers(markets)
+
     def ticker(self, request: web.Request, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self._tickers(self._markets_param(params))
+
+    def _tickers(self, markets: list[Market]) -> list[dict[str, Any]]:
+        """Tickers from the venue's trades (all accounts'), or the mid when none happened."""
         out = []
         now = _now_ms()
-        for market in self._markets_param(params):
+        for market in markets:
             book = self.venue.book(market.symbol)
             trades = sorted(
                 (t for k in self.venue.accounts for t in self.venue.trades(k, market.symbol)),
