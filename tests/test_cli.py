@@ -350,9 +350,11 @@ def test_same_errors_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
 # --- validate ------------------------------------------------------------------------------
 
 
-def test_validate_accepts_every_repo_scenario() -> None:
+def test_validate_accepts_every_repo_scenario(fake_venues) -> None:
+    # Validating wires the venues as a run would: a real venue's start-up check asks the
+    # exchange for its markets, here the local fakes (live_* scenarios).
     files = repo_scenarios()
-    result = arbframe("validate", *files)
+    result = arbframe("validate", *files, env={**os.environ, **fake_venues.env()})
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == [f"{p}: ok" for p in files]
