@@ -6,10 +6,11 @@ Three independent checks, each of which a broken venue or a broken kernel fails:
   as the feeds delivered it, before any fill touched it). A taker fill must be at one of
   the book's level prices (rounded to the tick) and, together with every other fill
   against the same book, take no more at a level than the level held; a maker fill must
-  be at a price the book crossed. The paper fill model has no slippage beyond walking the
-  levels, so there is no tolerance.
+  be at a price the book crossed. A venue that publishes a markup (a dealer) fills a taker
+  at a level moved by it against the taker (``FeeSchedule.markup_bps``). The paper fill
+  model has no slippage beyond walking the levels, so there is no tolerance.
 * **fees**: every fee recomputed from the venue's published fee schedule (rate by
-  liquidity, fee asset, the fee asset's price, rounding half-even to its unit).
+  liquidity, flat fee, fee asset, the fee asset's price, rounding half-even to its unit).
 * **balances**: the ledger's balances (built from the fills and balance changes the venue
   *reported*) against the balances the venue keeps in its own account, to the unit.
 
@@ -20,7 +21,7 @@ unverifiable, not as passed.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from arbframe.model import BUY, ZERO, Fill, money
@@ -133,8 +134,12 @@ class Audit:
                 return f"maker fill at {fill.price} not crossed by the book of {version}"
             self._taken[key] += fill.amount
             return ""
+        markup = instrument.fees.markup_bps
         for price, size in levels:
-            if Decimal(repr(price)).quantize(tick, ROUND_HALF_EVEN) != fill.price:
+            level = Decimal(repr(price)).quantize(tick, ROUND_HALF_EVEN)
+            if markup:  # a dealer's price: the level moved against the taker
+                level = _marked_up(level, fill.side, markup, tick)
+            if level != fill.price:
                 continue
             depth = Decimal(repr(size)).quantize(step, ROUND_DOWN)
             key = (fill.venue, fill.symbol, version, fill.side, fill.price)
@@ -158,7 +163,8 @@ class Audit:
         else:
             price = schedule.asset_price
         unit = schedule.quote_unit if asset == instrument.quote else schedule.unit
-        expected = (fill.price * fill.amount * bps / BPS / price).quantize(unit, ROUND_HALF_EVEN)
+        charged = fill.price * fill.amount * bps / BPS / price + schedule.flat_fee
+        expected = charged.quantize(unit, ROUND_HALF_EVEN)
         if (fill.fee, fill.fee_asset, fill.fee_price) != (expected, asset, price):
             self.fee_violations += 1
             self._violation(
@@ -207,6 +213,13 @@ class Audit:
             "balances": balances,
             "violations": list(self.violations),
         }
+
+
+def _marked_up(level: Decimal, side: str, markup: Decimal, tick: Decimal) -> Decimal:
+    """A dealer's price at ``level``: ``markup`` bps against the taker, rounded against it."""
+    if side == BUY:
+        return (level * (BPS + markup) / BPS).quantize(tick, ROUND_CEILING)
+    return (level * (BPS - markup) / BPS).quantize(tick, ROUND_FLOOR)
 
 
 def _name(fill: Fill) -> str:

@@ -53,6 +53,14 @@ class FeeSchedule:
     """Smallest unit of the quote currency: quote fees round half-even to it."""
     unit: Decimal = Decimal("1e-8")
     """Smallest unit of any other fee asset: such fees round half-even to it."""
+    flat_fee: Decimal = Decimal(0)
+    """A fixed charge per fill, in the fee asset, added to the bps fee before rounding (0 on an
+    exchange; a dealer's ticket fee)."""
+    markup_bps: Decimal = Decimal(0)
+    """A dealer's markup, charged in the price: a taker fill is at a book level (rounded
+    half-even to the tick) moved this many bps against the taker, then rounded to the tick
+    against the taker, up for a buy, down for a sell. 0 on an exchange, whose fills are at the
+    levels themselves."""
 
     def fee_asset(self, side: str, base: str, quote: str) -> str:
         """The asset a fill of ``side`` pays its fee in."""
@@ -97,7 +105,9 @@ class Book:
 
     The kernel keeps one ``Book`` object per instrument for the whole run; feeds (or a
     real venue's market-data task) replace its sides on every update, and a simulated
-    venue removes what its own fills took until the next update replaces it.
+    venue removes what its own fills took until the next update replaces it. A venue that
+    quotes its own prices (a dealer's marked-up quote) shows those: the book is what
+    strategies can trade at.
     """
 
     __slots__ = ("bids", "asks", "ts")

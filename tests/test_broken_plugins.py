@@ -234,6 +234,36 @@ def test_two_entry_points_for_one_module(install: Install) -> None:
     assert broken.reason == f"{PREFIX}good is already loaded as plugin 'one'"
 
 
+OLD_VENUE = """
+from arbframe.components import SimulatedExchange
+from arbframe.hookspecs import hookimpl
+
+
+class OldVenue(SimulatedExchange):  # written for interface 1, which needed no declaration
+    type_name = "old_venue"
+
+
+@hookimpl
+def arbframe_register_exchanges(register):
+    register(OldVenue)
+"""
+
+
+def test_an_exchange_at_the_wrong_interface_version_names_its_distribution(
+    install: Install, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install("old-venue", {f"{PREFIX}old": OLD_VENUE}, {"old": f"{PREFIX}old"}, version="0.3")
+    assert main(["plugins"]) == 0
+    why = "OldVenue declares no interface_version (set interface_version = 2; a plugin"
+    broken = f"broken: plugin 'old' (module {PREFIX}old, distribution old-venue 0.3) failed to load"
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{broken}: {why}")
+    path = scenario(tmp_path, "venues:\n  binance: {type: old_venue}\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown exchange type 'old_venue'" in err
+    assert f"(plugin 'old' provides it but failed to load: {why}" in err
+
+
 # --- the command line: an unused broken plugin is a warning ---------------------------------
 
 WARNING = (
