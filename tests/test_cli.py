@@ -360,10 +360,11 @@ def test_validate_accepts_every_repo_scenario(fake_venues) -> None:
     assert result.stdout.splitlines() == [f"{p}: ok" for p in files]
 
 
-def test_validate_names_the_broken_file(tmp_path: Path) -> None:
+def test_validate_names_the_broken_file(tmp_path: Path, fake_venues) -> None:
     bad = write_scenario(tmp_path, "name: x\nseed: -1\n", name="broken.yaml")
     files = [*repo_scenarios(), bad]
-    result = arbframe("validate", *files)
+    env = {**os.environ, **fake_venues.env()}  # the live_* scenarios' venues
+    result = arbframe("validate", *files, env=env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     [error] = result.stderr.splitlines()
@@ -371,7 +372,7 @@ def test_validate_names_the_broken_file(tmp_path: Path) -> None:
     assert f"{bad}: ok" not in result.stdout
     assert len(result.stdout.splitlines()) == len(files) - 1
 
-    as_json = arbframe("validate", "--json", *files)
+    as_json = arbframe("validate", "--json", *files, env=env)
     assert as_json.returncode == 2
     rows = json.loads(as_json.stdout)
     assert [r["file"] for r in rows] == [str(p) for p in files]

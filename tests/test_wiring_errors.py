@@ -40,7 +40,7 @@ REAL = Path(__file__).parent.parent / "scenarios" / "real_link_binance_huobi.yam
             "3:38: faults[0].venue",
             "unknown venue 'kraken' (venues: upbit, binance)",
         ),
-        (CAMPAIGN, "mode: live", "3:7: mode", "mode live needs real venues"),
+        (CAMPAIGN, "mode: live\nclock: wall", "3:7: mode", "mode live places real orders"),
     ],
 )
 def test_wiring_error_names_the_place(tmp_path, base, body, where, message):
