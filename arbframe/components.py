@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from arbframe.errors import ScenarioError
     from arbframe.model import (
         Book,
+        Finding,
         GuardDecision,
         Instrument,
         Intent,
@@ -265,6 +266,10 @@ class FaultContext(Context):
     """``watch_reports(fn)``: ``fn(report)`` for every venue report the kernel receives, as it
     arrives and before it is applied (the order is still in its previous state): what a
     fault detects its effect from."""
+    watch_reconciliation: Callable[[Callable[[Finding], None]], None]
+    """``watch_reconciliation(fn)``: ``fn(finding)`` for everything the kernel's reconciliation
+    with the venues notices (an orphan order, a balance mismatch, a silent order queried): what
+    a fault detects and recovers from when its effect is silent by design."""
     kill_engine: Callable[[bool], None]
     """``kill_engine(wait_for_orders)``: the engine dies now (or right after its next orders
     leave) and is revived from its snapshots while the venues carry on."""
@@ -352,6 +357,18 @@ class Exchange(Component):
         """Ask about an order. Answer with OrderStatus (every fill included) or
         OrderNotFound."""
         raise NotImplementedError
+
+    def fetch_open_orders(self) -> None:
+        """Ask for every order open at the venue, whoever placed it. Answer with OpenOrders.
+        A venue that does not override it is not checked for orphan orders: the kernel never
+        calls the default (which answers nothing)."""
+        return None
+
+    def fetch_balances(self) -> None:
+        """Ask for the account's total balance per asset. Answer with Balances. A venue that
+        does not override it is not compared with the ledger during the run: the kernel never
+        calls the default (which answers nothing)."""
+        return None
 
     def stats(self) -> dict[str, Any]:
         """Counters the venue keeps about the run on its own (e.g. orders refused as

@@ -173,6 +173,8 @@ class ExecutionEngine:
         self.closing = False
         self._trade_seq = 0
         self._ports: dict[str, StrategyPort] = {}
+        self.defaults = ExecutionSettings()
+        """The scenario's ``execution:`` settings: those of orders working for no trade."""
         self.before_send: Callable[[Trade, list[Order]], None] | None = None
         """Called with a trade and the orders about to leave for it, before the first is
         sent (the write-ahead record of a session that keeps state)."""
@@ -549,10 +551,11 @@ class ExecutionEngine:
         job.port.on_trade(job.trade)
 
     def settings_of(self, order: Order) -> ExecutionSettings:  # the OrderFlow's Owner
-        """The execution settings of the strategy an order works for."""
+        """The execution settings of the strategy an order works for (the scenario's for an
+        order working for no trade)."""
         trade = self.trades.get(order.trade_id or "")
         port = self._ports.get(trade.strategy) if trade is not None else None
-        return port.settings if port is not None else ExecutionSettings()
+        return port.settings if port is not None else self.defaults
 
     def _unexpected_fill(self, job: _Job, fill: Fill) -> None:
         """A fill for an order already settled (the venue said it filled less): the trade

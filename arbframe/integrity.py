@@ -3,10 +3,14 @@
 The venues are the independent source: what each holds of every asset it trades, and
 the client ids it received. ``position_loss`` counts (venue, base asset) pairs whose
 change in the venue's own balance is not explained by the positions of the kernel's
-trades there (plus the deposits and transfers the venue reported): a fill nobody owns,
-a leg forgotten across a crash. ``ledger_mismatches`` counts assets whose ledger balance
-differs from the venue's. ``duplicate_orders`` is what the venues counted: a client id
-received twice. ``state_integrity`` holds when all three are 0.
+trades there, the fills of orders it adopted (orphans it tracks as its own, without a
+trade), and the deposits and transfers the venue reported: a fill nobody owns, a leg
+forgotten across a crash. A ``reconciliation`` ledger entry (a difference the kernel found
+between the venue and its ledger, arbframe.reconcile) brings the ledger in line but
+explains nothing, so a base asset that moved silently still counts here.
+``ledger_mismatches`` counts assets whose ledger balance differs from the venue's.
+``duplicate_orders`` is what the venues counted: a client id received twice.
+``state_integrity`` holds when all three are 0.
 """
 
 from __future__ import annotations
@@ -15,17 +19,26 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from arbframe.model import money
+from arbframe.model import BUY, money
 
 
-def check(venues: dict[str, Any], ledger: Any, trades: Any, instruments: Any) -> dict[str, Any]:
+def check(
+    venues: dict[str, Any], ledger: Any, trades: Any, instruments: Any, orders: Any = ()
+) -> dict[str, Any]:
     held: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for trade in trades:
         for leg in trade.legs:
             held[(leg.venue, leg.base)] += leg.position
+    adopted = {o.client_id for o in orders if o.role == "adopted"}
+    for fill in ledger.fills if adopted else ():  # tracked by the kernel, owned by no trade
+        if fill.client_id in adopted:
+            held[(fill.venue, fill.base)] += fill.amount if fill.side == BUY else -fill.amount
+            if fill.fee_asset == fill.base:
+                held[(fill.venue, fill.base)] -= fill.fee
     moved_outside: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for entry in ledger.entries:
-        moved_outside[(entry.venue, entry.asset)] += entry.amount
+        if entry.kind != "reconciliation":
+            moved_outside[(entry.venue, entry.asset)] += entry.amount
     unexplained: dict[str, str] = {}
     mismatches: dict[str, str] = {}
     bases = {(i.venue, i.base) for i in instruments}

@@ -31,6 +31,9 @@ class Ledger:
         self.fees: dict[str, defaultdict[str, Decimal]] = {v: defaultdict(Decimal) for v in start}
         self.fills: list[Fill] = []
         self.entries: list[BalanceChange] = []
+        self.booked: defaultdict[str, int] = defaultdict(int)
+        """Per venue, how many fills and entries were booked: a balance comparison knows
+        nothing moved in the ledger while it waited for the venue's answer."""
 
     def book_fill(self, fill: Fill) -> None:
         flow = fill.price * fill.amount
@@ -44,10 +47,12 @@ class Ledger:
         balances[fill.fee_asset] -= fill.fee
         self.fees[fill.venue][fill.fee_asset] += fill.fee
         self.fills.append(fill)
+        self.booked[fill.venue] += 1
 
     def book_entry(self, entry: BalanceChange) -> None:
         self.balances[entry.venue][entry.asset] += entry.amount
         self.entries.append(entry)
+        self.booked[entry.venue] += 1
 
 
 def to_report(amount: Decimal, fill: Fill, report_currency: str) -> Decimal:

@@ -170,7 +170,9 @@ class Order:
     trade_id: str | None = None
     """The trade it works for."""
     role: str = ""
-    """Why the kernel sent it: ``entering``, ``resizing``, ``exiting`` or ``unwinding``."""
+    """Why the kernel sent it: ``entering``, ``resizing``, ``exiting`` or ``unwinding``; for an
+    order the kernel found open at a venue without having sent it (an orphan), ``orphan`` (taken
+    over to be canceled) or ``adopted`` (tracked, its fills booked)."""
     reference_price: float = 0.0
     """Best opposite book price when decided (quote); fills' slippage is measured from it."""
     state: OrderState = OrderState.NEW
@@ -194,6 +196,10 @@ class Order:
     """When its state last changed (ns)."""
     queries: int = 0
     """How many times the kernel asked the venue about it (after a timeout)."""
+    adopted_at: int | None = None
+    """For an orphan the kernel took over: the venue's time of the open-orders answer that
+    listed it (ns). Fills the venue made up to then are already in the balances (or were
+    booked as fills of an unknown order): a query's answer does not book them again."""
 
     @property
     def remaining(self) -> Decimal:
@@ -411,10 +417,60 @@ class BalanceChange:
     """The venue's id of the movement."""
 
 
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """One open order as a venue knows it: an entry of :class:`OpenOrders`."""
+
+    client_id: str
+    """The client id it was placed with (by this session, another process or by hand)."""
+    exchange_id: str
+    """The venue's own id for the order."""
+    symbol: str
+    """The instrument's symbol, as the kernel names it."""
+    side: str
+    """``buy`` or ``sell``."""
+    type: str
+    """``market`` or ``limit``."""
+    amount: Decimal
+    """Base amount ordered."""
+    price: Decimal | None
+    """Limit price (quote); None for a market order."""
+    filled: Decimal
+    """Base amount filled so far."""
+    state: OrderState
+    """``open`` or ``partially_filled`` (``pending_cancel`` while a cancel is under way)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrders:
+    """The answer to ``Exchange.fetch_open_orders``: every order open at the venue, whoever
+    placed it. An order the kernel does not know is an orphan."""
+
+    venue: str
+    """The venue's name in the scenario."""
+    ts: int
+    """When the venue answered (ns): the list is the truth as of then."""
+    orders: tuple[VenueOrder, ...]
+    """The open orders, in any order."""
+
+
+@dataclass(frozen=True)
+class Balances:
+    """The answer to ``Exchange.fetch_balances``: the venue's own account, total per asset
+    (locked amounts included), as of ``ts``."""
+
+    venue: str
+    """The venue's name in the scenario."""
+    ts: int
+    """When the venue answered (ns)."""
+    totals: dict[str, Decimal]
+    """Asset code -> total balance (an asset not listed holds 0)."""
+
+
 # What a venue answers about an order.
 VenueReport = Accepted | FillReport | Closed | CancelRejected | OrderStatus | OrderNotFound
 # Anything a venue sends to ``ctx.report``.
-Report = VenueReport | BalanceChange
+Report = VenueReport | BalanceChange | OpenOrders | Balances
 
 
 # ---- the ledger's records --------------------------------------------------------------------
@@ -752,6 +808,28 @@ class GuardDecision:
     """For COOLDOWN: when entries may resume (ns)."""
     symbol: str = ""
     """The symbol it is about: the intent's ``symbol`` (a guard should copy it)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the kernel's reconciliation with a venue noticed (``arbframe.reconcile``), as fault
+    injectors watching it (``FaultContext.watch_reconciliation``) receive it."""
+
+    ts: int
+    """When the kernel noticed (ns)."""
+    venue: str
+    """The venue's name in the scenario."""
+    kind: str
+    """``orphan`` (an open order the kernel did not know), ``orphan_canceled`` (its cancel
+    confirmed), ``orphan_adopted`` (tracked as the kernel's), ``balance_mismatch`` (booked as a
+    ``reconciliation`` ledger entry), ``balances_match`` (a comparison found no difference),
+    ``inflight_query`` (an order or a cancel silent past ``order_timeout`` was queried)."""
+    client_id: str = ""
+    """The order it is about, if any."""
+    asset: str = ""
+    """The asset of a balance finding."""
+    amount: Decimal | None = None
+    """A balance mismatch: venue minus ledger, booked as the adjustment."""
 
 
 @dataclass(frozen=True)

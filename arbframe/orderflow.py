@@ -4,7 +4,9 @@
 the counter is part of the snapshot, so a resumed session never reuses one), its state
 through the table in :mod:`arbframe.orders`, the fills booked to the ledger, and a timeout
 on each: an order without a final answer (or missing fills the venue said it made) is
-queried, and after ``max_queries`` silent tries escalated with a P0.
+queried, and after ``max_queries`` silent tries escalated with a P0. A cancel is watched
+the same way: one not confirmed within ``order_timeout`` is queried (and sent again if the
+venue says the order is still open), then escalated.
 
 Venues answer only through reports, which may arrive late, out of order or twice: a
 repeated report is recognised (fills by their venue fill id, other reports by value) and
@@ -27,10 +29,13 @@ from arbframe.model import (
     ZERO,
     Accepted,
     BalanceChange,
+    Balances,
     CancelRejected,
     Closed,
     Fill,
     FillReport,
+    Finding,
+    OpenOrders,
     Order,
     OrderNotFound,
     OrderStatus,
@@ -99,6 +104,12 @@ class OrderFlow:
         self.reconciled: Callable[[], None] | None = None
         """Called once when the last of ``awaiting`` is answered."""
         self.health: LoopHealth | None = None  # the wall-clock driver's, told of each order
+        self.reconciler: Callable[[OpenOrders | Balances], None] | None = None
+        """Where OpenOrders and Balances answers go (arbframe.reconcile); None: dropped."""
+        self.untracked_settled: Callable[[Order], None] | None = None
+        """Told when an order working for no trade (an orphan taken over) is settled."""
+        self.watchers: list[Callable[[Finding], None]] = []
+        """Faults watching what reconciliation notices (``FaultContext.watch_reconciliation``)."""
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -133,6 +144,28 @@ class OrderFlow:
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)
 
+    def track(self, order: Order) -> None:
+        """Take over an order the kernel did not send (an orphan found open at its venue)."""
+        order.created_at = order.updated_at = self.clock.now
+        self.orders[order.client_id] = order
+        self.counts["taken_over"] += 1
+
+    def cancel(self, order: Order) -> None:
+        """Ask the venue to cancel ``order``; a confirmation that does not come within
+        ``order_timeout`` is queried (``_check_cancel``)."""
+        self._apply(order, OrderEvent.CANCEL_REQUEST)
+        self.counts["cancels"] += 1
+        self.venues[order.venue].cancel(order.request())
+        timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
+        self.clock.call_later(timeout, self._check_cancel, order.client_id)
+
+    def notice(self, venue: str, kind: str, **detail: object) -> None:
+        """Tell the faults watching reconciliation what the kernel noticed."""
+        if self.watchers:
+            finding = Finding(self.clock.now, venue, kind, **detail)  # type: ignore[arg-type]
+            for watch in self.watchers:
+                watch(finding)
+
     def _answered(self, client_id: str) -> None:
         self.awaiting.discard(client_id)
         if not self.awaiting and self.reconciled is not None:
@@ -147,6 +180,10 @@ class OrderFlow:
             self._answered(report.client_id)
         if isinstance(report, FillReport):
             return self._on_fill(report)
+        if isinstance(report, (OpenOrders, Balances)):  # answers to the reconciliation's asks
+            if self.reconciler is not None:
+                self.reconciler(report)
+            return None
         if report in self._reports:  # the same message again: it was applied once
             self.counts["duplicate_reports"] += 1
             return None
@@ -178,6 +215,8 @@ class OrderFlow:
                 self._on_closed(order, report.state, report.filled, report.reason)
             elif order.state is OrderState.SUBMITTED:
                 self._apply(order, OrderEvent.ACCEPT)
+            elif order.state is OrderState.PENDING_CANCEL:
+                self._cancel_lost(order)
         elif isinstance(report, OrderNotFound):
             self._on_not_found(order)
         self._after(order)
@@ -196,13 +235,24 @@ class OrderFlow:
             order.venue_filled = ZERO
             self._apply(order, OrderEvent.REJECTED, "lost: the venue does not know it")
 
+    def _cancel_lost(self, order: Order) -> None:
+        """The venue says an order is still open although its cancel was asked at least
+        ``order_timeout`` ago: the request was lost on its way. Send it again."""
+        timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
+        if self.clock.now - order.updated_at >= timeout:
+            self.counts["cancels_resent"] += 1
+            self.venues[order.venue].cancel(order.request())
+
     def _on_fill(self, report: FillReport) -> None:
         key = (report.venue, report.fill_id)
+        order = self.orders.get(report.client_id)
+        if order is not None and order.adopted_at is not None and report.ts <= order.adopted_at:
+            self._fill_ids.add(key)  # made before the take-over: in the balances already
+            return
         if key in self._fill_ids:
             self.counts["duplicate_fills"] += 1
             return
         self._fill_ids.add(key)
-        order = self.orders.get(report.client_id)
         fill = self._book(report, order)
         if order is None:
             self.counts["unknown_order_fills"] += 1
@@ -241,6 +291,8 @@ class OrderFlow:
     def _after(self, order: Order) -> None:
         if order.settled and order.trade_id is not None:
             self.owner.order_settled(order)  # type: ignore[union-attr]
+        elif order.settled and self.untracked_settled is not None:
+            self.untracked_settled(order)
 
     def _apply(self, order: Order, event: OrderEvent, reason: str = "") -> None:
         previous = order.state
@@ -286,5 +338,27 @@ class OrderFlow:
             return
         order.queries += 1
         self.counts["queries"] += 1
+        self.notice(order.venue, "inflight_query", client_id=client_id)
         self.venues[order.venue].fetch_order(order.request())
         self.clock.call_later(settings.order_timeout, self._check, client_id)
+
+    def _check_cancel(self, client_id: str) -> None:
+        """A cancel's timeout: still unconfirmed, ask the venue what became of the order (its
+        answer confirms the cancel, or says the order is still open: the cancel is sent again);
+        after ``max_queries`` silent tries, escalate."""
+        order = self.orders[client_id]
+        if order.state is not OrderState.PENDING_CANCEL:
+            return  # confirmed (canceled, or filled first) or refused
+        self.counts["cancel_timeouts"] += 1
+        settings = self.owner.settings_of(order)  # type: ignore[union-attr]
+        if order.queries >= settings.max_queries:
+            order.reason = f"cancel not confirmed after {order.queries} queries"
+            self.counts["unresolved"] += 1
+            self.alert("P0", f"order {client_id} unresolved", order.reason)
+            self.owner.order_unresolved(order)  # type: ignore[union-attr]
+            return
+        order.queries += 1
+        self.counts["queries"] += 1
+        self.notice(order.venue, "inflight_query", client_id=client_id)
+        self.venues[order.venue].fetch_order(order.request())
+        self.clock.call_later(settings.order_timeout, self._check_cancel, client_id)

@@ -183,6 +183,8 @@ def format_summary(
     else:
         out.append("reconciliation: FAILED")
         out.extend(f"  {v}" for v in rec["violations"])
+    if rec.get("checks"):
+        out.append(_live(rec))
     out.extend(_expectation(e) for e in summary["expectations"])
     if not summary["complete"]:
         verdict = "INTERRUPTED: a partial run passes no expectation"
@@ -190,3 +192,21 @@ def format_summary(
         verdict = "all expectations hold" if summary["passed"] else "EXPECTATIONS FAILED"
     out.append(verdict + (f"; outputs in {out_dir}" if out_dir else ""))
     return "\n".join(out)
+
+
+def _live(rec: dict[str, Any]) -> str:
+    """The reconciliation with the venues during the run, on one line."""
+    checks = rec["checks"].values()
+    opened = sum(c["open_orders"] for c in checks)
+    compared, skipped = (
+        sum(c["balances"] for c in checks),
+        sum(c["balances_skipped"] for c in checks),
+    )
+    orphans = rec["orphans"]
+    line = (
+        f"venues checked during the run: {opened} open-orders answers, {compared} balance "
+        f"reads compared ({skipped} skipped with orders in flight); orphans {orphans['found']} "
+        f"found, {orphans['canceled']} canceled, {orphans['adopted']} adopted"
+    )
+    booked = ", ".join(f"{a['venue']} {a['asset']} {a['amount']}" for a in rec["adjustments"])
+    return line + (f"; balance mismatches booked: {booked}" if booked else "")

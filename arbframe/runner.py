@@ -42,6 +42,7 @@ from arbframe.money import MONEY_CONTEXT
 from arbframe.outputs import Outputs
 from arbframe.plugins import Registry
 from arbframe.realtime import LoopHealth, WallClock, run_wall
+from arbframe.reconcile import Reconciler, ReconcileSettings, settings_problem
 from arbframe.risk import GuardChain
 from arbframe.scenario import LoadedScenario
 from arbframe.sessions import ResumeError, SessionState
@@ -108,6 +109,7 @@ class Run:
         self.fault_log = FaultLog(self.clock, self.bus)
         self.links: dict[str, Link] = {}  # venues whose books a fault put behind a link
         self._report_watchers: list[Callable[[Any], None]] = []
+        self._finding_watchers: list[Callable[[Any], None]] = []
         self.stats = DriveStats()
         self.stop = StopRequest()
         """Set ``self.stop.requested`` to end the run between two instants (Ctrl-C does)."""
@@ -218,6 +220,8 @@ class Run:
             self.info.session,
         )
         self.settings = self._settings(("execution",), sc.get("execution", {}))
+        self.execution.defaults = self.settings
+        self.reconciler = self._reconciler()
         self.strategies = self._build_strategies()
         # Built now (config errors surface here); they receive events only while running.
         self.listeners = [
@@ -232,6 +236,17 @@ class Run:
         self.execution.flow.health = self.health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
+
+    def _reconciler(self) -> Reconciler:
+        """Continuous reconciliation with the venues (``reconcile:``; venues that outlive the
+        process are reconciled without it)."""
+        settings = ReconcileSettings.from_config(self.scenario.get("reconcile"))
+        problem = settings_problem(settings)
+        if problem is not None:
+            raise self._error(("reconcile", problem[0]), problem[1])
+        reconciler = Reconciler(self.execution, settings, self.settings)
+        self.execution.flow.watchers = self._finding_watchers
+        return reconciler
 
     def _session_state(self) -> SessionState | None:
         """Snapshots are taken when the scenario keeps state (``state:`` or ``snapshots:``),
@@ -377,6 +392,7 @@ class Run:
             random=random.Random(f"{self.info.seed}/faults[{i}]"),
             link=self._link,
             watch_reports=self._report_watchers.append,
+            watch_reconciliation=self._finding_watchers.append,
             kill_engine=lambda wait: self._kill_engine(wait, log.records[name]),
             stores=self._stores,
             corrupt_snapshot=self._corrupt_snapshot,
@@ -451,6 +467,7 @@ class Run:
             record = self.audit.recorder(instrument, per_venue, simulated.on_book)
             per_venue[instrument.symbol] = (record, simulated.on_book)
         starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
+        starters.append(self.reconciler.start)  # once the venues are up (accounts open)
         starters += [fault.on_start for fault in self.faults]
 
         def on_first(ts: int) -> None:
@@ -700,6 +717,7 @@ class Run:
             pending = [snapshot.loads(r.payload, self._wired, modules) for r in found.pending]
             self.execution.adopt(pending)
             self.execution.reconcile(external)
+            self.reconciler.startup(external)  # open orders and balances, before any entry
         self._resume_at = (now, next_ts)
         self.resumed_from = found.snapshot
 
@@ -774,8 +792,13 @@ class Run:
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
         summary = self._summary(complete)
+        summary["reconciliation"].update(self.reconciler.summary(self.stats.start))
         checked = summary["integrity"] = integrity.check(
-            self.venues, self.ledger, self.execution.trades.values(), self.market.instruments()
+            self.venues,
+            self.ledger,
+            self.execution.trades.values(),
+            self.market.instruments(),
+            self.execution.orders.values(),
         )
         self._trading_after_faults(summary["faults"]["timeline"])
         summary["faults"]["position_loss"] = checked["position_loss"]

@@ -268,6 +268,7 @@ def wiring(run: Run) -> dict[str, Any]:
         "ledger": run.ledger,
         "execution": run.execution,
         "flow": run.execution.flow,
+        "reconciler": run.reconciler,
         "guard_chain": run.guard_chain,
         "audit": run.audit,
     }
@@ -321,6 +322,7 @@ def _kernel_state(run: Run) -> dict[str, Any]:
             "reports": flow._reports,
         },
         "ledger": dict(vars(run.ledger)),
+        "reconcile": run.reconciler.state(),
         "guard_chain": {
             k: v for k, v in vars(run.guard_chain).items() if k not in ("guards", "_publish")
         },
@@ -542,6 +544,8 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
     flow.client_seq, flow._fill_ids, flow._reports = f["client_seq"], f["fill_ids"], f["reports"]
     execution.order_counts = flow.counts
     vars(run.ledger).update(kernel["ledger"])
+    if "reconcile" in kernel:
+        run.reconciler.restore(kernel["reconcile"])
     vars(run.guard_chain).update(kernel["guard_chain"])
     for port in execution._ports.values():
         port.cooldowns = run.guard_chain.cooldowns
@@ -580,6 +584,7 @@ def _fault_log(run: Run) -> dict[str, Any]:
         "counts": run.fault_log.counts,
         "random": [f.ctx.random.getstate() for f in run.faults],
         "watchers": list(run._report_watchers),
+        "findings": list(run._finding_watchers),
     }
 
 
@@ -589,6 +594,7 @@ def _restore_faults(run: Run, log: dict[str, Any], links: dict[str, Any]) -> Non
     for fault, state in zip(run.faults, log["random"], strict=True):
         fault.ctx.random.setstate(state)
     run._report_watchers[:] = log["watchers"]  # in place: the faults' contexts hold it
+    run._finding_watchers[:] = log.get("findings", [])
     run.links = links
 
 

@@ -24,11 +24,16 @@ any order it ever received. An order is in the account from the moment it is sen
 process died with before its latency elapsed (received, not yet executed) is executed at
 the first book of its symbol after the restart.
 
+It answers ``fetch_open_orders`` (its resting orders, whoever placed them) and
+``fetch_balances`` (its account's totals) after its latency, like every request.
+
 What it does not model: queue position of resting orders, market impact beyond the levels
 taken (other traders do not react), rate limits, and self-trade rules.
 
 Fault hooks (for fault injectors): ``order_filters``, ``report_filters`` and
-``extra_latency`` (ns added to every request's latency, e.g. by ``latency_spike``).
+``extra_latency`` (ns added to every request's latency, e.g. by ``latency_spike``);
+``place_outside(request)`` (an order placed by someone else: it rests, unreported) and
+``drift(asset, amount)`` (the account moves with no report at all).
 """
 
 from __future__ import annotations
@@ -50,16 +55,19 @@ from arbframe.model import (
     MARKET,
     Accepted,
     BalanceChange,
+    Balances,
     Book,
     CancelRejected,
     Closed,
     FeeSchedule,
     FillReport,
     Instrument,
+    OpenOrders,
     OrderNotFound,
     OrderRequest,
     OrderStatus,
     Report,
+    VenueOrder,
 )
 from arbframe.orders import OrderState
 from arbframe.paths import output_file_problem
@@ -254,6 +262,12 @@ class PaperExchange(SimulatedExchange):
 
     def fetch_order(self, order: OrderRequest) -> None:
         self.ctx.clock.call_later(self.latency + self.extra_latency, self._query, order)
+
+    def fetch_open_orders(self) -> None:
+        self.ctx.clock.call_later(self.latency + self.extra_latency, self._open_orders)
+
+    def fetch_balances(self) -> None:
+        self.ctx.clock.call_later(self.latency + self.extra_latency, self._balances)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -639,6 +653,31 @@ class PaperExchange(SimulatedExchange):
         )  # fmt: skip
         self._send("final", status)
 
+    def _open_orders(self) -> None:
+        listed = tuple(_listed(o) for orders in self.resting.values() for o in orders)
+        self._send("final", OpenOrders(self.name, self.ctx.clock.now, listed))
+
+    def _balances(self) -> None:
+        self._send("final", Balances(self.name, self.ctx.clock.now, self.balances()))
+
+    # ---- drills: what happens at a venue without the kernel --------------------------------------
+
+    def place_outside(self, request: OrderRequest) -> str:
+        """A limit order placed by someone else (a process that died, an operator by hand):
+        it rests, its funds locked, and nothing is reported. Returns its exchange id."""
+        instrument = self._instruments[request.symbol]
+        order = self.orders[request.client_id] = _VenueOrder(request, self._next_id("o"))
+        self._lock(order, instrument)
+        self.resting[request.symbol].append(order)
+        self._save([order])
+        return order.exchange_id
+
+    def drift(self, asset: str, amount: Decimal) -> None:
+        """The account moves by ``amount`` and the venue says nothing (a fee taken, a
+        transfer, an error on its side): only a balance check can find it."""
+        self.account[asset] += amount
+        self._save([])
+
     # ---- money without fills --------------------------------------------------------------------
 
     def _transfer(self, index: int, transfer: dict[str, Any]) -> None:
@@ -651,6 +690,15 @@ class PaperExchange(SimulatedExchange):
         )
         self._send("balance", change)
         self._save([])
+
+
+def _listed(order: _VenueOrder) -> VenueOrder:
+    """A resting order as the venue lists it in OpenOrders."""
+    r = order.request
+    return VenueOrder(
+        r.client_id, order.exchange_id, r.symbol, r.side, r.type, r.amount, r.price,
+        order.filled, order.state,
+    )  # fmt: skip
 
 
 @hookimpl

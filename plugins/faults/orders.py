@@ -7,6 +7,10 @@
 * `report_loss`: reports of matching orders never leave the venue (`reports`: ack, fill,
   final, status (answers to queries) or all), so the kernel must notice the silence and
   ask the venue, and escalate when even that goes unanswered.
+* `lost_ack`: matching orders (at most `count`) go silent: the venue executes them, but their
+  acknowledgement and every report after it are lost until the kernel asks (the answer to
+  its query gets through). *Detected* when the kernel's in-flight check queries such an
+  order, *recovered* when the kernel receives the answer.
 Each acts at the venue and counts each firing in `summary.faults`.
 """
 
@@ -20,8 +24,10 @@ from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import (
     Accepted,
+    CancelRejected,
     Closed,
     FillReport,
+    Finding,
     OrderNotFound,
     OrderRequest,
     OrderStatus,
@@ -158,8 +164,58 @@ class ReportLoss(_OrderFault):
         return True
 
 
+class LostAck(_OrderFault):
+    type_name = "lost_ack"
+    description = "Matching orders go silent (ack and all after it lost) until the kernel asks."
+    hook = "report_filters"
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["venue"],
+        "properties": COMMON,
+    }
+    SILENCED = (Accepted, FillReport, Closed, CancelRejected)
+
+    def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
+        super().__init__(config, name=name, ctx=ctx)
+        self.silent: set[str] = set()  # orders whose reports are lost until they are asked about
+        self.asked: set[str] = set()  # ... and those the kernel asked about
+
+    def arm(self) -> None:
+        super().arm()
+        self.ctx.watch_reconciliation(self._noticed)
+        self.ctx.watch_reports(self._received)
+
+    def _filter(self, report: Report) -> bool:
+        client_id = getattr(report, "client_id", None)
+        if client_id is None or not isinstance(report, self.SILENCED):
+            return False
+        if client_id not in self.silent:
+            if not isinstance(report, Accepted) or not self._matches(client_id, self._side(report)):
+                return False
+            self.silent.add(client_id)  # its first report, the ack: silence from here
+            self._fire(client_id)
+        return True
+
+    def _side(self, report: Report) -> str:
+        order = self.ctx.order(report.client_id)  # type: ignore[union-attr]
+        return order.side if order is not None else ""
+
+    def _noticed(self, finding: Finding) -> None:
+        if finding.kind == "inflight_query" and finding.client_id in self.silent:
+            self.asked.add(finding.client_id)
+            self.ctx.detected(venue=finding.venue, client_id=finding.client_id)
+
+    def _received(self, report: Report) -> None:
+        if isinstance(report, OrderStatus) and report.client_id in self.asked:
+            self.silent.discard(report.client_id)  # the truth is out: nothing more is lost
+            self.asked.discard(report.client_id)
+            self.ctx.recovered(venue=report.venue, client_id=report.client_id)
+
+
 @hookimpl
 def arbframe_register_faults(register: Any) -> None:
     register(OrderReject)
     register(PartialFill)
     register(ReportLoss)
+    register(LostAck)
