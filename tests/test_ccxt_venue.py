@@ -181,3 +181,87 @@ def test_rate_limited_order_is_rejected_not_retried(fake_venues: FakeVenues, tmp
     assert len(rejected) == 1 and "rate limited" in rejected[0]["reason"]
     assert rejected[0]["client_id"] not in ours(fake_venues)
     check_against_the_venues(fake_venues, out, start)
+
+
+def test_orphan_left_by_a_dead_process_is_canceled_before_trading(
+    fake_venues: FakeVenues, tmp_path: Path
+):
+    """An order open at Binance that this session never sent (a previous process's, or
+    one placed by hand): found by the start-up status, before the first new order, and
+    canceled at the exchange."""
+    price = Decimal("30000")  # far below the market: it rests
+    orphan = fake_venues.call(
+        fake_venues.binance.faults.orphan,
+        fake_venues.binance_key, "BTC/USDT", "buy", Decimal("0.001"), price, "dead-process-7",
+    )  # fmt: skip
+    assert orphan.is_open
+    summary, _, out = run_live(fake_venues, tmp_path)
+    assert summary["reconciliation"]["orphans"]["found"] == 1
+    assert summary["reconciliation"]["orphans"]["canceled"] == 1
+    at_venue = fake_venues.call(
+        fake_venues.binance.get, fake_venues.binance_key, client_id="dead-process-7"
+    )
+    assert at_venue.state == "canceled" and at_venue.filled == 0
+    open_now = fake_venues.call(fake_venues.binance.open_orders, fake_venues.binance_key)
+    assert open_now == []
+    assert summary["portfolio"]["entries"] >= 1 and summary["passed"]
+
+
+def test_orphan_appearing_mid_session_is_found_by_the_periodic_check(
+    fake_venues: FakeVenues, tmp_path: Path
+):
+    import threading
+
+    def place() -> None:
+        fake_venues.call(
+            fake_venues.upbit.faults.orphan,
+            fake_venues.upbit_key, "BTC/KRW", "sell", Decimal("0.001"), Decimal("900000000"),
+            "by-hand-1",
+        )  # fmt: skip
+
+    timer = threading.Timer(2.5, place)
+    timer.start()
+    try:
+        summary, _, _ = run_live(
+            fake_venues, tmp_path, duration="7s", overrides="reconcile: {open_orders_every: 2s}\n"
+        )
+    finally:
+        timer.cancel()
+    orphans = summary["reconciliation"]["orphans"]
+    assert orphans["found"] == 1 and orphans["canceled"] == 1
+    assert summary["reconciliation"]["checks"]["upbit"]["open_orders"] >= 3  # start + periodic
+    gone = fake_venues.call(fake_venues.upbit.get, fake_venues.upbit_key, client_id="by-hand-1")
+    assert gone.state == "canceled"
+
+
+def test_silent_balance_change_is_a_p1_and_a_ledger_entry(fake_venues: FakeVenues, tmp_path: Path):
+    """Money moves at the exchange with no fill (a deposit): the periodic balance read finds
+    it, alerts, and books it as a reconciliation entry; the final audit then agrees with the
+    exchange to the unit."""
+    import threading
+
+    start = balances(fake_venues)
+    amount = Decimal("123.45")
+
+    def deposit() -> None:
+        fake_venues.call(
+            fake_venues.binance.faults.deposit, fake_venues.binance_key, "USDT", amount
+        )
+
+    timer = threading.Timer(2.0, deposit)
+    timer.start()
+    try:
+        summary, _, out = run_live(
+            fake_venues, tmp_path, duration="7s", overrides="reconcile: {balances_every: 1s}\n"
+        )
+    finally:
+        timer.cancel()
+    rec = summary["reconciliation"]
+    assert rec["balance_mismatches"] == 1
+    [adjustment] = rec["adjustments"]
+    assert adjustment["venue"] == "binance" and adjustment["asset"] == "USDT"
+    assert Decimal(adjustment["amount"]) == amount
+    assert summary["alerts"]["P1"] >= 1
+    assert rec["balances"]["mismatches"] == 0  # the ledger agrees with the exchange again
+    start["binance"]["USDT"] += amount
+    check_against_the_venues(fake_venues, out, start)

@@ -53,16 +53,19 @@ from arbframe.model import (
     BUY,
     LIMIT,
     Accepted,
+    Balances,
     Book,
     CancelRejected,
     Closed,
     FeeSchedule,
     FillReport,
     Instrument,
+    OpenOrders,
     OrderNotFound,
     OrderRequest,
     OrderStatus,
     Report,
+    VenueOrder,
 )
 from arbframe.orders import OrderState
 from arbframe.ratelimit import TokenBucket
@@ -228,6 +231,7 @@ class CcxtExchange(SimulatedExchange):
         self._totals: dict[str, Decimal] = {}
         self._free: dict[str, Decimal] = {}
         self._orders: dict[str, _Live] = {}
+        self._exchange_ids: dict[str, str] = {}  # client id -> exchange id, of listed orders
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync: Any = None
         self._async: Any = None
@@ -445,6 +449,18 @@ class CcxtExchange(SimulatedExchange):
         self._spawn(self._answer(self._known(order)))
         return None
 
+    def fetch_open_orders(self) -> None:
+        if self.paper is not None:
+            return self.paper.fetch_open_orders()
+        self._spawn(self._open_orders())
+        return None
+
+    def fetch_balances(self) -> None:
+        if self.paper is not None:
+            return self.paper.fetch_balances()
+        self._spawn(self._balances())
+        return None
+
     def stats(self) -> dict[str, Any]:
         out = dict(self.paper.stats()) if self.paper is not None else {}
         out.update({"exchange": self.exchange_id, "mode": self.mode, **self.counts})
@@ -564,8 +580,9 @@ class CcxtExchange(SimulatedExchange):
 
     def _known(self, request: OrderRequest) -> _Live:
         live = self._orders.get(request.client_id)
-        if live is None:  # sent by a process before this one (resume)
-            live = self._orders[request.client_id] = _Live(request)
+        if live is None:  # sent by a process before this one (resume), or an orphan
+            exchange_id = self._exchange_ids.get(request.client_id)
+            live = self._orders[request.client_id] = _Live(request, exchange_id, bool(exchange_id))
         return live
 
     async def _place(self, live: _Live) -> None:
@@ -813,6 +830,56 @@ class CcxtExchange(SimulatedExchange):
         if not state.final:
             self._spawn(self._follow(live))
         return None
+
+    async def _open_orders(self) -> None:
+        """Every order open on the markets this session trades, whoever placed it. No
+        answer when a request fails: the kernel asks again."""
+        client, listed = self._live_client(), []
+        try:
+            for symbol in self._instruments:
+                await self.budget.acquire()
+                self.counts["open_order_reads"] += 1
+                for raw in await client.fetch_open_orders(self.market_symbol(symbol)):
+                    listed.append(self._venue_order(symbol, raw))
+        except ccxt.BaseError as err:
+            self.counts["open_order_errors"] += 1
+            log.warning("%s: cannot list open orders: %s", self.name, self._why(err))
+            return
+        self._emit(OpenOrders(self.name, self.ctx.clock.present(), tuple(listed)))
+
+    def _venue_order(self, symbol: str, raw: dict[str, Any]) -> VenueOrder:
+        exchange_id = str(raw["id"])
+        client_id = raw.get("clientOrderId") or f"{self.name}:{exchange_id}"
+        self._exchange_ids[client_id] = exchange_id  # a cancel of it finds it by this id
+        filled = _dec(raw.get("filled") or 0)
+        price = raw.get("price")
+        return VenueOrder(
+            client_id=client_id,
+            exchange_id=exchange_id,
+            symbol=symbol,
+            side=raw["side"],
+            type=raw.get("type") or LIMIT,
+            amount=_dec(raw["amount"]),
+            price=None if price is None else _dec(price),
+            filled=filled,
+            state=OrderState.PARTIALLY_FILLED if filled else OrderState.OPEN,
+        )
+
+    async def _balances(self) -> None:
+        """The account's totals as the exchange has them; they also replace this process's
+        running idea of the balances (``available``)."""
+        client = self._live_client()
+        try:
+            await self.budget.acquire()
+            raw = await client.fetch_balance()
+        except ccxt.BaseError as err:
+            self.counts["balance_errors"] += 1
+            log.warning("%s: cannot read balances: %s", self.name, self._why(err))
+            return
+        self.counts["balance_reads"] += 1
+        self._totals = {a: _dec(v) for a, v in raw.get("total", {}).items() if v is not None}
+        self._free = {a: _dec(v) for a, v in raw.get("free", {}).items() if v is not None}
+        self._emit(Balances(self.name, self.ctx.clock.present(), dict(self._totals)))
 
     async def _cancel(self, live: _Live) -> None:
         request = live.request
