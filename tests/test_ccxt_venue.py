@@ -119,6 +119,7 @@ def test_live_fills_and_balances_are_the_venues(fake_venues: FakeVenues, tmp_pat
     assert {f["fee_asset"] for f in fills if f["venue"] == "upbit"} == {"KRW"}
     binance = {(f["side"], f["fee_asset"]) for f in fills if f["venue"] == "binance"}
     assert binance <= {("buy", "BTC"), ("sell", "USDT")} and binance
+    assert summary["venues"]["upbit"]["order_events"] >= 1  # the myOrder stream woke followers
     stats = summary["venues"]["binance"]
     assert stats["quote_to_ack_ms_p50"] > 0 and stats["orders_sent"] == len(
         [o for o in venue_orders.values() if o.market.quote == "USDT"]
@@ -264,4 +265,28 @@ def test_silent_balance_change_is_a_p1_and_a_ledger_entry(fake_venues: FakeVenue
     assert summary["alerts"]["P1"] >= 1
     assert rec["balances"]["mismatches"] == 0  # the ledger agrees with the exchange again
     start["binance"]["USDT"] += amount
+    check_against_the_venues(fake_venues, out, start)
+
+
+def test_without_order_stream_orders_resolve_by_polling(fake_venues: FakeVenues, tmp_path: Path):
+    """Upbit answers an order before it trades: with its order stream off, REST polling
+    alone brings every outcome in."""
+    start = balances(fake_venues)
+    summary, _, out = run_live(
+        fake_venues, tmp_path, overrides="venues: {upbit: {order_updates: poll}}\n"
+    )
+    upbit = summary["venues"]["upbit"]
+    assert upbit.get("order_events", 0) == 0 and upbit["lookups"] >= upbit["orders_sent"] > 0
+    assert summary["orders"].get("unresolved", 0) == 0
+    check_against_the_venues(fake_venues, out, start)
+
+
+def test_request_budget_holds_orders_back(fake_venues: FakeVenues, tmp_path: Path):
+    """A budget of one request a second: orders wait for their token (and still go out)."""
+    start = balances(fake_venues)
+    overrides = "venues: {binance: {rate_limit: {per_second: 1, burst: 1}}}\n"
+    summary, _, out = run_live(fake_venues, tmp_path, overrides=overrides)
+    binance = summary["venues"]["binance"]
+    assert binance["rate_limit_waits"] >= 1 and binance["orders_sent"] >= 1
+    assert summary["venues"]["upbit"]["rate_limit_waits"] == 0
     check_against_the_venues(fake_venues, out, start)
