@@ -175,7 +175,7 @@ def test_dropped_book_stream_reconnects(fake_venues: FakeVenues, tmp_path: Path)
 
 def test_rate_limited_order_is_rejected_not_retried(fake_venues: FakeVenues, tmp_path: Path):
     start = balances(fake_venues)
-    fake_venues.call(fake_venues.upbit.faults.fail_next, 1, 429, "/v1/orders")
+    fake_venues.call(fake_venues.upbit.faults.fail_next, 1, 429, "POST /v1/orders")
     summary, _, out = run_live(fake_venues, tmp_path)
     assert summary["venues"]["upbit"]["rate_limited"] == 1
     rejected = [o for o in jsonl(out / "orders.jsonl") if o["state"] == "rejected"]

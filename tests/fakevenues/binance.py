@@ -178,7 +178,7 @@ class BinanceServer:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.venue.requests.append((request.method, request.path))
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            status = self.venue.faults.take_failure(request.path)
+            status = self.venue.faults.take_failure(request.path, request.method)
             if status is not None:
                 return self._failure(status)
         try:

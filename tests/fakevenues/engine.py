@@ -230,15 +230,16 @@ class Faults:
 
     # -- transport faults (consulted by the venue's server) --
     def fail_next(self, n: int = 1, status: int = 429, path: str | None = None) -> None:
-        """Answer the next ``n`` REST requests (whose path contains ``path``, if given) with
-        ``status`` in the venue's error format."""
+        """Answer the next ``n`` REST requests (whose path contains ``path``, if given; or,
+        as ``"POST /v1/orders"``, whose method is that and whose path ends so) with ``status``
+        in the venue's error format."""
         with self._lock:
             self._fail.append([n, status, path])
 
-    def take_failure(self, path: str) -> int | None:
+    def take_failure(self, path: str, method: str = "") -> int | None:
         with self._lock:
             for rule in self._fail:
-                if rule[0] > 0 and (rule[2] is None or rule[2] in path):
+                if rule[0] > 0 and _matches(rule[2], method, path):
                     rule[0] -= 1
                     self.counts["fail_next"] += 1
                     self._fail = [r for r in self._fail if r[0] > 0]
@@ -333,6 +334,15 @@ class Faults:
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
         return run_on_loop(self.loop, fn)
+
+
+def _matches(rule: str | None, method: str, path: str) -> bool:
+    if rule is None:
+        return True
+    want_method, _, suffix = rule.rpartition(" ")
+    if want_method:
+        return want_method == method and path.endswith(suffix)
+    return rule in path
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], Any]) -> Any:

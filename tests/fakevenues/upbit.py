@@ -288,7 +288,7 @@ class UpbitServer:
     def _rest(self, handler: Callable[..., Any], signed: bool = False):
         async def route(request: web.Request) -> web.StreamResponse:
             self.requests.append((request.method, request.path))
-            failure = self.venue.faults.take_failure(request.path)
+            failure = self.venue.faults.take_failure(request.path, request.method)
             if failure is not None:
                 return injected_failure(failure)
             try:
