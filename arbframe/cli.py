@@ -178,6 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         session=args.resume or None,
         live=args.live,
     )
+    if args.live and run.info.mode != "live":
+        print(f"warning: --live has no effect: the scenario's mode is {run.info.mode}",
+              file=sys.stderr)  # fmt: skip
     for venue in run.venues.values():  # real venues: what the start-up check found
         for line in getattr(venue, "describe", list)():
             print(line, file=sys.stderr)

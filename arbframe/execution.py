@@ -152,6 +152,7 @@ class ExecutionEngine:
         ledger: Ledger,
         guards: GuardChain,
         session: str,
+        nonce: str = "",
     ) -> None:
         self.clock = clock
         self.bus = bus
@@ -160,7 +161,7 @@ class ExecutionEngine:
         self.ledger = ledger
         self.guards = guards
         self.report_currency = market.report_currency
-        self.flow = OrderFlow(clock, bus, market, venues, ledger, self.alert, session)
+        self.flow = OrderFlow(clock, bus, market, venues, ledger, self.alert, session, nonce)
         self.flow.owner = self
         self.orders = self.flow.orders  # client id -> order, every order sent
         self.order_counts = self.flow.counts

@@ -75,6 +75,11 @@ class Owner(Protocol):
     def settings_of(self, order: Order) -> Timeouts: ...
 
 
+def session_mark(session: str) -> str:
+    """The start of every client id a session sends (``af`` and 8 hex digits)."""
+    return "af" + hashlib.sha1(session.encode()).hexdigest()[:8]
+
+
 class OrderFlow:
     def __init__(
         self,
@@ -85,6 +90,7 @@ class OrderFlow:
         ledger: Ledger,
         alert: Callable[..., None],
         session: str,
+        nonce: str = "",
     ) -> None:
         self.clock = clock
         self.bus = bus
@@ -95,7 +101,13 @@ class OrderFlow:
         self.owner: Owner | None = None
         self.orders: dict[str, Order] = {}
         self.counts: Counter[str] = Counter()
-        self._prefix = "af" + hashlib.sha1(session.encode()).hexdigest()[:8] + "-"
+        self.mark = session_mark(session)
+        """What every client id of this session starts with: an open order that carries it
+        and that the kernel does not know was left by an earlier process of the session."""
+        # A process that talks to venues which outlive it also stamps its start (``nonce``):
+        # a session started again (--reset, or a fresh run) never reuses an id such a venue
+        # has seen, which it would refuse (Upbit) or mistake for the old order (Binance).
+        self._prefix = f"{self.mark}{nonce}-"
         self.client_seq = 0  # the last client id's number: part of the execution snapshot
         self._fill_ids: set[tuple[str, str]] = set()
         self._reports: set[Report] = set()  # every non-fill report applied

@@ -59,7 +59,7 @@ class ReconcileSettings:
     """The scenario's ``reconcile:`` block (top level only: strategies cannot override it)."""
 
     configured: bool = False  # the block is there: every venue is reconciled
-    orphans: str = "cancel"
+    orphans: str | None = None  # None: this session's cancel, others' only alerted
     open_orders_every: int | None = 30 * S  # None: no periodic check
     balances_every: int | None = 30 * S
 
@@ -74,7 +74,7 @@ class ReconcileSettings:
 
         return cls(
             True,
-            config.get("orphans", "cancel"),
+            config.get("orphans"),
             every("open_orders_every"),
             every("balances_every"),
         )
@@ -255,6 +255,9 @@ class Reconciler:
             return  # already found (the alert policy leaves it open)
         self._seen.add((name, entry.client_id))
         policy = self.settings.orphans
+        if policy is None:  # cancel what an earlier process of this session left; a stranger's
+            # order (placed by hand, another program) is not ours to cancel: alert only
+            policy = "cancel" if entry.client_id.startswith(self.flow.mark) else "alert"
         self.orphans["found"] += 1
         price = "market" if entry.price is None else money(entry.price)
         self.execution.alert(

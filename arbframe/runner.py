@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from dataclasses import replace
@@ -218,6 +219,7 @@ class Run:
             self.ledger,
             self.guard_chain,
             self.info.session,
+            self._nonce(),
         )
         self.settings = self._settings(("execution",), sc.get("execution", {}))
         self.execution.defaults = self.settings
@@ -247,6 +249,13 @@ class Run:
         reconciler = Reconciler(self.execution, settings, self.settings)
         self.execution.flow.watchers = self._finding_watchers
         return reconciler
+
+    def _nonce(self) -> str:
+        """A wall-clock process stamps its client ids with its start (ms, hex): venues
+        that outlive it refuse or confuse a reused id. Simulated runs stay reproducible."""
+        if self.info.clock != "wall":
+            return ""
+        return format(time.time_ns() // 1_000_000 % 16**8, "08x")
 
     def _session_state(self) -> SessionState | None:
         """Snapshots are taken when the scenario keeps state (``state:`` or ``snapshots:``),

@@ -504,7 +504,8 @@ def _type_walk(
 def _secret(node: _Node, path: list[str | int]) -> Any:
     """A key the schema marks ``x-secret``: only ``${VAR}``, kept as a Secret that reads as
     the reference (a key written in a file ends up in version control, logs and backups)."""
-    if node.placeholder is None or not isinstance(node.value, str):
+    match = _ENV_VAR.fullmatch(node.placeholder or "")
+    if match is None or match.group(2) or not isinstance(node.value, str):  # no literal default
         raise _Problem(
             node.pos,
             _key_path(path),

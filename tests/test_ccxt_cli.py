@@ -87,8 +87,10 @@ def test_start_up_refuses_a_wrong_key(fake_venues: FakeVenues, tmp_path: Path):
 
 def test_a_key_written_in_the_file_is_refused(fake_venues: FakeVenues, tmp_path: Path):
     key = fake_venues.binance_key
-    err = refused(fake_venues, tmp_path, f"venues: {{binance: {{api_key: {key}}}}}\n", "--live")
-    assert "venues.binance.api_key" in err and "only from the environment" in err
+    for value in (key, f"${{NOT_SET:-{key}}}"):  # as such, or as a default
+        err = refused(fake_venues, tmp_path, f"venues: {{binance: {{api_key: '{value}'}}}}\n",
+                      "--live")  # fmt: skip
+        assert "venues.binance.api_key" in err and "only from the environment" in err
 
 
 def test_sigkill_mid_trade_resumes_without_a_duplicate_order(

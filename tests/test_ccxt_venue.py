@@ -14,6 +14,7 @@ from typing import Any
 
 from fakevenues.server import FakeVenues
 
+from arbframe.orderflow import session_mark
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.runner import Run
 from arbframe.scenario import load_scenario
@@ -187,24 +188,25 @@ def test_rate_limited_order_is_rejected_not_retried(fake_venues: FakeVenues, tmp
 def test_orphan_left_by_a_dead_process_is_canceled_before_trading(
     fake_venues: FakeVenues, tmp_path: Path
 ):
-    """An order open at Binance that this session never sent (a previous process's, or
-    one placed by hand): found by the start-up status, before the first new order, and
-    canceled at the exchange."""
-    price = Decimal("30000")  # far below the market: it rests
-    orphan = fake_venues.call(
-        fake_venues.binance.faults.orphan,
-        fake_venues.binance_key, "BTC/USDT", "buy", Decimal("0.001"), price, "dead-process-7",
-    )  # fmt: skip
-    assert orphan.is_open
+    """Orders open at Binance that this process never sent: one left by an earlier process
+    of the session (its client id carries the session's mark) is canceled at start-up,
+    before the first new order; one placed by hand is reported (P1) and left alone."""
+    price = Decimal("30000")  # far below the market: they rest
+    dead = session_mark("ccxt_test") + "0000beef-7"  # this session's mark: an earlier process
+    for cid in (dead, "by-hand-1"):  # ...and an order placed by hand
+        orphan = fake_venues.call(
+            fake_venues.binance.faults.orphan,
+            fake_venues.binance_key, "BTC/USDT", "buy", Decimal("0.001"), price, cid,
+        )  # fmt: skip
+        assert orphan.is_open
     summary, _, out = run_live(fake_venues, tmp_path)
-    assert summary["reconciliation"]["orphans"]["found"] == 1
-    assert summary["reconciliation"]["orphans"]["canceled"] == 1
-    at_venue = fake_venues.call(
-        fake_venues.binance.get, fake_venues.binance_key, client_id="dead-process-7"
-    )
+    orphans = summary["reconciliation"]["orphans"]
+    assert orphans == {"found": 2, "canceled": 1, "adopted": 0, "alerted": 1}
+    get = fake_venues.binance.get
+    at_venue = fake_venues.call(get, fake_venues.binance_key, client_id=dead)
     assert at_venue.state == "canceled" and at_venue.filled == 0
     open_now = fake_venues.call(fake_venues.binance.open_orders, fake_venues.binance_key)
-    assert open_now == []
+    assert [o.client_id for o in open_now] == ["by-hand-1"]  # not this session's to cancel
     assert summary["portfolio"]["entries"] >= 1 and summary["passed"]
 
 
@@ -224,7 +226,10 @@ def test_orphan_appearing_mid_session_is_found_by_the_periodic_check(
     timer.start()
     try:
         summary, _, _ = run_live(
-            fake_venues, tmp_path, duration="7s", overrides="reconcile: {open_orders_every: 2s}\n"
+            fake_venues,
+            tmp_path,
+            duration="7s",
+            overrides="reconcile: {orphans: cancel, open_orders_every: 2s}\n",
         )
     finally:
         timer.cancel()

@@ -24,6 +24,7 @@ from typing import Any
 from arbframe.components import Fault
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
+from arbframe.orderflow import session_mark
 from arbframe.model import BUY, LIMIT, Finding, OrderRequest
 from arbframe.schema import DURATION, POSITIVE_DECIMAL
 from arbframe.units import parse_duration
@@ -101,14 +102,17 @@ class OrphanOrder(_AccountFault):
             "client_id": {
                 "type": "string",
                 "minLength": 1,
-                "description": "Default: manual-<name>.",
+                "description": "Default: an id of an earlier process of this session "
+                "(<session mark>x-<name>), which reconcile's default cancels; give another "
+                "(e.g. manual-1) for an order placed by hand, which it only alerts about.",
             },
         },
     }
 
     def __init__(self, config: dict[str, Any], *, name: str, ctx: Any) -> None:
         super().__init__(config, name=name, ctx=ctx)
-        self.client_id = config.get("client_id", f"manual-{name}")
+        default = f"{session_mark(ctx.info.session)}x-{name}"  # a dead process's
+        self.client_id = config.get("client_id", default)
 
     def fire(self) -> None:
         config, venue = self.config, self.venue

@@ -799,7 +799,7 @@ class UpbitServer:
             "price": num(trade.price),
             "volume": num(trade.amount),
             "funds": num(trade.cost),
-            f"{side}_fee": num(trade.fee),
+            # No fee per trade: Upbit gives the order's (paid_fee) only.
             "trend": "up" if side == "bid" else "down",
             "created_at": kst(trade.ts_ms, micro=True),
             "side": side,
