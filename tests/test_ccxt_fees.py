@@ -6,8 +6,9 @@ from __future__ import annotations
 from decimal import Decimal as D
 from types import SimpleNamespace
 
-from arbframe.model import FeeSchedule, Instrument, OrderRequest
 from arbframe_plugins.exchanges.ccxt_orders import LiveOrders, _Live
+
+from arbframe.model import FeeSchedule, Instrument, OrderRequest
 
 INSTRUMENT = Instrument(
     venue="upbit", symbol="BTC", base="BTC", quote="KRW", price_tick=D("1000"),

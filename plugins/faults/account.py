@@ -24,8 +24,8 @@ from typing import Any
 from arbframe.components import Fault
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
-from arbframe.orderflow import session_mark
 from arbframe.model import BUY, LIMIT, Finding, OrderRequest
+from arbframe.orderflow import session_mark
 from arbframe.schema import DURATION, POSITIVE_DECIMAL
 from arbframe.units import parse_duration
 
