@@ -237,16 +237,24 @@ def _seed(text: str) -> int:
 
 
 def _stopper(run: Run) -> Any:
+    signals = 0
+
     def stop(signum: int, frame: Any) -> None:
-        if run.stop.requested:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            run.stop.request()  # wakes a wall-clock run sleeping until its next instant
+        elif signals == 2:
             raise KeyboardInterrupt
-        run.stop.request()  # wakes a wall-clock run sleeping until its next instant
+        # Any later one: the record is being written and connections closed; let them be.
 
     return stop
 
 
 def _kept(run: Run, summary: dict[str, Any], out: Path | None) -> str:
     counts = f"{len(run.ledger.fills):,} fills, {len(run.execution.closed):,} closed trades"
+    if run.execution.jobs:  # positions at the venues the session still holds
+        counts += f", {len(run.execution.jobs):,} trades still open"
     at = summary["time"]["last"] or "the start"
     resume = ""
     if run.sessions is not None and run.sessions.taken:

@@ -251,9 +251,11 @@ class Run:
         return reconciler
 
     def _nonce(self) -> str:
-        """A wall-clock process stamps its client ids with its start (ms, hex): venues
-        that outlive it refuse or confuse a reused id. Simulated runs stay reproducible."""
-        if self.info.clock != "wall":
+        """A wall-clock process trading on venues that outlive it stamps its client ids with
+        its start (ms, hex): such venues refuse or confuse a reused id. Other runs keep the
+        ids they always had (a simulated run stays reproducible)."""
+        outliving = any(v.outlives_process for v in self.venues.values())
+        if self.info.clock != "wall" or not outliving:
             return ""
         return format(time.time_ns() // 1_000_000 % 16**8, "08x")
 

@@ -30,6 +30,7 @@ def run_live(
     overrides: str = "",
 ) -> tuple[dict[str, Any], Run, Path]:
     """The example scenario against the fakes (``overrides``: YAML merged over it)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "scenario.yaml"
     path.write_text(f"extends: {SCENARIO}\nname: ccxt_test\n{overrides}")
     pm = get_plugin_manager()
@@ -295,3 +296,16 @@ def test_request_budget_holds_orders_back(fake_venues: FakeVenues, tmp_path: Pat
     assert binance["rate_limit_waits"] >= 1 and binance["orders_sent"] >= 1
     assert summary["venues"]["upbit"]["rate_limit_waits"] == 0
     check_against_the_venues(fake_venues, out, start)
+
+
+def test_a_session_started_again_never_reuses_a_client_id(fake_venues: FakeVenues, tmp_path):
+    """The same session run twice against the same exchanges (a fresh start, not a resume):
+    the exchanges have seen the first run's client ids and would refuse them (Upbit) or take
+    them for the old orders (Binance); the second run's ids are its own."""
+    first, _, _ = run_live(fake_venues, tmp_path / "1", duration="5s")
+    second, _, out = run_live(fake_venues, tmp_path / "2", duration="5s")
+    assert first["orders"]["submitted"] > 0 and second["orders"]["submitted"] > 0
+    assert second["orders"].get("rejected", 0) == 0
+    assert fake_venues.binance.duplicates == 0 and fake_venues.upbit.duplicates == 0
+    ids = [o["client_id"] for o in jsonl(out / "orders.jsonl")]
+    assert len(ours(fake_venues)) == first["orders"]["submitted"] + len(ids)

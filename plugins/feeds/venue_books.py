@@ -50,6 +50,15 @@ class VenueBooks(Feed):
         super().__init__(config, name=name, ctx=ctx)
         if ctx.info.clock != "wall":
             raise ConfigError("venue_books streams live books: it needs clock: wall", ("type",))
+        named = [("venues", i, v) for i, v in enumerate(config["venues"])]
+        named += [("fx", c, s["venue"]) for c, s in config.get("fx", {}).items()]
+        for *key, venue in named:  # found at wiring, before anything connects
+            try:
+                streams = hasattr(ctx.venue(venue), "stream_book")
+            except KeyError:
+                continue  # an unknown venue: the kernel names it, with the known ones
+            if not streams:
+                raise ConfigError(f"venue {venue!r} streams no books (a ccxt venue does)", key)
 
     def venues(self) -> list[str]:
         return list(self.config["venues"])
