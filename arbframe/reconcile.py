@@ -279,15 +279,26 @@ class Reconciler:
         )  # fmt: skip
         self.flow.track(order)
         if policy == "cancel":
+            if _token(name, "open_orders") in self.flow.awaiting:
+                # Found by the start-up check: no new order until it is gone (or its cancel
+                # has had all its time and tries: then the P0 of its timeout says it).
+                self.flow.awaiting.add(entry.client_id)
+                wait = self.timeouts.order_timeout * (self.timeouts.max_queries + 2)
+                self.clock.call_later(wait, self._release, entry.client_id)
             self.flow.cancel(order)
         else:
             self.orphans["adopted"] += 1
             self.flow.notice(name, "orphan_adopted", client_id=entry.client_id)
 
+    def _release(self, client_id: str) -> None:
+        if client_id in self.flow.awaiting:
+            self.flow._answered(client_id)
+
     def _orphan_settled(self, order: Order) -> None:
         if order.role != "orphan" or order.client_id in self._settled:
             return
         self._settled.add(order.client_id)
+        self._release(order.client_id)
         if order.state is OrderState.CANCELED:
             self.orphans["canceled"] += 1
             self.flow.notice(order.venue, "orphan_canceled", client_id=order.client_id)

@@ -206,6 +206,8 @@ def test_orphan_left_by_a_dead_process_is_canceled_before_trading(
     get = fake_venues.binance.get
     at_venue = fake_venues.call(get, fake_venues.binance_key, client_id=dead)
     assert at_venue.state == "canceled" and at_venue.filled == 0
+    sent = [o for o in ours(fake_venues).values() if o.client_id not in (dead, "by-hand-1")]
+    assert sent and at_venue.updated_ms <= min(o.created_ms for o in sent)  # before any order
     open_now = fake_venues.call(fake_venues.binance.open_orders, fake_venues.binance_key)
     assert [o.client_id for o in open_now] == ["by-hand-1"]  # not this session's to cancel
     assert summary["portfolio"]["entries"] >= 1 and summary["passed"]

@@ -384,9 +384,9 @@ def test_comparing_while_orders_are_in_flight_raises_false_alarms(run_scenario, 
 
 
 def account_scenario(**reconcile: Any) -> dict[str, Any]:
-    """Spikes at 5 s and at 11-13 s; a answers queries, open orders and balances 1.5 s late
-    (its fills are not delayed)."""
-    sc = scenario({5, 11, 12, 13}, seconds=20)
+    """Spikes at 5 s and at 11-15 s; a answers queries, open orders, balances and cancels
+    1.5 s late (its fills are not delayed)."""
+    sc = scenario({5, 11, 12, 13, 14, 15}, seconds=20)
     for name in ("a", "b"):
         sc["venues"][name]["account"] = {"path": "accounts.db"}
     sc["venues"]["a"]["report_delays"] = {"final": "1500ms"}
@@ -421,8 +421,10 @@ def test_startup_mass_status_gates_the_first_entry_of_a_resumed_session(
     """Stopped after 10 s; an order placed by hand meanwhile. The resumed session asks both
     venues for open orders and balances before anything else. A resumed run picks up at the
     next instant (11 s) on the books it had, so the venues take the questions then; b
-    answers at once, a's answer arrives 1.5 s later (12.5 s). The entry signals of 11 s and
-    12 s are refused (reconciling); the one of 13 s trades, after the orphan's cancel."""
+    answers at once, a's answer arrives 1.5 s later (12.5 s) and lists the orphan, whose cancel
+    is confirmed 1.51 s after that (10 ms latency, then the 1.5 s delay: 14.01 s). The entry
+    signals of 11 to 14 s are refused (reconciling); the one of 15 s trades, the orphan
+    gone."""
     sc = account_scenario()
     sc["reconcile"] = {"orphans": "cancel"}  # an order placed by hand is canceled too
     monkeypatch.setattr(Run, "_between", stopped_at(10))
@@ -434,12 +436,13 @@ def test_startup_mass_status_gates_the_first_entry_of_a_resumed_session(
     resumed = run(run_scenario, sc, resume=True)
     s, rec = resumed.summary, resumed.summary["reconciliation"]
     assert s["state"]["resumed_from"] is not None
-    assert s["execution"]["refused"]["reconciling"] == 2  # the signals of 11 s and 12 s
+    assert s["execution"]["refused"]["reconciling"] == 4  # the signals of 11-14 s
     after = [t for t in resumed.trades if t.opened_at > first.summary["time"]["end_ns"]]
-    assert [at(resumed, t.opened_at) for t in after] == [13.0]
+    assert [at(resumed, t.opened_at) for t in after] == [15.0]
     assert rec["orphans"]["found"] == 1 and rec["orphans"]["canceled"] == 1
     cancel = resumed.run.execution.orders["by-hand-1"]
-    assert cancel.created_at < after[0].opened_at  # handled before the first entry
+    assert cancel.state is OrderState.CANCELED and at(resumed, cancel.updated_at) == 14.01
+    assert cancel.updated_at <= after[0].opened_at  # gone before the first entry
     assert rec["checks"]["a"]["open_orders"] >= 2 and rec["checks"]["b"]["balances"] >= 2
     assert rec["balance_mismatches"] == 0 and s["integrity"]["state_integrity"] is True
 
