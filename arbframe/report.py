@@ -43,8 +43,11 @@ def _cell(key: str, value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n:,}" for name, n in counts.items()) or "none"
+def _counts(counts: dict[str, int | bool]) -> str:
+    def shown(n: int | bool) -> str:  # a flag (state_integrity) reads as one, not as 1
+        return ("ok" if n else "FAILED") if isinstance(n, bool) else f"{n:,}"
+
+    return ", ".join(f"{name} {shown(n)}" for name, n in counts.items()) or "none"
 
 
 def _faults(faults: dict[str, Any]) -> list[str]:

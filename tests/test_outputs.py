@@ -172,3 +172,14 @@ def test_progress_redraws_by_time_and_clears_itself(monkeypatch, capsys):
     line = "p:  50.0%  quotes 2,048  trades 0  pnl 0.00 USDT"
     # one line drawn, then wiped: nothing left on the terminal, no newline
     assert capsys.readouterr().err == "\r" + line + "\r" + " " * len(line) + "\r"
+
+
+def test_fault_flags_read_as_flags_in_the_summary_text():
+    from arbframe.report import _counts
+
+    assert _counts({"position_loss": 0, "state_integrity": True}) == (
+        "position_loss 0, state_integrity ok"
+    )
+    assert _counts({"state_integrity": False, "reconnects": 1200}) == (
+        "state_integrity FAILED, reconnects 1,200"
+    )
