@@ -336,13 +336,28 @@ class OrderFlow:
     # ---- timeouts -----------------------------------------------------------------------------
 
     def _check(self, client_id: str) -> None:
-        """An order's timeout: ask the venue; after ``max_queries`` silent tries, escalate."""
+        """An order's timeout: no final answer yet, ask the venue."""
         order = self.orders[client_id]
-        if order.settled:
-            return
+        if not order.settled:
+            self._ask(order, "no final answer", self._check)
+
+    def _check_cancel(self, client_id: str) -> None:
+        """A cancel's timeout: still unconfirmed, ask the venue what became of the order (its
+        answer confirms the cancel, or says the order is still open: the cancel is sent
+        again)."""
+        order = self.orders[client_id]
+        if order.state is not OrderState.PENDING_CANCEL:
+            return  # confirmed (canceled, or filled first) or refused
+        self.counts["cancel_timeouts"] += 1
+        self._ask(order, "cancel not confirmed", self._check_cancel)
+
+    def _ask(self, order: Order, silent: str, again: Callable[[str], None]) -> None:
+        """Query the venue about ``order`` and look ``again`` after its timeout; after
+        ``max_queries`` silent tries, escalate (P0)."""
+        client_id = order.client_id
         settings = self.owner.settings_of(order)  # type: ignore[union-attr]
         if order.queries >= settings.max_queries:
-            order.reason = f"no final answer after {order.queries} queries"
+            order.reason = f"{silent} after {order.queries} queries"
             self.counts["unresolved"] += 1
             self.alert("P0", f"order {client_id} unresolved", order.reason)
             self._answered(client_id)
@@ -352,25 +367,4 @@ class OrderFlow:
         self.counts["queries"] += 1
         self.notice(order.venue, "inflight_query", client_id=client_id)
         self.venues[order.venue].fetch_order(order.request())
-        self.clock.call_later(settings.order_timeout, self._check, client_id)
-
-    def _check_cancel(self, client_id: str) -> None:
-        """A cancel's timeout: still unconfirmed, ask the venue what became of the order (its
-        answer confirms the cancel, or says the order is still open: the cancel is sent again);
-        after ``max_queries`` silent tries, escalate."""
-        order = self.orders[client_id]
-        if order.state is not OrderState.PENDING_CANCEL:
-            return  # confirmed (canceled, or filled first) or refused
-        self.counts["cancel_timeouts"] += 1
-        settings = self.owner.settings_of(order)  # type: ignore[union-attr]
-        if order.queries >= settings.max_queries:
-            order.reason = f"cancel not confirmed after {order.queries} queries"
-            self.counts["unresolved"] += 1
-            self.alert("P0", f"order {client_id} unresolved", order.reason)
-            self.owner.order_unresolved(order)  # type: ignore[union-attr]
-            return
-        order.queries += 1
-        self.counts["queries"] += 1
-        self.notice(order.venue, "inflight_query", client_id=client_id)
-        self.venues[order.venue].fetch_order(order.request())
-        self.clock.call_later(settings.order_timeout, self._check_cancel, client_id)
+        self.clock.call_later(settings.order_timeout, again, client_id)
