@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from arbframe import __version__, runfiles
+from arbframe import __version__, metrics, runfiles
 from arbframe.errors import ArbframeError
 from arbframe.outputs import dumps
 from arbframe.paths import output_dir_problem
@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE",
+        help="write the run's Prometheus metrics to FILE (text exposition format) at the end",
+    )
+    run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -184,6 +190,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for venue in run.venues.values():  # real venues: what the start-up check found
         for line in getattr(venue, "describe", list)():
             print(line, file=sys.stderr)
+    metrics.check_path(args.metrics)
+    exporter = metrics.serve(run)  # the scenario's `metrics:`: /metrics while the run lasts
+    try:
+        return _execute(args, run, exporter)
+    finally:
+        if exporter is not None:
+            exporter.close()
+
+
+def _execute(args: argparse.Namespace, run: Run, exporter: metrics.Exporter | None) -> int:
     show = sys.stderr.isatty() if args.progress is None else args.progress
     progress = Progress(run) if show else None
     started = time.perf_counter()
@@ -203,12 +219,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     wall = time.perf_counter() - started
+    if exporter is not None:
+        exporter.finished()
+    if args.metrics is not None:
+        metrics.write(run, args.metrics, exporter)
     if progress is not None:
         progress.clear()
     if args.json:
         print(dumps(summary))
     else:
         print(format_summary(summary, wall_s=wall, out_dir=args.out))
+    if exporter is not None and not run.interrupted:
+        exporter.linger()  # `metrics.linger`: a scraper still gets the final figures
     if run.interrupted:
         print(_kept(run, summary, args.out), file=sys.stderr)
         return 130
