@@ -217,13 +217,13 @@ class RunCollector(Collector):
             family.add_metric([venue, symbol], age)
         yield family
         health = run.health
-        for name, doc in (
-            ("loop_lag", "How late each instant and scheduled call ran (wall clock)."),
-            ("quote_to_decision", "From taking an instant's books to its decisions' end."),
-            ("decision_to_order", "From the start of an instant's decisions to each order."),
+        for name, field, doc in (
+            ("loop_lag", "lag", "How late each instant and scheduled call ran (wall clock)."),
+            ("quote_to_decision", "quote_to_decision", "From an instant's books to decisions."),
+            ("decision_to_order", "decision_to_order", "From deciding to each order sent."),
         ):
             histogram = HistogramMetricFamily(f"arbframe_{name}_seconds", doc, labels=[])
-            buckets, total = _buckets(getattr(health, name, None))
+            buckets, total = _buckets(getattr(health, field, None))
             histogram.add_metric([], buckets, total)
             yield histogram
 
@@ -289,7 +289,7 @@ class RunCollector(Collector):
             pnl.add_metric([symbol], float(value))
         yield from (trades, wins, pnl)
         route_trades = CounterMetricFamily(
-            "arbframe_route_trades", "Closed trades by symbol and route.", ["symbol", "route"]
+            "arbframe_route_trades", "Closed trades by symbol and route.", None, ["symbol", "route"]
         )
         route_pnl = GaugeMetricFamily(
             "arbframe_route_realized_pnl",
