@@ -531,10 +531,10 @@ def _guard_triggers(chain: Any) -> Iterator[tuple[str, str, int]]:
             for rule, n in dict(dict(entry).get("rules", {})).items():
                 yield guard, rule, n
         return
-    types = {g.name: g.type_name for g in chain.guards}
-    for guard, counts in dict(chain.counts).items():
-        n = sum(v for k, v in dict(counts).items() if k != Action.ALLOW.value)
-        yield guard, types.get(guard, guard), n
+    counts = dict(chain.counts)
+    for guard in chain.guards:  # every guard, 0 until it refuses
+        held = dict(counts.get(guard.name, {}))
+        yield guard.name, guard.type_name, sum(v for k, v in held.items() if k != "allow")
 
 
 def _buckets(histogram: Any) -> tuple[list[tuple[str, float]], float]:
