@@ -573,6 +573,11 @@ class AlertEngine:
     # ---- the summary -----------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
+        """``summary.alerting`` (what is still grouped or held is sent first: the counts are
+        final)."""
+        now = self.run.clock.now
+        for lane in self.lanes:
+            lane.tick(now, final=True)
         by_rule: dict[str, dict[str, int]] = {}
         by_severity: Counter[str] = Counter()
         for (rule, severity), n in sorted(self.fired.items()):
