@@ -407,7 +407,9 @@ class AlertEngine:
         self.sent_ns: dict[str, int] = {}  # client id -> when submitted (latency rule)
         self.errors: dict[str, deque[int]] = {}  # venue -> recent venue errors
         self.attempts_seen: dict[str, int] = {}  # venue -> link attempts counted
-        self.kills_seen = 0
+        self.revivals_seen = 0
+        self.faults_seen: set[tuple[str, str]] = set()  # (fault, phase) alerted
+        self.details: dict[tuple[str, str], dict[str, Any]] = {}  # what the events said
         self.ended = False
         self.started = False
         self.bind()
@@ -456,22 +458,38 @@ class AlertEngine:
     def arbframe_on_fault(
         self, run: Any, name: str, detail: dict[str, Any], fault: str, phase: str
     ) -> None:
-        killed = self.run.fault_log.counts["engine_killed"]
-        if phase == "detected" and killed > self.kills_seen:
-            self.kills_seen = killed
-            self.raise_("engine_crash", "engine killed", f"{fault}: revived from its snapshots")
         if phase in ("detected", "recovered"):
-            what = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "why")
-            why = detail.get("why", "")
-            self.raise_(
-                f"fault_{phase}",
-                f"fault {fault} ({name}) {phase}",
-                "; ".join(p for p in (why, what) if p),
-            )
+            self.details[(fault, phase)] = detail
+        self._poll()
+
+    def _poll(self) -> None:
+        """What the kernel's own records say happened: engine revivals and each fault's
+        detection and recovery (read from the records, not only from events: the moment an
+        engine dies, the events it had not delivered die with it)."""
+        revivals = len(self.run.revivals)
+        if revivals > self.revivals_seen:
+            self.revivals_seen = revivals
+            killer = self.run._killer
+            self.raise_("engine_crash", "engine killed",
+                        f"{killer}: revived from its snapshots")  # fmt: skip
+        for record in list(self.run.fault_log.records.values()):
+            for phase, at in (("detected", record.detected_at), ("recovered", record.recovered_at)):
+                if at is None or (record.name, phase) in self.faults_seen:
+                    continue
+                self.faults_seen.add((record.name, phase))
+                detail = self.details.get((record.name, phase), {})
+                what = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "why")
+                why = detail.get("why", "")
+                self.raise_(
+                    f"fault_{phase}",
+                    f"fault {record.name} ({record.type}) {phase}",
+                    "; ".join(p for p in (why, what) if p),
+                )
         self._reconnects()
 
     @hookimpl
     def arbframe_on_guard_decision(self, run: Any, decision: Any) -> None:
+        self._poll()
         if decision.action is not Action.BLOCK:
             return
         if decision.reason.startswith("daily loss"):
@@ -510,7 +528,7 @@ class AlertEngine:
                     f"{self._param('venue_errors', 'count')} orders rejected or lost within "
                     f"{self._param('venue_errors', 'within') // S}s; last: {update.reason}",
                 )
-        self._reconnects()
+        self._poll()
 
     def _reconnects(self) -> None:
         count, within = self._param("reconnect_storm", "count"), self._param(
@@ -535,6 +553,7 @@ class AlertEngine:
 
     @hookimpl
     def arbframe_on_alert(self, run: Any, alert: Alert) -> None:
+        self._poll()
         key = f"{alert.rule}:{alert.title}"
         for lane in self.lanes:
             lane.offer(alert, key)
@@ -542,7 +561,7 @@ class AlertEngine:
     def tick(self, now: int | None = None) -> None:
         """Send what is due (a wall-clock session calls this every fraction of a second)."""
         now = self.run.clock.now if now is None else now
-        self._reconnects()
+        self._poll()
         for lane in self.lanes:
             lane.tick(now)
 
@@ -570,11 +589,16 @@ class AlertEngine:
         for lane in self.lanes:
             lane.tick(now, final=True)
 
+    def _deliver(self, name: str, payload: dict[str, Any]) -> None:
+        getattr(self.run.pm.hook, f"arbframe_on_{name}")(run=self.run.info, **payload)
+
     # ---- the summary -----------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
         """``summary.alerting`` (what is still grouped or held is sent first: the counts are
         final)."""
+        self._poll()
+        self.run.bus.drain(self._deliver)  # what _poll raised reaches the sinks and channels
         now = self.run.clock.now
         for lane in self.lanes:
             lane.tick(now, final=True)
