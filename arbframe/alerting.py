@@ -244,6 +244,7 @@ class MessageChannel(AlertChannel):
         self.courier: Courier | None = None
         self.failed = 0
         self.delivered = 0
+        self._order: asyncio.Lock | None = None
         self.secrets: list[str] = []
         """Values never to print (a token in an error message is scrubbed)."""
 
@@ -253,17 +254,28 @@ class MessageChannel(AlertChannel):
     def start(self) -> None:
         """The run starts: the courier's thread, then ``open()`` (whose error stops the run)."""
         self.courier = Courier(f"arbframe-{self.name}")
-        self.courier.call(self.open(), self.send_timeout)
+        try:
+            self.courier.call(self.open(), self.send_timeout)
+        except BaseException:
+            self.dead = True  # nothing more is tried through it
+            raise
+
+    dead = False
 
     def send(self, message: Message) -> None:
+        if self.dead:
+            return
         if self.courier is None:
             self.start()
         assert self.courier is not None
         self.courier.submit(self._transmit(message))
 
     async def _transmit(self, message: Message) -> None:
+        if self._order is None:  # on the courier's loop: messages leave in the order given
+            self._order = asyncio.Lock()
         try:
-            await self.transmit(message)
+            async with self._order:
+                await self.transmit(message)
             self.delivered += 1
         except Exception as err:  # a lost message must not end the run; it is counted and said
             self.failed += 1
