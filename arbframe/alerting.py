@@ -488,6 +488,8 @@ class AlertEngine:
             for phase, at in (("detected", record.detected_at), ("recovered", record.recovered_at)):
                 if at is None or (record.name, phase) in self.faults_seen:
                     continue
+                if (record.name, phase) not in self.details and self._coming(record.name, phase):
+                    continue  # its event is queued: it brings the particulars
                 self.faults_seen.add((record.name, phase))
                 detail = self.details.get((record.name, phase), {})
                 what = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "why")
@@ -498,6 +500,12 @@ class AlertEngine:
                     "; ".join(p for p in (why, what) if p),
                 )
         self._reconnects()
+
+    def _coming(self, fault: str, phase: str) -> bool:
+        return any(
+            name == "fault" and payload["fault"] == fault and payload["phase"] == phase
+            for name, payload in self.run.bus.queue
+        )
 
     @hookimpl
     def arbframe_on_guard_decision(self, run: Any, decision: Any) -> None:
