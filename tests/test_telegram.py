@@ -67,7 +67,7 @@ def test_messages_arrive_formatted_by_severity_and_the_token_never_shows(tmp_pat
     assert recovered.splitlines()[0] == "🔵 [P3] LOW: fault slow (latency_spike) recovered"
     assert "Rule: fault_recovered" in recovered and "Detail: venue=upbit" in recovered
     summary = json.loads(result.stdout)
-    channel = summary["alerting"]["channels"]["alerts[1]"]
+    channel = summary["alerting"]["channels"]["alerts[0]"]
     assert channel == {"sent": 2, "deduped": 1, "grouped": 1, "suppressed": 0, "summaries": 0,
                        "failed": 0}  # fmt: skip  (the second latency alert: a repeat)
     # the history: every fired alert in alerts.jsonl and in the sink's table, with its rule
