@@ -185,8 +185,13 @@ class Message:
             "ts": self.ts,
             "time": self.time,
             "alerts": [
-                {"ts": a.ts, "severity": a.severity, "rule": a.rule, "title": a.title,
-                 "detail": a.detail}
+                {
+                    "ts": a.ts,
+                    "severity": a.severity,
+                    "rule": a.rule,
+                    "title": a.title,
+                    "detail": a.detail,
+                }
                 for a in self.alerts
             ],  # fmt: skip
             "suppressed": dict(self.suppressed),
@@ -551,8 +556,9 @@ class AlertEngine:
         self._poll()
 
     def _reconnects(self) -> None:
-        count, within = self._param("reconnect_storm", "count"), self._param(
-            "reconnect_storm", "within"
+        count, within = (
+            self._param("reconnect_storm", "count"),
+            self._param("reconnect_storm", "within"),
         )
         for venue, link in self.run.links.items():
             seen = self.attempts_seen.get(venue, 0)

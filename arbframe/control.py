@@ -149,8 +149,12 @@ class Operator:
                     "opened_at": _iso(t.opened_at),
                     "size": money(t.size),
                     "legs": [
-                        {"venue": leg.venue, "symbol": leg.symbol,
-                         "position": money(leg.position), "target": money(leg.target)}
+                        {
+                            "venue": leg.venue,
+                            "symbol": leg.symbol,
+                            "position": money(leg.position),
+                            "target": money(leg.target),
+                        }
                         for leg in t.legs
                     ],  # fmt: skip
                 }
@@ -185,7 +189,7 @@ def wire(run: Run) -> Operator | None:
     return Operator(run, config)
 
 
-# ---- the endpoint ---------------------------------------------------------------------------------
+# ---- the endpoint ---------------------------------------------------------------------------
 
 
 @asynccontextmanager
@@ -226,6 +230,7 @@ class _Server:
         from aiohttp import web
 
         server = cls(operator)
+
         @web.middleware
         async def auth(request: Any, handler: Callable[[Any], Any]) -> Any:
             return await server._auth(request, handler)
@@ -287,7 +292,7 @@ class _Server:
         return web.json_response(reply, status=status)
 
 
-# ---- the client (the CLI) ---------------------------------------------------------------------------
+# ---- the client (the CLI) -------------------------------------------------------------------
 
 
 def request(session: str | None, command: str, args: list[str] | None = None,

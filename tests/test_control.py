@@ -55,8 +55,10 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def arbframe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "arbframe", *args], cwd=tmp_path,
-                          env=env(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "arbframe", *args],
+        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def start(tmp_path: Path, text: str, **extra: str) -> subprocess.Popen[str]:
@@ -118,8 +120,8 @@ def test_pause_resume_status_and_stop_from_another_process(tmp_path: Path) -> No
         wait_until(later(tmp_path, "BTC", 0), proc, "a first BTC trade")
         endpoint = json.loads(control_file(tmp_path).read_text())
         assert stat.S_IMODE(control_file(tmp_path).stat().st_mode) == 0o600
-        request = urllib.request.Request(f"{endpoint['url']}/status",
-                                         headers={"Authorization": "Bearer not-the-token"})  # fmt: skip
+        wrong = {"Authorization": "Bearer not-the-token"}
+        request = urllib.request.Request(f"{endpoint['url']}/status", headers=wrong)
         try:
             urllib.request.urlopen(request, timeout=10)
             raise AssertionError("a wrong token was accepted")

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from arbframe_plugins.alerts.telegram import TelegramAlerts
 from fakebotapi import FakeBotAPI
 
 from arbframe.alerting import Lane, Settings
 from arbframe.model import Alert
 from arbframe.secrets import Secret
-from arbframe_plugins.alerts.telegram import TelegramAlerts
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "7000001:AAF-secret-token-value-0123456789abcdef"
@@ -31,7 +31,9 @@ def scenario(tmp_path: Path, channel: str) -> Path:
     """The latency drill (P2 detected and P1 latency within 2 s, P1 latency again, a repeat
     within the dedupe window; P3 recovered later) with a channel and a SQLite sink."""
     text = (REPO / "scenarios" / "drill_latency_spike.yaml").read_text()
-    text = text.replace("extends: _campaign_base.yaml", f"extends: {REPO}/scenarios/_campaign_base.yaml")
+    text = text.replace(
+        "extends: _campaign_base.yaml", f"extends: {REPO}/scenarios/_campaign_base.yaml"
+    )
     text = text.replace("alerts:\n", f"sinks: [{{type: sqlite, path: run.db}}]\nalerts:\n{channel}")
     path = tmp_path / "s.yaml"
     path.write_text(text)
@@ -68,8 +70,14 @@ def test_messages_arrive_formatted_by_severity_and_the_token_never_shows(tmp_pat
     assert "Rule: fault_recovered" in recovered and "Detail: venue=upbit" in recovered
     summary = json.loads(result.stdout)
     channel = summary["alerting"]["channels"]["alerts[0]"]
-    assert channel == {"sent": 2, "deduped": 1, "grouped": 1, "suppressed": 0, "summaries": 0,
-                       "failed": 0}  # fmt: skip  (the second latency alert: a repeat)
+    assert channel == {
+        "sent": 2,
+        "deduped": 1,
+        "grouped": 1,
+        "suppressed": 0,
+        "summaries": 0,
+        "failed": 0,
+    }  # fmt: skip  (the second latency alert: a repeat)
     # the history: every fired alert in alerts.jsonl and in the sink's table, with its rule
     rows = [json.loads(x) for x in (tmp_path / "out" / "alerts.jsonl").read_text().splitlines()]
     db = sqlite3.connect(tmp_path / "run.db")
@@ -94,8 +102,10 @@ def test_a_refused_token_stops_the_run_without_showing_it(tmp_path: Path):
 
 def test_a_token_written_in_the_file_is_refused(tmp_path: Path):
     path = tmp_path / "s.yaml"
-    path.write_text(f"extends: {REPO}/scenarios/_campaign_base.yaml\nname: t\nalerts:\n"
-                    f"  - type: telegram\n    token: '{TOKEN}'\n    chat_ids: ${{TG_CHATS}}\n")
+    path.write_text(
+        f"extends: {REPO}/scenarios/_campaign_base.yaml\nname: t\nalerts:\n"
+        f"  - type: telegram\n    token: '{TOKEN}'\n    chat_ids: ${{TG_CHATS}}\n"
+    )
     result = arbframe(tmp_path, "validate", str(path), TG_CHATS="42")
     assert result.returncode == 2 and "alerts[0].token" in result.stderr
     assert TOKEN not in result.stderr
@@ -159,8 +169,10 @@ class Hook:
 def test_a_webhook_receives_each_message_as_json(tmp_path: Path):
     hook = Hook()
     try:
-        block = ("  - type: webhook\n    url: ${HOOK_URL}\n    token: ${HOOK_TOKEN}\n"
-                 "    min_severity: P2\n")
+        block = (
+            "  - type: webhook\n    url: ${HOOK_URL}\n    token: ${HOOK_TOKEN}\n"
+            "    min_severity: P2\n"
+        )
         path = scenario(tmp_path, block)
         result = arbframe(tmp_path, "run", str(path), "--json", HOOK_URL=hook.url,
                           HOOK_TOKEN="hook-secret-42")  # fmt: skip

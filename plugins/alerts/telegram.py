@@ -120,8 +120,10 @@ class TelegramAlerts(MessageChannel):
         "required": ["token", "chat_ids"],
         "properties": {
             "token": {**SECRET, "description": "The bot's token: ${VARIABLE} only."},
-            "chat_ids": {**SECRET, "description": "Chats to send to, comma-separated ids: "
-                         "${VARIABLE} only."},  # fmt: skip
+            "chat_ids": {
+                **SECRET,
+                "description": "Chats to send to, comma-separated ids: ${VARIABLE} only.",
+            },  # fmt: skip
             "min_severity": {"enum": SEVERITIES, "default": "P2"},
             "base_url": {
                 "type": "string",
@@ -133,8 +135,11 @@ class TelegramAlerts(MessageChannel):
                 "default": False,
                 "description": "Answer operator commands (wall-clock sessions).",
             },
-            "allowed_chats": {**SECRET, "description": "Chats whose commands are obeyed, "
-                              "comma-separated (default: chat_ids)."},  # fmt: skip
+            "allowed_chats": {
+                **SECRET,
+                "description": "Chats whose commands are obeyed, "
+                "comma-separated (default: chat_ids).",
+            },  # fmt: skip
             "poll": {**DURATION, "default": "2s", "description": "getUpdates long-poll wait."},
         },
     }
@@ -146,8 +151,12 @@ class TelegramAlerts(MessageChannel):
             raise ConfigError(f"{config['token']} is empty", ("token",))
         self.secrets = [self.token]
         self.chats = _chats(config["chat_ids"], "chat_ids")
-        self.allowed = set(_chats(config.get("allowed_chats", config["chat_ids"]),
-                                  "allowed_chats" if "allowed_chats" in config else "chat_ids"))
+        self.allowed = set(
+            _chats(
+                config.get("allowed_chats", config["chat_ids"]),
+                "allowed_chats" if "allowed_chats" in config else "chat_ids",
+            )
+        )
         self.poll = parse_duration(config.get("poll", "2s")) / 1e9
         self.bot: Any = None
         self.poller: asyncio.Task[None] | None = None

@@ -17,7 +17,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("rule", sa.String(length=40), nullable=False, server_default=""))
+        batch_op.add_column(
+            sa.Column("rule", sa.String(length=40), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:
