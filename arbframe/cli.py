@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("which", nargs="?", choices=["scenario", "summary"], default="scenario")
     schema.set_defaults(func=cmd_schema)
     _add_state_commands(sub)
+    _add_control_commands(sub)
     return parser
 
 
@@ -452,6 +453,10 @@ def _add_state_commands(sub: Any) -> None:
         "--timeout", type=float, default=30.0, help="seconds to wait for it to end (default 30)"
     )
     stop.add_argument("--json", action="store_true", help="machine-readable result")
+    stop.description += (
+        " A wall-clock session is asked through its control endpoint (which closes open "
+        "trades first with control.on_stop: close); SIGTERM when it serves none."
+    )
     stop.set_defaults(func=cmd_stop)
 
     keyspace = sub.add_parser(
@@ -585,7 +590,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         raise ArbframeError(f"arbframe stop: {many}; name one (running: {listing})")
     started = time.monotonic()
     try:
-        os.kill(target.pid, signal.SIGTERM)
+        if not _stop_through_control(target):  # else SIGTERM, as before there was control
+            os.kill(target.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass  # it ended meanwhile: stopped all the same
     except PermissionError:
@@ -604,6 +610,83 @@ def cmd_stop(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if stopped else 1
+
+
+# ---- operator control: status, pause, resume (arbframe.control) ------------------------------
+
+
+def _add_control_commands(sub: Any) -> None:
+    how = (
+        "Through the session's control endpoint on 127.0.0.1 (a wall-clock run serves one; "
+        "its address and token are in $ARBFRAME_STATE_DIR/sessions/<session>.control, else "
+        ".arbframe/sessions). Exit 0 when done, 1 when the session refused, 2 when no such "
+        "session runs or it serves no endpoint."
+    )
+    status = sub.add_parser(
+        "status",
+        help="a running session's positions, PnL and paused symbols",
+        description=f"Show a running session: open positions, PnL, paused symbols. {how}",
+    )
+    status.add_argument("session", nargs="?", help="the session id (default: the only one running)")
+    status.add_argument("--json", action="store_true", help="machine-readable status")
+    status.set_defaults(func=cmd_control, command="status")
+    for name, what in (("pause", "refuse new entries on"), ("resume", "allow entries again on")):
+        parser = sub.add_parser(
+            name,
+            help=f"{what} a symbol in a running session",
+            description=f"{what.capitalize()} SYMBOL from the next quote on (open trades, "
+            f"exits and unwinds carry on). {how}",
+        )
+        parser.add_argument("symbol", help="the symbol, e.g. BTC")
+        parser.add_argument("--session", help="the session id (default: the only one running)")
+        parser.add_argument("--json", action="store_true", help="machine-readable reply")
+        parser.set_defaults(func=cmd_control, command=name)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from arbframe import control
+
+    symbol = getattr(args, "symbol", None)
+    session = args.session
+    try:
+        target, status, reply = control.request(session, args.command, [symbol] if symbol else None)
+    except OSError as err:
+        raise ArbframeError(f"arbframe {args.command}: the session did not answer: {err}") from None
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif status != 200:
+        print(f"arbframe {args.command}: {reply.get('error', f'HTTP {status}')}", file=sys.stderr)
+    elif args.command == "status":
+        print(_status_text(reply))
+    else:
+        paused = ", ".join(reply["paused"]) or "none"
+        print(f"{args.command}d {reply['symbol']} in session {target.session} (paused: {paused})")
+    return 0 if status == 200 else 1
+
+
+def _status_text(s: dict[str, Any]) -> str:
+    lines = [
+        f"session {s['session']} ({s['scenario']}, {s['mode']}, pid {s['pid']}) at {s['now']}",
+        f"pnl {s['pnl']['net']} {s['pnl']['currency']}: {s['trades']['closed']} closed, "
+        f"{s['trades']['open']} open; paused: {', '.join(s['paused']) or 'none'}",
+    ]
+    for p in s["positions"]:
+        legs = ", ".join(f"{leg['venue']} {leg['position']}" for leg in p["legs"])
+        lines.append(f"  {p['trade_id']}  {p['state']}  {legs}")
+    return "\n".join(lines)
+
+
+def _stop_through_control(target: runfiles.RunFile) -> bool:
+    """Ask the session's control endpoint to stop; False when it serves none or fails."""
+    from arbframe import control
+
+    if control.read_control(target) is None:
+        return False
+    try:
+        _, status, _ = control.request(target.session, "stop")
+    except (OSError, ArbframeError):
+        return False
+    return status == 200
 
 
 def cmd_keyspace(args: argparse.Namespace) -> int:

@@ -172,6 +172,11 @@ class ExecutionEngine:
         self.alert_counts: Counter[str] = Counter()
         self.halts: list[dict[str, Any]] = []
         self.closing = False
+        self.paused: set[str] = set()
+        """Symbols an operator paused (``arbframe pause``): their entries are refused."""
+        self.classify: Callable[[Alert], Alert | None] | None = None
+        """The alert engine's rules (``arbframe.alerting``): an alert's rule and severity, or
+        None to drop it; unset without alerting."""
         self._trade_seq = 0
         self._ports: dict[str, StrategyPort] = {}
         self.defaults = ExecutionSettings()
@@ -224,9 +229,14 @@ class ExecutionEngine:
 
     # ---- events -----------------------------------------------------------------------------
 
-    def alert(self, severity: str, title: str, detail: str = "") -> None:
-        self.alert_counts[severity] += 1
-        self.bus.publish("alert", alert=Alert(self.clock.now, severity, title, detail))
+    def alert(self, severity: str, title: str, detail: str = "", rule: str = "") -> None:
+        alert: Alert | None = Alert(self.clock.now, severity, title, detail, rule)
+        if self.classify is not None:
+            alert = self.classify(alert)  # type: ignore[arg-type]
+            if alert is None:
+                return
+        self.alert_counts[alert.severity] += 1
+        self.bus.publish("alert", alert=alert)
 
     def port(
         self, name: str, settings: ExecutionSettings, on_trade: Callable[[Trade], None]
@@ -246,6 +256,9 @@ class ExecutionEngine:
     ) -> Trade | None:
         now = self.clock.now
         if self.closing:
+            return None
+        if self.paused and route.label in self.paused:  # an operator's pause, from the next quote
+            self.refusals["paused"] += 1
             return None
         if self.flow.awaiting:
             self.refusals["reconciling"] += 1

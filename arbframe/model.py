@@ -844,3 +844,5 @@ class Alert:
     """What happened, in one line."""
     detail: str = ""
     """The particulars (positions, ids, ...); may be empty."""
+    rule: str = ""
+    """The alerting rule it fired under (``arbframe.alerting``), when alerting is on."""

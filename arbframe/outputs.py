@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from arbframe.errors import ArbframeError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import Fill, OrderUpdate, Trade
+from arbframe.model import Alert, Fill, OrderUpdate, Trade
 
 if TYPE_CHECKING:
     from arbframe.components import RunInfo
@@ -61,6 +61,8 @@ class Outputs:
         }
         self._flushed = time.monotonic()
         self._summary_written = False
+        self.alerts: IO[str] | None = None  # alerts.jsonl, opened with the first alert
+        self._alerts_mode = mode
         if resuming is not None:
             self.catch_up()
 
@@ -120,7 +122,7 @@ class Outputs:
             self.flush()
 
     def flush(self) -> None:
-        for handle in self.files.values():
+        for handle in (*self.files.values(), *([self.alerts] if self.alerts else [])):
             handle.flush()
         self._flushed = time.monotonic()
 
@@ -140,6 +142,18 @@ class Outputs:
             self._write("orders", order.client_id, order)
 
     @hookimpl
+    def arbframe_on_alert(self, run: RunInfo, alert: Alert) -> None:
+        """alerts.jsonl: the alerts the alert engine fired (``arbframe.alerting``; they carry
+        their rule), so a run without alerting writes no such file."""
+        if not alert.rule:
+            return
+        if self.alerts is None:
+            self.alerts = (self.dir / "alerts.jsonl").open(self._alerts_mode, encoding="utf-8")
+        row = {"ts": alert.ts, "severity": alert.severity, "rule": alert.rule,
+               "title": alert.title, "detail": alert.detail}  # fmt: skip
+        self.alerts.write(json.dumps(row) + "\n")
+
+    @hookimpl
     def arbframe_on_run_end(self, run: RunInfo, summary: dict[str, Any]) -> None:
         self.finish(summary)
 
@@ -156,7 +170,7 @@ class Outputs:
             self.finish(summary)
 
     def close(self) -> None:
-        for handle in self.files.values():
+        for handle in (*self.files.values(), *([self.alerts] if self.alerts else [])):
             handle.close()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pluggy
 
-from arbframe import integrity, snapshot
+from arbframe import alerting, control, integrity, snapshot
 from arbframe.audit import Audit
 from arbframe.bus import EventBus
 from arbframe.clock import NEVER, SimClock
@@ -238,6 +238,10 @@ class Run:
         self.execution.flow.health = self.health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
+        # Alerting and operator control (arbframe.alerting, arbframe.control): their own
+        # modules; a revived engine keeps them.
+        self.alerting = alerting.wire(self)
+        self.operator = control.wire(self)
 
     def _reconciler(self) -> Reconciler:
         """Continuous reconciliation with the venues (``reconcile:``; venues that outlive the
@@ -540,7 +544,8 @@ class Run:
         networked = [v for v in self.venues.values() if hasattr(v, "aclose")]
         speed = float(self.scenario.get("speed", 1))
         try:
-            await run_wall(clock, *args, speed=speed, health=self.health, **options)
+            async with control.serving(self):  # the operator's endpoint, alerting's ticks
+                await run_wall(clock, *args, speed=speed, health=self.health, **options)
             if networked:
                 if not self.stats.stopped:
                     self._wind_down()
@@ -820,6 +825,8 @@ class Run:
             state["resume_queries"] = self.execution.order_counts["resume_queries"]
             state["revivals"] = [self._revival(r) for r in self.revivals]
             summary["state"] = state
+        if self.alerting is not None:
+            summary["alerting"] = self.alerting.summary()
         return judge(summary, self.scenario)
 
     def _trading_after_faults(self, timeline: dict[str, Any]) -> None:

@@ -192,6 +192,7 @@ alerts = _event_table(
     Column("severity", String(2), nullable=False),
     Column("title", Text, nullable=False),
     Column("detail", Text, nullable=False),
+    Column("rule", String(40), nullable=False, server_default=""),  # the alerting rule, if on
     symbol=False,
 )
 

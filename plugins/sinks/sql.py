@@ -173,6 +173,7 @@ class SqlSink(Sink):
                 "severity": alert.severity,
                 "title": alert.title,
                 "detail": alert.detail,
+                "rule": alert.rule,
             },
         )
 
