@@ -109,7 +109,7 @@ def _halts(summary: dict[str, Any]) -> list[str]:
     for name, first in summary.get("guard_first", {}).items():
         if "block" in first:
             block = first["block"]
-            count = summary["guards"][name]["block"]
+            count = summary["guards"]["by_guard"][name]["block"]
             out.append(
                 f"entries halted: guard {name} blocked from {_clock(block['at'])} "
                 f"({block['reason']}); {count:,} entry checks blocked"
