@@ -59,6 +59,6 @@ def test_global_guard_blocks_after_the_daily_loss_limit(run_scenario):
     result = run_scenario(scenario)
     assert len(result.trades) == 1 and result.trades[0].net_pnl <= D("-0.1")
     by_guard = result.summary["guards"]["by_guard"]
-    assert by_guard["global"] == {"block": 1, "rules": {"daily_loss_limit": 1}}
+    assert by_guard["global"] == {"allow": 1, "block": 1, "rules": {"daily_loss_limit": 1}}
     # the symbol guard was asked too, and allowed both intents
     assert by_guard["symbol"] == {"allow": 2, "rules": {}}
