@@ -9,14 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-from arbframe.health import VenueHealth
-from arbframe.model import Action, Intent, Leg, Route, Trade, TradeState
-from arbframe.risk import GuardChain
 from arbframe_plugins.guards.basic import GlobalGuard, SymbolGuard
 from arbframe_plugins.guards.exchange import ExchangeGuard
 from arbframe_plugins.guards.route import RouteGuard
 from conftest import book, two_venue_scenario
+
+from arbframe.health import VenueHealth
+from arbframe.model import Action, Intent, Leg, Route, Trade, TradeState
+from arbframe.risk import GuardChain
 
 S = 1_000_000_000
 AB = Route.spread("BTC", "a", "b")
@@ -179,7 +179,9 @@ def test_circuit_breaker_needs_the_sample_and_the_rate():
 def test_circuit_breaker_fires_at_the_threshold_and_expires():
     now = [10 * S]
     guard = make(
-        ExchangeGuard, now, circuit_breaker={"max_error_rate": 0.5, "min_orders": 4, "cooldown": "1m"}
+        ExchangeGuard,
+        now,
+        circuit_breaker={"max_error_rate": 0.5, "min_orders": 4, "cooldown": "1m"},
     )
     for error in (True, False, True, False):
         guard.ctx.health.answered("b", 1_000_000, error)
