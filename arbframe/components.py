@@ -18,7 +18,7 @@ version, and the registry refuses older plugins with a message saying what chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -225,12 +225,20 @@ class StrategyContext(Context):
 
 @dataclass(frozen=True)
 class GuardContext(Context):
-    """What a guard receives: the clock and alerts."""
+    """What a guard receives: the clock, alerts, the market, the open trades and the venues'
+    health."""
 
     clock: Clock
     """The run's clock: ``now`` (ns); an intent carries its own ``ts``."""
     alert: Callable[..., None]
     """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
+    market: MarketData | None = None
+    """Books (their age), instruments, FX: what exposure and stale-book rules read."""
+    open_trades: Callable[[], Iterable[Trade]] | None = None
+    """``open_trades()``: every trade not closed yet, whatever strategy opened it."""
+    health: Any = None
+    """The venues' health (``arbframe.health.VenueHealth``): ``error_rate(venue)``,
+    ``degraded(venue)``, ``score(venue)``, ``rate_level(venue)``."""
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ class StrategyPort:
         self.on_trade = on_trade
         """The kernel's way to ``Strategy.on_trade``; not for the strategy to call."""
         self.cooldowns = engine.guards.cooldowns
-        """Symbol -> when entries may resume after a guard's cooldown (ns)."""
+        """Scope -> when entries may resume after a guard's cooldown (ns); a symbol's key is
+        the symbol (``arbframe.risk`` names the route, venue and global scopes)."""
 
     def enter(
         self,
@@ -263,8 +264,9 @@ class ExecutionEngine:
         if self.flow.awaiting:
             self.refusals["reconciling"] += 1
             return None
-        until = self.guards.cooldowns.get(route.label)
-        if until is not None and now < until:  # the cheapest refusal first: it repeats
+        # The cheapest refusal first: it repeats. A few dict lookups (symbol, route, venues,
+        # global), none while nothing cools down.
+        if self.guards.cooldowns and self.guards.cooling(route, now) is not None:
             self.refusals["cooldown"] += 1
             return None
         if port.settings.max_book_age is not None and not self._fresh(

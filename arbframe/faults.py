@@ -171,6 +171,9 @@ class Link:
         """Books dropped while the link was down."""
         self._delays: Iterator[int] = iter(())
         self._listeners: list[LinkListener] = []
+        self.rewrites: list[Callable[[int, str, Any, Any], tuple[Any, Any]]] = []
+        """``fn(ts, symbol, bids, asks) -> (bids, asks)``: what a market fault makes of each
+        book before anyone (the audit's record, the venue, the kernel) sees it."""
         self._stopped = False
 
     def cut(self, delays: Iterator[int], listener: LinkListener) -> None:
@@ -241,4 +244,24 @@ class GatedTargets(dict):  # type: ignore[type-arg]
             return _DROPPED
         if link.awaiting_book:
             link._first_book()
+        if link.rewrites:
+            return _rewritten(dict.__getitem__(self, symbol), symbol, link.rewrites)
         return dict.__getitem__(self, symbol)
+
+
+def _rewritten(entry: Any, symbol: str, rewrites: list[Any]) -> tuple[Any, Any]:
+    """The (record, on_book) pair of one book, both given the rewritten book."""
+    record, on_book = entry
+    seen: list[tuple[Any, Any]] = []
+
+    def rewrite_record(item: tuple[int, Any, Any]) -> None:
+        ts, bids, asks = item
+        for rewrite in rewrites:
+            bids, asks = rewrite(ts, symbol, bids, asks)
+        seen.append((bids, asks))
+        record((ts, bids, asks))
+
+    def rewrite_book(ts: int, sym: str, bids: Any, asks: Any) -> None:
+        on_book(ts, sym, *(seen[-1] if seen else (bids, asks)))
+
+    return rewrite_record, rewrite_book

@@ -761,11 +761,13 @@ class Action(str, Enum):
 
     ALLOW = "allow"  #: enter as asked (the same as returning None)
     DEGRADE = "degrade"  #: enter smaller: ``scale`` x the intended notional
-    COOLDOWN = "cooldown"  #: refuse, and refuse the symbol's entries until ``until``
+    COOLDOWN = "cooldown"  #: refuse, and refuse entries in the decision's ``scope`` until ``until``
     BLOCK = "block"  #: refuse this entry
 
 
 ACTION_RANK = {Action.ALLOW: 0, Action.DEGRADE: 1, Action.COOLDOWN: 2, Action.BLOCK: 3}
+ACTIONS = (Action.ALLOW, Action.DEGRADE, Action.COOLDOWN, Action.BLOCK)
+"""The verdicts by rank: ``ACTIONS[ACTION_RANK[a]] is a``."""
 
 
 @dataclass(slots=True)
@@ -808,6 +810,13 @@ class GuardDecision:
     """For COOLDOWN: when entries may resume (ns)."""
     symbol: str = ""
     """The symbol it is about: the intent's ``symbol`` (a guard should copy it)."""
+    rule: str = ""
+    """The guard's rule that fired, e.g. ``max_exposure`` or ``circuit_breaker``: counted in
+    ``summary.guards.triggers.<rule>``."""
+    scope: str = ""
+    """For COOLDOWN: what cools down. ``""`` or ``symbol``: the intent's symbol (readable in
+    ``ctx.execution.cooldowns`` by symbol); ``route``: the intent's route on that symbol;
+    ``venue:<name>``: every route through that venue; ``global``: every entry."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
+from arbframe.health import venue_error
 from arbframe.ledger import Ledger
 from arbframe.model import (
     BUY,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from arbframe.bus import EventBus
     from arbframe.clock import Clock
     from arbframe.components import Exchange
+    from arbframe.health import VenueHealth
     from arbframe.market import MarketView
     from arbframe.realtime import LoopHealth
 
@@ -116,6 +118,8 @@ class OrderFlow:
         self.reconciled: Callable[[], None] | None = None
         """Called once when the last of ``awaiting`` is answered."""
         self.health: LoopHealth | None = None  # the wall-clock driver's, told of each order
+        self.venue_health: VenueHealth | None = None
+        """Told of each order sent, its first answer and its timeout (arbframe.health)."""
         self.reconciler: Callable[[OpenOrders | Balances], None] | None = None
         """Where OpenOrders and Balances answers go (arbframe.reconcile); None: dropped."""
         self.untracked_settled: Callable[[Order], None] | None = None
@@ -138,6 +142,8 @@ class OrderFlow:
         self._apply(order, OrderEvent.SUBMIT)
         if self.health is not None:
             self.health.order_sent()
+        if self.venue_health is not None:
+            self.venue_health.sent(order.venue)
         self.venues[order.venue].submit(order.request())
         timeout = self.owner.settings_of(order).order_timeout  # type: ignore[union-attr]
         self.clock.call_later(timeout, self._check, order.client_id)
@@ -210,6 +216,8 @@ class OrderFlow:
             self.counts["unknown_order_reports"] += 1
             self.alert("P1", f"report for unknown order {report.client_id}", repr(report))
             return None
+        if self.venue_health is not None and order.state is OrderState.SUBMITTED:
+            self._first_answer(order, report)
         if isinstance(report, Accepted):
             order.exchange_id = order.exchange_id or report.exchange_id
             self._apply(order, OrderEvent.ACCEPT)
@@ -233,6 +241,13 @@ class OrderFlow:
             self._on_not_found(order)
         self._after(order)
         return None
+
+    def _first_answer(self, order: Order, report: Report) -> None:
+        """The venue health monitor hears an order's first answer (not a query's)."""
+        if order.queries or isinstance(report, (CancelRejected, OrderNotFound)):
+            return
+        error = isinstance(report, Closed) and venue_error(report.reason)
+        self.venue_health.answered(order.venue, self.clock.now - order.created_at, error)  # type: ignore[union-attr]
 
     def _on_closed(self, order: Order, state: OrderState, filled: Decimal, reason: str) -> None:
         order.venue_filled = filled
@@ -265,6 +280,8 @@ class OrderFlow:
             self.counts["duplicate_fills"] += 1
             return
         self._fill_ids.add(key)
+        if self.venue_health and order is not None and order.state is OrderState.SUBMITTED:
+            self._first_answer(order, report)
         fill = self._book(report, order)
         if order is None:
             self.counts["unknown_order_fills"] += 1
@@ -339,6 +356,9 @@ class OrderFlow:
         """An order's timeout: no final answer yet, ask the venue."""
         order = self.orders[client_id]
         if not order.settled:
+            # No answer at all: the venue's error (counted once, not on later queries).
+            if self.venue_health and order.state is OrderState.SUBMITTED and not order.queries:
+                self.venue_health.timed_out(order.venue)
             self._ask(order, "no final answer", self._check)
 
     def _check_cancel(self, client_id: str) -> None:

@@ -109,7 +109,7 @@ def _halts(summary: dict[str, Any]) -> list[str]:
     for name, first in summary.get("guard_first", {}).items():
         if "block" in first:
             block = first["block"]
-            count = summary["guards"][name]["block"]
+            count = summary["guards"]["by_guard"][name]["block"]
             out.append(
                 f"entries halted: guard {name} blocked from {_clock(block['at'])} "
                 f"({block['reason']}); {count:,} entry checks blocked"
@@ -157,8 +157,10 @@ def format_summary(
         f"PnL in {summary['report_currency']}; exits by reason: {_counts(p['exit_reasons'])}",
         f"orders: {_counts(summary['orders'])}",
     ]
-    for name, counts in summary["guards"].items():
-        out.append(f"guard {name} refused: {_counts(counts)}")
+    for name, counts in summary["guards"]["by_guard"].items():
+        refused = {a: n for a, n in counts.items() if a in ("degrade", "cooldown", "block")}
+        if refused:
+            out.append(f"guard {name} refused: {_counts(refused)}")
     out.extend(_halts(summary))
     if summary["execution"]["refused"]:
         out.append(  # per intent: one refused by two guards counts once, under `guard`

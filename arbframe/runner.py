@@ -36,6 +36,7 @@ from arbframe.driver import DriveStats, StopRequest, run_simulated
 from arbframe.errors import ArbframeError, ConfigError
 from arbframe.execution import ExecutionEngine, ExecutionSettings
 from arbframe.faults import FaultLog, Link
+from arbframe.health import VenueHealth
 from arbframe.ledger import Ledger
 from arbframe.market import MarketView
 from arbframe.model import Book
@@ -200,6 +201,10 @@ class Run:
         self.ledger = Ledger(
             self.info.report_currency, {n: v.balances() for n, v in self.venues.items()}
         )
+        try:
+            self.venue_health = VenueHealth(list(self.venues), sc.get("health"), self._now)
+        except ConfigError as err:
+            raise self._error(("health", *err.key), err.message) from None
         self.guards = [
             self._build(
                 "guard",
@@ -207,6 +212,9 @@ class Run:
                 b.get("name", b["type"]),
                 clock=self.clock,
                 alert=self._alert,
+                market=self.market,
+                open_trades=self._open_trades,
+                health=self.venue_health,
             )
             for i, b in enumerate(sc.get("guards", []))
         ]
@@ -236,12 +244,19 @@ class Run:
         self.audit = Audit(self.market)
         self.audit.unpriceable = {n for n, v in self.venues.items() if not v.fills_priceable}
         self.execution.flow.health = self.health
+        self.execution.flow.venue_health = self.venue_health
         self.bus.subscribe_journal(self.audit.on_event, "fill")
         self.sessions = self._session_state()
         # Alerting and operator control (arbframe.alerting, arbframe.control): their own
         # modules; a revived engine keeps them.
         self.alerting = alerting.wire(self)
         self.operator = control.wire(self)
+
+    def _now(self) -> int:
+        return self.clock.now
+
+    def _open_trades(self) -> Any:
+        return (job.trade for job in self.execution.jobs.values())
 
     def _reconciler(self) -> Reconciler:
         """Continuous reconciliation with the venues (``reconcile:``; venues that outlive the

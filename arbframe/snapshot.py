@@ -336,6 +336,7 @@ def _kernel_state(run: Run) -> dict[str, Any]:
             },
         },
         "audit": _audit_state(run.audit),
+        "health": run.venue_health.snapshot_state(),
         "components": {name: component_state(c) for name, c in _components(run)},
         # The session's counts so far, this snapshot included: a resumed session goes on
         # counting (and snapshotting) as the uninterrupted one would.
@@ -550,6 +551,8 @@ def restore_kernel(run: Run, kernel: dict[str, Any], external: set[str]) -> None
     for port in execution._ports.values():
         port.cooldowns = run.guard_chain.cooldowns
     _restore_market(run, kernel["market"], kernel["audit"])
+    if "health" in kernel:  # (snapshots from before the venue health monitor have none)
+        run.venue_health.restore_state(kernel["health"])
     if run.sessions is not None and "session" in kernel:
         run.sessions.taken = kernel["session"]["taken"]
         run.sessions.failed = kernel["session"]["failed"]

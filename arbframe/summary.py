@@ -48,6 +48,7 @@ def build_summary(
     loop: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     ledger = execution.ledger
+    health = execution.flow.venue_health
     opened = [t for t in execution.trades.values() if t.fills]
     closed = [t for t in execution.closed if t.fills]
     valuation = _Valuation(market, audit)
@@ -105,15 +106,18 @@ def build_summary(
             "refused": dict(sorted(execution.refusals.items())),
             "halts": list(execution.halts),
         },
-        "guards": {name: dict(sorted(c.items())) for name, c in sorted(guards.counts.items())},
+        "guards": guards.summary(),
         "guard_first": {
             name: {
-                action: {"ts": ts, "at": _iso(ts), "reason": reason}
-                for action, (ts, reason) in sorted(first.items())
+                action: {"ts": ts, "at": _iso(ts), "reason": reason, "rule": rule}
+                for action, (ts, reason, rule) in sorted(first.items())
             }
             for name, first in sorted(guards.first.items())
+            if first
         },
         "guard_state": guards.state(),
+        # The venues as the order flow saw them (arbframe.health).
+        "health": {} if health is None else health.summary(),
         "alerts": dict(sorted(execution.alert_counts.items())),
         "faults": faults,  # arbframe.faults.FaultLog.summary
         "venues": venue_stats,

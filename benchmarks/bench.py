@@ -119,7 +119,12 @@ def best_of(repeat: int, spec: dict[str, Any] | Path, workdir: Path) -> dict[str
         "trades": summary["portfolio"]["trades_closed"],
         "orders_per_million_quotes": round(summary["orders"].get("submitted", 0) * 1e6 / quotes),
         # Entry intents the guards refused (each one costs a guard round on its quote).
-        "guard_refusals": sum(sum(c.values()) for c in summary["guards"].values()),
+        "guard_refusals": sum(
+            n
+            for counts in summary["guards"]["by_guard"].values()
+            for action, n in counts.items()
+            if action in ("degrade", "cooldown", "block")
+        ),
     }
 
 

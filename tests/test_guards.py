@@ -21,7 +21,10 @@ def test_symbol_guard_degrades_size_to_the_cap(run_scenario):
     scenario["guards"] = [{"type": "symbol", "max_notional": 20}]  # 0.5 BTC ~ 50 USDT
     result = run_scenario(scenario)
     assert {f.amount for f in result.fills} == {D("0.200")}  # 50 * 20/50 / 100.00
-    assert result.summary["guards"] == {"symbol": {"degrade": 2}}
+    guards = result.summary["guards"]
+    assert guards["by_guard"] == {"symbol": {"degrade": 2, "rules": {"max_notional": 2}}}
+    assert guards["decisions"] == {"symbol": {"allow": 0, "degrade": 2, "cooldown": 0, "block": 0}}
+    assert guards["triggers"] == {"max_notional": 2}
 
 
 def test_cooldown_after_a_loss_skips_the_next_opportunity(run_scenario):
@@ -36,7 +39,8 @@ def test_cooldown_after_a_loss_skips_the_next_opportunity(run_scenario):
     scenario["guards"] = [{"type": "symbol", "max_consecutive_losses": 1, "cooldown": "1m"}]
     result = run_scenario(scenario)
     assert [t.exit_reason for t in result.trades] == ["stop_loss"]
-    assert result.summary["guards"]["symbol"]["cooldown"] == 1
+    assert result.summary["guards"]["by_guard"]["symbol"]["cooldown"] == 1
+    assert result.summary["guards"]["triggers"] == {"max_consecutive_losses": 1}
     # without the guard the second opportunity is taken: the guard is what stopped it
     del scenario["guards"]
     assert len(run_scenario(scenario).trades) == 2
@@ -54,4 +58,7 @@ def test_global_guard_blocks_after_the_daily_loss_limit(run_scenario):
     scenario["guards"] = [{"type": "symbol"}, {"type": "global", "daily_loss_limit": 0.1}]
     result = run_scenario(scenario)
     assert len(result.trades) == 1 and result.trades[0].net_pnl <= D("-0.1")
-    assert result.summary["guards"] == {"global": {"block": 1}}
+    by_guard = result.summary["guards"]["by_guard"]
+    assert by_guard["global"] == {"allow": 1, "block": 1, "rules": {"daily_loss_limit": 1}}
+    # the symbol guard was asked too, and allowed both intents
+    assert by_guard["symbol"] == {"allow": 2, "rules": {}}

@@ -136,7 +136,7 @@ def test_the_summary_reads_as_text():
     assert "{" not in text and "Decimal(" not in text and "'" not in text
     assert "data from 2024-01-01T00:00:00.000+00:00 to 2024-01-01T00:30:00.000+00:00" in text
     first = summary["guard_first"]["global"]["block"]
-    blocked = summary["guards"]["global"]["block"]
+    blocked = summary["guards"]["by_guard"]["global"]["block"]
     assert (
         f"entries halted: guard global blocked from {first['at'][11:19]} ({first['reason']}); "
         f"{blocked:,} entry checks blocked"
