@@ -146,8 +146,9 @@ def arbframe_on_trade_closed(run: RunInfo, trade: Trade) -> None:
 
 @hookspec
 def arbframe_on_guard_decision(run: RunInfo, decision: GuardDecision) -> None:
-    """Called when a guard's verdict on a symbol changes to something other than ALLOW
-    (not on every refused quote: ``summary.guards`` counts those). Returns nothing."""
+    """Called when a guard's verdict on its scope (the symbol, or the route or venue the
+    decision names) changes to something other than ALLOW (not on every refused quote:
+    ``summary.guards`` counts those). Returns nothing."""
 
 
 @hookspec

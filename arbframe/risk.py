@@ -92,14 +92,19 @@ class GuardChain:
                 latest = until
         return latest
 
-    def _cool(self, decision: GuardDecision, keys: tuple[str, ...]) -> None:
+    @staticmethod
+    def _scope_key(decision: GuardDecision, keys: tuple[str, ...]) -> str:
+        """The key of the scope ``decision`` is about: a symbol's (the default), a route's,
+        a venue's or the global one."""
         scope = decision.scope
         if not scope or scope == "symbol":
-            key = keys[0]
-        elif scope == "route":
-            key = keys[1]
-        else:
-            key = scope
+            return keys[0]
+        if scope == "route":
+            return keys[1]
+        return scope
+
+    def _cool(self, decision: GuardDecision, keys: tuple[str, ...]) -> None:
+        key = self._scope_key(decision, keys)
         until = decision.until
         if until is not None and until > self.cooldowns.get(key, 0):
             self.cooldowns[key] = until
@@ -121,6 +126,7 @@ class GuardChain:
                 if last:
                     if keys is None:
                         keys = self.scope_keys(intent.route)
+                    last.pop((guard.name, keys[0]), None)
                     last.pop((guard.name, keys[1]), None)
                 continue
             action = decision.action
@@ -134,7 +140,7 @@ class GuardChain:
             if keys is None:
                 keys = self.scope_keys(intent.route)
             # Refusals repeat on every quote that shows an edge: tell plugins of changes only.
-            key = (name, keys[1])
+            key = (name, self._scope_key(decision, keys))
             if last.get(key) != (action, decision.reason):
                 last[key] = (action, decision.reason)
                 self._publish("guard_decision", decision=decision)
