@@ -44,7 +44,10 @@ def test_imbalance_is_the_largest_venue_share_of_the_total(run_scenario):
     # BTC: max(3, 4) / (3 + 4) = 4/7 = 0.571428571428571..., shown to 1e-12; USDT: 1000/2000.
     assert inventory["imbalance"] == {"BTC": "0.571428571429", "USDT": "0.5"}
     assert result.run.inventory.imbalance("BTC") == Decimal(4) / Decimal(7)
-    assert inventory["balances"] == {"a": {"BTC": "3", "USDT": "1000"}, "b": {"BTC": "4", "USDT": "1000"}}
+    assert inventory["balances"] == {
+        "a": {"BTC": "3", "USDT": "1000"},
+        "b": {"BTC": "4", "USDT": "1000"},
+    }
     # Exposure: 3 BTC at the 60000 mid + 1000 USDT; open legs: none.
     assert inventory["exposure"] == {"a": "181000", "b": "241000"}
     assert inventory["open_legs"] == {"a": "0", "b": "0"}
@@ -88,7 +91,9 @@ def test_a_transfer_arrives_after_its_delay_less_its_fee_and_the_run_reconciles(
         ("a", Decimal("-1"), "transfer_out", START),
         ("b", Decimal("0.9995"), "transfer_in", START + 30 * S),
     ]
-    assert inventory["balances"]["a"]["BTC"] == "2" and inventory["balances"]["b"]["BTC"] == "1.9995"
+    assert (
+        inventory["balances"]["a"]["BTC"] == "2" and inventory["balances"]["b"]["BTC"] == "1.9995"
+    )
     # The venues' own accounts moved the same: the audit compares them to the unit.
     assert run.venues["a"].balances()["BTC"] == Decimal(2)
     assert run.venues["b"].balances()["BTC"] == Decimal("1.9995")
@@ -123,7 +128,10 @@ class Crash(Exception):
 
 
 def test_a_resume_mid_transfer_neither_loses_nor_doubles_it(run_scenario, monkeypatch):
-    sc = scenario(("3", "1"), TRANSFER) | {"state": [{"type": "memory"}], "snapshots": {"every": "5s"}}
+    sc = scenario(("3", "1"), TRANSFER) | {
+        "state": [{"type": "memory"}],
+        "snapshots": {"every": "5s"},
+    }
     MemoryStore.records.clear()
     whole = run_scenario(copy.deepcopy(sc)).summary
     MemoryStore.records.clear()

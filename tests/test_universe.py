@@ -39,7 +39,9 @@ def scenario(
             q = p * 1.01 if any(lo <= t < hi for lo, hi in premiums.get(symbol, ())) else p
             for venue, mid in (("a", p), ("b", q)):  # 2 bp wide
                 bid, ask = round(mid * 0.9999, 4), round(mid * 1.0001, 4)
-                events.append({"at": f"{t}s", "venue": venue, "symbol": symbol, "bid": bid, "ask": ask})
+                events.append(
+                    {"at": f"{t}s", "venue": venue, "symbol": symbol, "bid": bid, "ask": ask}
+                )
     quotes = quotes or {}
     sc: dict[str, Any] = {
         "name": "universe_test",
@@ -49,7 +51,12 @@ def scenario(
             v: {quotes.get(v, "USDT"): 100000, "BTC": 1, "ETH": 10, "SOL": 100} for v in ("a", "b")
         },
         "feeds": [{"type": "scripted", "events": events}],
-        "strategy": {"type": "spread_arb", "entry_bps": 20, "exit_bps": 10, "size": {"quote": 1000}},
+        "strategy": {
+            "type": "spread_arb",
+            "entry_bps": 20,
+            "exit_bps": 10,
+            "size": {"quote": 1000},
+        },
     }
     if quotes:
         sc["fx"] = {q: 1 for q in quotes.values() if q != "USDT"}
@@ -64,7 +71,9 @@ def opened(result: Any, symbol: str) -> list[int]:
 
 
 def changes(summary: dict[str, Any]) -> list[tuple[int, list[str], list[str]]]:
-    return [((c["ts"] - START) // S, c["added"], c["removed"]) for c in summary["universe"]["changes"]]
+    return [
+        ((c["ts"] - START) // S, c["added"], c["removed"]) for c in summary["universe"]["changes"]
+    ]
 
 
 # ---- each type and filter ----------------------------------------------------------------------
@@ -121,7 +130,10 @@ def test_a_symbol_on_one_venue_is_never_eligible(run_scenario):
     events = sc["feeds"][0]["events"]
     sc["feeds"] = [
         {"type": "scripted", "events": [e for e in events if e["symbol"] != "SOL"]},
-        {"type": "scripted", "events": [e for e in events if e["symbol"] == "SOL" and e["venue"] == "a"]},
+        {
+            "type": "scripted",
+            "events": [e for e in events if e["symbol"] == "SOL" and e["venue"] == "a"],
+        },
     ]
     result = run_scenario(sc)
     assert result.run.market.quoting("SOL") == ["a"]
@@ -247,7 +259,11 @@ def test_a_run_resumed_after_a_change_ends_as_if_never_interrupted(run_scenario,
     [
         ({"type": "top_five"}, "universe.type", "unknown universe type 'top_five'"),
         ({"type": "top_n", "n": 0}, "universe.n", "less than the minimum of 1"),
-        ({"type": "full_market", "blacklist": ["DOGE"]}, "universe.blacklist[0]", "no feed quotes 'DOGE'"),
+        (
+            {"type": "full_market", "blacklist": ["DOGE"]},
+            "universe.blacklist[0]",
+            "no feed quotes 'DOGE'",
+        ),
         ({"type": "single", "symbol": "XRP"}, "universe.symbol", "no feed quotes 'XRP'"),
         ({"type": "fixed_list", "symbols": ["BTC", "ADA"]}, "universe.symbols[1]", "'ADA'"),
         ({"type": "full_market", "quote": ["EUR"]}, "universe.quote[0]", "quoted in EUR"),
