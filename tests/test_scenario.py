@@ -203,9 +203,9 @@ def test_unknown_tags_on_mappings_and_lists_are_refused(registry: Registry) -> N
 def test_unknown_top_level_key(registry: Registry) -> None:
     assert error_of(registry, VALID + "colour: red\n") == (
         "s.yaml:13:1: colour: unknown key 'colour' (expected one of: alerts, capital, clock, "
-        "description, duration, execution, expect, extends, faults, feeds, fx, guards, mode, "
-        "name, reconcile, report_currency, seed, session, sinks, snapshots, speed, state, "
-        "strategies, strategy, venues)"
+        "description, duration, execution, expect, extends, faults, feeds, fx, guards, "
+        "inventory, mode, name, reconcile, report_currency, seed, session, sinks, snapshots, "
+        "speed, state, strategies, strategy, universe, venues)"
     )
 
 
