@@ -103,6 +103,12 @@ class MarketData(Protocol):
         """Total balance the venue reports."""
         ...
 
+    def volume(self, venue: str, symbol: str) -> float | None:
+        """24h traded volume of the instrument in the report currency, as a feed last
+        reported it (``FeedContext.report_volume``, converted at the current FX rate); None
+        when none was reported."""
+        ...
+
 
 class Execution(Protocol):
     """``ctx.execution``: how a strategy acts. Every call returns at once; orders work in
@@ -180,6 +186,10 @@ class Context:
     ctx.error((*self.scenario_path, "key"), "message")``."""
 
 
+def _no_volumes(venue: str, symbol: str, value: float) -> None:
+    """A feed context built outside a run: volumes go nowhere."""
+
+
 @dataclass(frozen=True)
 class FeedContext(Context):
     """What a feed receives: the scenario's FX rates and the venues' quote currencies."""
@@ -191,6 +201,11 @@ class FeedContext(Context):
     venue: Callable[[str], Exchange] | None = None
     """A venue component by name: what a feed of a real venue's own market data streams
     from (``venue_books``)."""
+    report_volume: Callable[[str, str, float], None] = _no_volumes
+    """``report_volume(venue, symbol, value)``: the instrument's 24h traded volume, in its
+    quote currency (what exchanges publish as quote volume), whenever the feed has a figure.
+    The latest figure counts (``ctx.market.volume`` reads it in the report currency); a
+    ``universe:`` ranks and filters symbols by it. Cheap: call it as often as figures come."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +301,17 @@ class FaultContext(Context):
     corrupt_snapshot: Callable[[], list[tuple[str, int]]]
     """Damage the newest full snapshot in every reachable store (the payload changes, its
     recorded checksum does not); returns (store, seq) of each damaged."""
+
+
+@dataclass(frozen=True)
+class UniverseContext(Context):
+    """What a universe receives: the market to rank symbols by (instruments, quoting venues,
+    volumes) and the clock."""
+
+    clock: Clock
+    """The run's clock: ``now`` (ns)."""
+    market: MarketData
+    """Books, instruments, FX and volumes (read only)."""
 
 
 # ---- base classes ----------------------------------------------------------------------------
@@ -620,6 +646,22 @@ class Fault(Component):
         return {}
 
 
+class Universe(Component):
+    """Which symbols the strategies trade: asked at the first feed event and every
+    ``refresh`` of scenario time (``universe:``). The kernel applies the filters every type
+    shares (``quote``, ``min_volume``, ``blacklist``, a symbol quoted on at least two venues)
+    and hands the survivors to ``select``; strategies hear ``on_market`` only for the symbols
+    selected."""
+
+    kind = "universe"
+
+    def select(self, candidates: Mapping[str, float | None]) -> Iterable[str]:
+        """The symbols to trade now, among ``candidates``: eligible symbol -> its 24h volume
+        in the report currency summed over its eligible venues (None: no venue reported
+        one). Called at each evaluation; a symbol not returned is removed."""
+        raise NotImplementedError
+
+
 KINDS: dict[str, type[Component]] = {
     "exchange": Exchange,
     "feed": Feed,
@@ -629,6 +671,7 @@ KINDS: dict[str, type[Component]] = {
     "alert": AlertChannel,
     "fault": Fault,
     "state": StateStore,
+    "universe": Universe,
 }
 
 CONTEXTS: dict[str, type[Context]] = {
@@ -640,6 +683,7 @@ CONTEXTS: dict[str, type[Context]] = {
     "alert": Context,
     "fault": FaultContext,
     "state": Context,
+    "universe": UniverseContext,
 }
 
 

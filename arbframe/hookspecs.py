@@ -21,7 +21,9 @@ import pluggy
 
 if TYPE_CHECKING:
     from arbframe.components import Component, RunInfo
+    from arbframe.inventory import RebalanceSignal
     from arbframe.model import Alert, BalanceChange, Fill, GuardDecision, OrderUpdate, Trade
+    from arbframe.universe import UniverseChange
 
 hookspec = pluggy.HookspecMarker("arbframe")
 hookimpl = pluggy.HookimplMarker("arbframe")
@@ -98,6 +100,15 @@ def arbframe_register_state_stores(register: Register) -> None:
     """
 
 
+@hookspec
+def arbframe_register_universes(register: Register) -> None:
+    """Register universe types (:class:`~arbframe.components.Universe` subclasses): which
+    symbols a run trades.
+
+    Called once at start-up. Returns nothing.
+    """
+
+
 # --------------------------------------------------------------------------------------
 # Run events: called on every implementation, results ignored. Sinks and alert channels
 # configured in a scenario are registered as plugins for the duration of the run. Events
@@ -167,6 +178,19 @@ def arbframe_on_fault(
     what the fault counted, usually its type), then once each when it is ``detected`` and
     ``recovered`` (``name`` is its type). ``fault`` is its name in the scenario (``name:``,
     else ``faults[i]``); ``detail`` what the fault said. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_universe_change(run: RunInfo, change: UniverseChange) -> None:
+    """Called when an evaluation of the ``universe:`` adds or removes symbols (the first
+    evaluation included); ``change`` says when and which. Returns nothing."""
+
+
+@hookspec
+def arbframe_on_rebalance(run: RunInfo, signal: RebalanceSignal) -> None:
+    """Called when an asset's imbalance across venues reaches ``inventory.rebalance_at``
+    (``signal`` says which, how far, and the transfer started for it, if any). Returns
+    nothing."""
 
 
 @hookspec

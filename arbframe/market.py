@@ -34,6 +34,8 @@ class MarketView:
         self._books: dict[tuple[str, str], Book] = {}
         self._instruments: dict[tuple[str, str], Instrument] = {}
         self._venues: dict[str, Exchange] = {}
+        self.volumes: dict[tuple[str, str], float] = {}
+        """(venue, symbol) -> the 24h volume last reported, in the instrument's quote currency."""
 
     # ---- wiring ---------------------------------------------------------------------------
 
@@ -88,6 +90,14 @@ class MarketView:
         none)."""
         return self._venues[venue].balances().get(asset, Decimal(0))
 
+    def volume(self, venue: str, symbol: str) -> float | None:
+        """24h volume of ``symbol`` on ``venue`` in the report currency (the last figure a feed
+        reported, at the current FX rate), or None when none was reported."""
+        value = self.volumes.get((venue, symbol))
+        if value is None:
+            return None
+        return value / self.fx[self._instruments[(venue, symbol)].quote]
+
     def top(self, venue: str, symbol: str) -> tuple[float, float] | None:
         """Best bid and ask in the report currency, or None without a full book."""
         book = self._books[(venue, symbol)]
@@ -112,3 +122,9 @@ class MarketView:
         unit."""
         self.fx_exact[currency] = Decimal(repr(rate))
         self.fx[currency] = rate
+
+    def set_volume(self, venue: str, symbol: str, value: float) -> None:
+        """A feed's 24h volume figure (the kernel's, through ``FeedContext.report_volume``):
+        in the instrument's quote currency. An instrument the run does not have is ignored."""
+        if (venue, symbol) in self._instruments:
+            self.volumes[(venue, symbol)] = float(value)

@@ -41,6 +41,7 @@ _REGISTRARS = {
     "alert": "arbframe_register_alerts",
     "fault": "arbframe_register_faults",
     "state": "arbframe_register_state_stores",
+    "universe": "arbframe_register_universes",
 }
 
 

@@ -61,6 +61,16 @@ class GuardChain:
         self._slots = [(g, self.counts[g.name]) for g in guards]
         self._keys = _RouteKeys()
 
+    def add(self, guard: Any) -> None:
+        """A kernel tier asked after the scenario's guards (the universe's entry gate): any
+        object with ``name``, ``type_name``, ``check`` and the ``on_trade_*`` calls."""
+        self.guards = [*self.guards, guard]
+        self.counts[guard.name] = [0, 0, 0, 0]
+        self.rules[guard.name] = Counter()
+        self.tiers[guard.name] = guard.type_name
+        self.first[guard.name] = {}
+        self._slots.append((guard, self.counts[guard.name]))
+
     # ---- scopes --------------------------------------------------------------------------------
 
     def scope_keys(self, route: Route) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from arbframe.errors import ArbframeError, ConfigError
 from arbframe.execution import ExecutionEngine, ExecutionSettings
 from arbframe.faults import FaultLog, Link
 from arbframe.health import VenueHealth
+from arbframe.inventory import Inventory
 from arbframe.ledger import Ledger
 from arbframe.market import MarketView
 from arbframe.model import Book
@@ -52,6 +53,9 @@ from arbframe.sessions import summary as session_summary
 from arbframe.stores import store_blocks
 from arbframe.summary import build_summary, judge
 from arbframe.units import parse_duration
+from arbframe.universe import KERNEL_KEYS as UNIVERSE_KEYS
+from arbframe.universe import UniverseKernel
+from arbframe.universe import config_problem as universe_problem
 
 STATE_FAULTS = frozenset({"engine_kill", "state_outage", "snapshot_corruption"})
 """Fault types that need the run to keep state (snapshots and stores) to act on."""
@@ -133,6 +137,7 @@ class Run:
             "strategy": ("type", "name", "execution"),
             "fault": ("type", "name"),
             "state": ("type", "name"),
+            "universe": UNIVERSE_KEYS,
         }
         config = {k: v for k, v in block.items() if k not in kernel_keys.get(kind, ("type",))}
         ctx = CONTEXTS[kind](
@@ -194,6 +199,7 @@ class Run:
                 fx_rate=self.fx_rate,
                 venue_quote=self.venue_quote,
                 venue=self.venues.__getitem__,
+                report_volume=self.market.set_volume,
             )
             for i in range(len(sc["feeds"]))
         ]
@@ -241,6 +247,7 @@ class Run:
         ]
         self.faults = [self._build_fault(i) for i in range(len(sc.get("faults", [])))]
         self._fault_named = {f.name: f for f in self.faults}
+        self.universe, self.inventory = self._build_universe(), self._build_inventory()
         self.audit = Audit(self.market)
         self.audit.unpriceable = {n for n, v in self.venues.items() if not v.fills_priceable}
         self.execution.flow.health = self.health
@@ -257,6 +264,29 @@ class Run:
 
     def _open_trades(self) -> Any:
         return (job.trade for job in self.execution.jobs.values())
+
+    # ---- universe: and inventory: (arbframe.universe, arbframe.inventory) ----------------------
+
+    def _build_universe(self) -> UniverseKernel | None:
+        block = self.scenario.get("universe")
+        if block is None:  # every symbol quoted is traded, as before there were universes
+            return None
+        problem = universe_problem(block, self.market)
+        if problem is not None:
+            raise self._error(("universe", *problem[0]), problem[1])
+        component = self._build(
+            "universe", ("universe",), block["type"], clock=self.clock, market=self.market
+        )
+        kernel = UniverseKernel(component, block, self.market, self.execution, self.bus)
+        # A tier of the guard chain (not of the scenario's guards): no entry off the universe.
+        self.guard_chain.add(kernel)
+        return kernel
+
+    def _build_inventory(self) -> Inventory | None:
+        config = self.scenario.get("inventory")
+        if config is None:
+            return None
+        return Inventory(config, self.execution, self.venues, self._error)
 
     def _reconciler(self) -> Reconciler:
         """Continuous reconciliation with the venues (``reconcile:``; venues that outlive the
@@ -499,6 +529,10 @@ class Run:
         starters = [v.on_start for v in self.venues.values() if isinstance(v, SimulatedExchange)]
         starters.append(self.reconciler.start)  # once the venues are up (accounts open)
         starters += [fault.on_start for fault in self.faults]
+        starters += [k.start for k in (self.universe, self.inventory) if k is not None]
+        deciders = [s.on_market for s in self.strategies]
+        if self.universe is not None:
+            deciders = [self.universe.filter(deciders)]
 
         def on_first(ts: int) -> None:
             for start in starters:
@@ -510,7 +544,7 @@ class Run:
             parse_duration(self.scenario["duration"]),
             targets,
             self.market.set_fx,
-            [s.on_market for s in self.strategies],
+            deciders,
             (bus.queue, lambda: bus.drain(deliver)),
             on_first,
             progress,
@@ -881,4 +915,6 @@ class Run:
             faults=self.fault_log.summary(self.stats.start),
             complete=complete,
             loop=None if self.health is None else self.health.summary(),
+            universe=self.universe,
+            inventory=self.inventory,
         )

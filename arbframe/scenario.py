@@ -39,6 +39,7 @@ from arbframe.schema import (
     DURATION,
     NONNEGATIVE_DECIMAL,
     POSITIVE_DECIMAL,
+    SINGLE_SLOTS,
     SLOTS,
     component_schema,
     core_schema,
@@ -473,7 +474,7 @@ def _component_nodes(root: _Node) -> Iterable[tuple[str, list[str | int], _Node]
     for slot, kind in SLOTS.items():
         node = root.value.get(slot)
         value = node.value if node else None
-        if slot == "strategy":
+        if slot in SINGLE_SLOTS:
             found: list[tuple[str | int, _Node]] = [(slot, node)] if node else []
         elif slot == "venues" and isinstance(value, dict):
             found = list(value.items())
@@ -481,7 +482,7 @@ def _component_nodes(root: _Node) -> Iterable[tuple[str, list[str | int], _Node]
             found = list(enumerate(value)) if isinstance(value, list) else []
         for key, block in found:
             if isinstance(block.value, dict):
-                yield kind, [slot] if slot == "strategy" else [slot, key], block
+                yield kind, [slot] if slot in SINGLE_SLOTS else [slot, key], block
 
 
 def _type_walk(
@@ -561,7 +562,7 @@ def _blocks(data: dict[str, Any]) -> Iterable[tuple[str, list[str | int], dict[s
             continue
         if slot == "venues":
             yield from ((kind, [slot, name], block) for name, block in data[slot].items())
-        elif slot == "strategy":
+        elif slot in SINGLE_SLOTS:
             yield kind, [slot], data[slot]
         else:
             yield from ((kind, [slot, i], block) for i, block in enumerate(data[slot]))

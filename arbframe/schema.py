@@ -22,7 +22,10 @@ SLOTS = {
     "alerts": "alert",
     "faults": "fault",
     "state": "state",
+    "universe": "universe",
 }
+SINGLE_SLOTS = frozenset({"strategy", "universe"})
+"""Slots that hold one block (a mapping), not a list or a mapping of blocks."""
 
 
 @cache
@@ -76,6 +79,41 @@ STRATEGY_KEYS: dict[str, Any] = {
 }
 
 
+# The kernel's own keys in a universe block: when it is evaluated, what happens to a removed
+# symbol's open trades, and the filters every universe type shares (arbframe.universe).
+UNIVERSE_KEYS: dict[str, Any] = {
+    "refresh": {
+        **copy.deepcopy(DURATION),
+        "description": "Evaluate again every this much scenario time (default: only at start).",
+    },
+    "on_remove": {
+        "enum": ["close", "keep"],
+        "default": "close",
+        "description": "A removed symbol's open trades: close them at once (exit reason "
+        "universe_removed, urgent), or keep them to their normal exit. Either way no new entry.",
+    },
+    "quote": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "uniqueItems": True,
+        "description": "Only instruments quoted in these currencies count (a symbol needs two).",
+    },
+    "min_volume": {
+        "type": "number",
+        "minimum": 0,
+        "description": "Minimum 24h volume (report currency, summed over the symbol's eligible "
+        "venues); a symbol with no reported volume does not pass.",
+    },
+    "blacklist": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "uniqueItems": True,
+        "description": "Symbols never traded (each must be quoted by a feed).",
+    },
+}
+
+
 # A fault's name: its key in `summary.faults.timeline`, so no dots (expect paths split on them).
 FAULT_KEYS: dict[str, Any] = {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
 
@@ -93,6 +131,8 @@ def component_schema(info_schema: dict[str, Any], type_name: str, kind: str = ""
         props.update(copy.deepcopy(FAULT_KEYS))
     elif kind == "state":
         props["name"] = copy.deepcopy(STRATEGY_KEYS["name"])
+    elif kind == "universe":
+        props.update(copy.deepcopy(UNIVERSE_KEYS))
     return schema
 
 
@@ -126,7 +166,7 @@ def composed_schema(registry: Registry) -> dict[str, Any]:
         prop = schema["properties"][slot]
         if slot == "venues":
             prop["additionalProperties"] = ref
-        elif slot == "strategy":
+        elif slot in SINGLE_SLOTS:
             schema["properties"][slot] = ref
         else:
             prop["items"] = ref

@@ -288,6 +288,8 @@ def wiring(run: Run) -> dict[str, Any]:
         named[f"ctx:fault:{i}"] = fault.ctx
     for i, feed in enumerate(run.feeds):
         named[f"feed:{i}"] = feed
+    for name, obj in _kernel_parts(run):  # universe: and inventory:, when configured
+        named[name] = obj
     for instrument in run.market.instruments():
         key = f"{instrument.venue}:{instrument.symbol}"
         named[f"instrument:{key}"] = instrument
@@ -300,6 +302,18 @@ def _components(run: Run) -> Iterable[tuple[str, Any]]:
     yield from ((f"strategy:{i}", s) for i, s in enumerate(run.strategies))
     yield from ((f"guard:{i}", g) for i, g in enumerate(run.guards))
     yield from ((f"fault:{i}", f) for i, f in enumerate(run.faults))
+    yield from _kernel_parts(run)
+
+
+def _kernel_parts(run: Run) -> Iterable[tuple[str, Any]]:
+    """The kernel's optional parts with state of their own (``snapshot_state``)."""
+    universe, inventory = getattr(run, "universe", None), getattr(run, "inventory", None)
+    if universe is not None:
+        yield "universe", universe
+        yield "universe:component", universe.component
+        yield "ctx:universe", universe.component.ctx
+    if inventory is not None:
+        yield "inventory", inventory
 
 
 def _kernel_state(run: Run) -> dict[str, Any]:

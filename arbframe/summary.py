@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from arbframe.components import Exchange, RunInfo
     from arbframe.driver import DriveStats
     from arbframe.execution import ExecutionEngine
+    from arbframe.inventory import Inventory
     from arbframe.market import MarketView
     from arbframe.risk import GuardChain
+    from arbframe.universe import UniverseKernel
 
 # Every run asserts this on top of the scenario's own `expect:`.
 BUILTIN_EXPECT = {"reconciliation.passed": {"eq": True}}
@@ -46,6 +48,8 @@ def build_summary(
     faults: dict[str, Any],
     complete: bool,
     loop: dict[str, Any] | None = None,
+    universe: UniverseKernel | None = None,
+    inventory: Inventory | None = None,
 ) -> dict[str, Any]:
     ledger = execution.ledger
     health = execution.flow.venue_health
@@ -125,7 +129,21 @@ def build_summary(
     }
     if loop is not None:  # the wall-clock driver's loop health
         summary["loop"] = loop
+    if universe is not None:
+        summary["universe"] = universe_section(universe)
+    if inventory is not None:
+        summary["inventory"] = inventory_section(inventory)
     return summary
+
+
+def universe_section(universe: UniverseKernel) -> dict[str, Any]:
+    """``summary.universe``: the active symbols and every change, with its time."""
+    return universe.summary(_iso)
+
+
+def inventory_section(inventory: Inventory) -> dict[str, Any]:
+    """``summary.inventory``: balances, imbalance, exposure, signals and transfers."""
+    return inventory.summary(_iso)
 
 
 def judge(summary: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Events come inline from the scenario or from a small CSV file. Either way they are read
 and checked once at construction (scripts are short, and a bad script should fail before
 the run starts, naming the offending event), then replayed as ready-made tuples.
+
+Inline scripts may also set an instrument's 24h volume (``{at, venue, symbol, volume}``, in
+the instrument's quote currency): reported through ``ctx.report_volume`` when the feed
+reaches ``at``, that is just before its first book or FX event at ``at`` or later.
 """
 
 from __future__ import annotations
@@ -76,6 +80,18 @@ _FX_EVENT: dict[str, Any] = {
     },
 }
 
+_VOLUME_EVENT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["at", "venue", "symbol", "volume"],
+    "properties": {
+        "at": DURATION,
+        "venue": _NAME,
+        "symbol": _NAME,
+        "volume": {"type": "number", "minimum": 0, "description": "24h volume, quote currency."},
+    },
+}
+
 # CSV columns: the first five are required, the sizes may be absent or left empty.
 _CSV_REQUIRED = ("at", "venue", "symbol", "bid", "ask")
 _CSV_COLUMNS = _CSV_REQUIRED + ("bid_size", "ask_size")
@@ -124,7 +140,10 @@ class ScriptedFeed(Feed):
         "additionalProperties": False,
         "properties": {
             "start": {"type": "string", "minLength": 1, "default": DEFAULT_START},
-            "events": {"type": "array", "items": {"oneOf": [_TOP_EVENT, _LEVELS_EVENT, _FX_EVENT]}},
+            "events": {
+                "type": "array",
+                "items": {"oneOf": [_TOP_EVENT, _LEVELS_EVENT, _FX_EVENT, _VOLUME_EVENT]},
+            },
             "csv": {"type": "string", "minLength": 1, "format": "path"},
             "size": {**POSITIVE_DECIMAL, "default": DEFAULT_SIZE},
         },
@@ -140,6 +159,7 @@ class ScriptedFeed(Feed):
         except ValueError:
             raise ConfigError(f"not an ISO 8601 time: {start!r}", ("start",)) from None
         self._size = float(config.get("size", DEFAULT_SIZE))
+        self._volumes: list[tuple[int, str, str, float]] = []  # (ts, venue, symbol, value)
         if "csv" in config:
             self._events = self._load_csv(config["csv"])
         else:
@@ -147,9 +167,16 @@ class ScriptedFeed(Feed):
         # First-seen order, so the lists read like the script.
         self._venues = list(dict.fromkeys(e[1] for e in self._events if e[1] is not None))
         self._symbols = list(dict.fromkeys(e[2] for e in self._events if e[1] is not None))
+        for index, (_, venue, symbol, _) in zip(self._volume_index, self._volumes, strict=True):
+            if venue not in self._venues or symbol not in self._symbols:
+                raise ConfigError(
+                    f"a volume for {symbol} on {venue!r}, which this feed quotes no book of",
+                    ("events", index),
+                )
 
     def _load_inline(self, events: list[dict[str, Any]]) -> list[FeedEvent]:
         out: list[FeedEvent] = []
+        self._volume_index: list[int] = []
         last = 0
         for index, event in enumerate(events):
             try:
@@ -160,6 +187,11 @@ class ScriptedFeed(Feed):
                         "(events must be in non-decreasing time order)"
                     )
                 last = at
+                if "volume" in event:
+                    value = float(event["volume"])
+                    self._volumes.append((self._start + at, event["venue"], event["symbol"], value))
+                    self._volume_index.append(index)
+                    continue
                 out.extend(self._parse_inline(self._start + at, event))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(_reason(exc), ("events", index)) from None
@@ -187,6 +219,7 @@ class ScriptedFeed(Feed):
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}", ("csv",)) from None
         out: list[FeedEvent] = []
+        self._volume_index = []
         with handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
@@ -228,7 +261,19 @@ class ScriptedFeed(Feed):
 
     def events(self) -> Iterator[FeedEvent]:
         # Tuples are immutable, so sharing them between runs of the same feed is safe.
-        return iter(self._events)
+        if not self._volumes:
+            return iter(self._events)
+        return self._with_volumes()
+
+    def _with_volumes(self) -> Iterator[FeedEvent]:
+        report, volumes, i = self.ctx.report_volume, self._volumes, 0
+        for event in self._events:
+            while i < len(volumes) and volumes[i][0] <= event[0]:
+                report(*volumes[i][1:])
+                i += 1
+            yield event
+        for _, venue, symbol, value in volumes[i:]:
+            report(venue, symbol, value)
 
 
 def _reason(exc: Exception) -> str:
