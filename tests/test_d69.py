@@ -18,6 +18,7 @@ SCENARIOS = Path(__file__).parent.parent / "scenarios"
 # scenario -> (guard type, the rule's config key)
 D69 = {
     "d69_slippage_stress": ("route", "slippage"),
+    "d69_fee_surge": ("symbol", "max_consecutive_losses"),
 }
 SEEDS = range(20)
 MIN_PASSING = 18
