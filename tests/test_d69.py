@@ -21,6 +21,7 @@ D69 = {
     "d69_fee_surge": ("symbol", "max_consecutive_losses"),
     "d69_flash_crash": ("route", "max_consecutive_losses"),
     "d69_flash_spike": ("symbol", "max_consecutive_losses"),
+    "d69_noise_saturation": ("route", "max_consecutive_losses"),
 }
 SEEDS = range(20)
 MIN_PASSING = 18
