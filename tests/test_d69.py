@@ -22,6 +22,7 @@ D69 = {
     "d69_flash_crash": ("route", "max_consecutive_losses"),
     "d69_flash_spike": ("symbol", "max_consecutive_losses"),
     "d69_noise_saturation": ("route", "max_consecutive_losses"),
+    "d69_multisymbol_stagger": ("symbol", "max_consecutive_losses"),
 }
 SEEDS = range(20)
 MIN_PASSING = 18
