@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         Route,
         Trade,
     )
+    from arbframe.routing import Router
 
 INTERFACE_VERSION = 2
 
@@ -113,6 +114,12 @@ class Execution(Protocol):
     """Symbol -> when entries on it may resume after a guard's cooldown (ns). ``enter``
     refuses them anyway; a strategy may skip computing a signal it cannot act on."""
 
+    routes: Router
+    """The routing service (arbframe.routing): ``routes.scanner(symbol, entry_bps=...)`` at
+    wiring, then ``scanner.best(quote=... | base=...)`` per instant: the best-scoring route
+    (edge after fees and expected slippage, venue health, balance usage) and the size the
+    visible depth supports at the threshold. Also ``ctx.routes``."""
+
     def enter(
         self,
         route: Route,
@@ -120,11 +127,14 @@ class Execution(Protocol):
         quote: Decimal | None = None,
         base: Decimal | None = None,
         risk_bps: float = 100.0,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         """Open a trade on ``route``, sized by ``quote`` (report-currency notional,
         converted at the best price of the route's first leg) or ``base`` (base amount per
         unit of leg ratio), rounded down to the venues' steps. ``risk_bps``: the
-        strategy's stop distance, R = net PnL / (notional x risk_bps / 1e4). Returns the
+        strategy's stop distance, R = net PnL / (notional x risk_bps / 1e4).
+        ``expected_slippage_bps``: what the strategy expects the entry to cost in slippage
+        (``Opportunity.expected_slippage_bps``), recorded on the trade. Returns the
         trade, or None when refused (guards, stale books, size, balances)."""
         ...
 
@@ -221,6 +231,12 @@ class StrategyContext(Context):
     run winds down)."""
     alert: Callable[..., None]
     """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
+
+    @property
+    def routes(self) -> Router:
+        """The routing service, ``execution.routes``: which route of a symbol to trade, and
+        how much the books support (arbframe.routing)."""
+        return self.execution.routes
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from arbframe.model import (
 )
 from arbframe.orderflow import OrderFlow
 from arbframe.risk import GuardChain
+from arbframe.routing import Router
 from arbframe.units import parse_duration
 
 if TYPE_CHECKING:
@@ -120,6 +121,11 @@ class StrategyPort:
         self.cooldowns = engine.guards.cooldowns
         """Symbol -> when entries may resume after a guard's cooldown (ns)."""
 
+    @property
+    def routes(self) -> Router:
+        """The run's routing service (arbframe.routing)."""
+        return self._engine.routes
+
     def enter(
         self,
         route: Route,
@@ -127,10 +133,13 @@ class StrategyPort:
         quote: Decimal | None = None,
         base: Decimal | None = None,
         risk_bps: float = 100.0,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         if (quote is None) == (base is None):
             raise TypeError("enter() takes a size: exactly one of quote= or base=")
-        return self._engine.enter(self, route, quote, base, risk_bps)
+        return self._engine.enter(
+            self, route, quote, base, risk_bps, expected_slippage_bps=expected_slippage_bps
+        )
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
         return self._engine.resize(self, trade, size)
@@ -172,6 +181,9 @@ class ExecutionEngine:
         self.alert_counts: Counter[str] = Counter()
         self.halts: list[dict[str, Any]] = []
         self.closing = False
+        self.routes = Router(market, headroom=HEADROOM)
+        """Routing for every strategy (``ctx.routes``); wire a venue health monitor into
+        ``routes.health``."""
         self._trade_seq = 0
         self._ports: dict[str, StrategyPort] = {}
         self.defaults = ExecutionSettings()
@@ -243,6 +255,8 @@ class ExecutionEngine:
         quote: Decimal | None,
         base: Decimal | None,
         risk_bps: float,
+        *,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         now = self.clock.now
         if self.closing:
@@ -290,10 +304,16 @@ class ExecutionEngine:
         if refusal:
             self.refusals[refusal] += 1
             return None
-        return self._open(port, route, size, risk_bps, now)
+        return self._open(port, route, size, risk_bps, now, expected_slippage_bps)
 
     def _open(
-        self, port: StrategyPort, route: Route, size: Decimal, risk_bps: float, now: int
+        self,
+        port: StrategyPort,
+        route: Route,
+        size: Decimal,
+        risk_bps: float,
+        now: int,
+        expected_slippage_bps: float | None = None,
     ) -> Trade:
         self._trade_seq += 1
         legs = [
@@ -311,6 +331,7 @@ class ExecutionEngine:
             risk_bps=risk_bps,
             size=size,
             entry_spread_bps=self._spread(legs, entry=True),
+            expected_slippage_bps=expected_slippage_bps,
         )
         job = _Job(trade, port, legs={(leg.venue, leg.symbol): leg for leg in legs})
         self.trades[trade.trade_id] = trade
