@@ -260,7 +260,7 @@ class RouteScanner:
             return None
         gross = (bid - ask) / ask * 1e4
         slippage = (vwap(asks, size) / buy_rate - ask) + (bid - vwap(bids, size) / sell_rate)
-        slippage_bps = slippage / ask * 1e4
+        slippage_bps = max(0.0, slippage / ask * 1e4)  # >= 0 but for float noise
         net = gross - c.fees - slippage_bps
         w = self.weights
         score = w.edge * net - w.health * (1 - health) - w.inventory * usage
@@ -307,7 +307,10 @@ def depth(
 def vwap(levels: Levels, amount: float) -> float:
     """Average price of taking ``amount`` from ``levels`` (best first); past the last level
     the rest is priced at it (the caller never asks for more than the walk found)."""
-    left, cost, price = amount, 0.0, levels[0][0]
+    price, size = levels[0]
+    if size >= amount:  # exactly the top, not p * q / q in floats
+        return price
+    left, cost = amount, 0.0
     for price, size in levels:
         take = size if size < left else left
         cost += take * price
