@@ -40,7 +40,6 @@ if TYPE_CHECKING:
         Route,
         Trade,
     )
-    from arbframe.routing import Router
 
 INTERFACE_VERSION = 2
 
@@ -114,8 +113,9 @@ class Execution(Protocol):
     """Symbol -> when entries on it may resume after a guard's cooldown (ns). ``enter``
     refuses them anyway; a strategy may skip computing a signal it cannot act on."""
 
-    routes: Router
-    """The routing service (arbframe.routing): ``routes.scanner(symbol, entry_bps=...)`` at
+    routes: Any
+    """The routing service, an ``arbframe.routing.Router`` (the contract does not import the
+    kernel): ``routes.scanner(symbol, entry_bps=...)`` at
     wiring, then ``scanner.best(quote=... | base=...)`` per instant: the best-scoring route
     (edge after fees and expected slippage, venue health, balance usage) and the size the
     visible depth supports at the threshold. Also ``ctx.routes``."""
@@ -233,7 +233,7 @@ class StrategyContext(Context):
     """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
 
     @property
-    def routes(self) -> Router:
+    def routes(self) -> Any:
         """The routing service, ``execution.routes``: which route of a symbol to trade, and
         how much the books support (arbframe.routing)."""
         return self.execution.routes

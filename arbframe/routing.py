@@ -50,7 +50,7 @@ from arbframe.errors import ConfigError
 from arbframe.model import Levels, Route
 
 if TYPE_CHECKING:
-    from arbframe.components import MarketData
+    from arbframe.market import MarketView
 
 Health = Callable[[str], float]
 EPSILON = 1e-12  # amounts below this are float noise (book sizes carry <= 8 decimals)
@@ -143,7 +143,7 @@ class Router:
     is healthy."""
 
     def __init__(
-        self, market: MarketData, *, headroom: Decimal, health: Health | None = None
+        self, market: MarketView, *, headroom: Decimal, health: Health | None = None
     ) -> None:
         self.market = market
         self.headroom = float(headroom)
