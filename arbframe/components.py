@@ -115,10 +115,10 @@ class Execution(Protocol):
 
     routes: Any
     """The routing service, an ``arbframe.routing.Router`` (the contract does not import the
-    kernel): ``routes.scanner(symbol, entry_bps=...)`` at
-    wiring, then ``scanner.best(quote=... | base=...)`` per instant: the best-scoring route
-    (edge after fees and expected slippage, venue health, balance usage) and the size the
-    visible depth supports at the threshold. Also ``ctx.routes``."""
+    kernel): ``routes.scanner(symbol, entry_bps=...)`` at wiring, then ``scanner.best(quote=...
+    | base=...)`` per instant: the best-scoring route (edge after fees and expected slippage,
+    venue health, balance usage) and the size the visible depth supports at the threshold.
+    Also ``ctx.routes``."""
 
     def enter(
         self,
