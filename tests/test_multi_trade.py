@@ -3,6 +3,8 @@ exited on its own; with 1 (the default) the old one-at-a-time behaviour."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from conftest import book, two_venue_scenario
 from test_routing import books, three_venue_scenario
 
@@ -57,3 +59,24 @@ def test_a_second_trade_may_take_another_route(run_scenario):
             for t in trades]  # fmt: skip
     assert [str(x) for x in sold] == ["0.600", "0.300"]
     assert result.summary["reconciliation"]["passed"] is True
+
+
+def test_a_snapshot_keeps_every_open_trade(run_scenario):
+    """What a session's snapshot keeps of spread_arb: each symbol's open trades (routes are
+    wiring, rebuilt at construction). A snapshot of the one-trade spread_arb (its whole
+    ``states``) restores too."""
+    scenario = three_venue_scenario(
+        books("0s") + books("1s"), size={"base": 0.6}, max_open_per_symbol=2
+    )
+    scenario["execution"] = {"close_at_end": False}
+    strategy = run_scenario(scenario).run.strategies[0]
+    kept = strategy.snapshot_state()
+    open_trades = strategy.states["BTC"].trades
+    assert [t.route for t in kept["trades"]["BTC"]] == ["a_to_c", "a_to_b"]
+    strategy.states["BTC"].trades = []
+    strategy.restore_state(kept)
+    assert strategy.states["BTC"].trades == open_trades
+    first = open_trades[0]
+    old = {"states": {"BTC": SimpleNamespace(trade=first, partial_done=True)}, "_timed": set()}
+    strategy.restore_state(old)
+    assert strategy.states["BTC"].trades == [first] and strategy._partial == {first.trade_id}

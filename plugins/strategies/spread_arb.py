@@ -218,6 +218,26 @@ class SpreadArb(Strategy):
             due = trade.opened_at + self.max_hold - self.ctx.clock.now
             self.ctx.set_timer(due, (trade.symbol, trade.trade_id))
 
+    # ---- snapshots: the trades and timers; the routes are wiring, rebuilt at construction --
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {
+            "trades": {symbol: list(st.trades) for symbol, st in self.states.items()},
+            "timed": set(self._timed),
+            "partial": set(self._partial),
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        if "trades" not in state:  # a snapshot of the one-trade spread_arb: every attribute
+            old = state["states"]
+            trades = {s: [o.trade] if o.trade is not None else [] for s, o in old.items()}
+            partial = {o.trade.trade_id for o in old.values() if o.trade and o.partial_done}
+            state = {"trades": trades, "timed": state["_timed"], "partial": partial}
+        for symbol, trades in state["trades"].items():
+            self.states[symbol].trades = trades
+        self._timed, self._partial = state["timed"], state["partial"]
+        self.cooldowns = self.ctx.execution.cooldowns  # the restored guard chain's
+
     def on_timer(self, ts: int, payload: Any) -> None:
         symbol, trade_id = payload
         for trade in self.states[symbol].trades:
