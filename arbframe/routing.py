@@ -191,7 +191,12 @@ class RouteScanner:
             for j, sell in enumerate(venues)
             if i != j
         ]  # fmt: skip
-        self._tops: list[tuple[float, float] | None] = [None] * len(venues)
+        # The per-quote step's working set: flat tuples, the market's FX table (updated in
+        # place), the best prices of each book in the report currency.
+        self._fast = [(c.buy, c.sell, c.fees, c) for c in self._candidates]
+        self._fx = market.fx
+        self._bids: list[float | None] = [None] * len(venues)
+        self._asks: list[float | None] = [None] * len(venues)
         self.fees = {c.route.name: c.fees for c in self._candidates}
         """Route name -> the route's two taker fees (bps)."""
 
@@ -203,8 +208,9 @@ class RouteScanner:
     def best(self, *, quote: float | None = None, base: float | None = None) -> Opportunity | None:
         """The eligible route with the highest score, or None; size as ``enter`` takes it."""
         best = None
-        for opp in self._scan(quote, base):
-            if best is None or opp.score > best.score:
+        for c, ask, bid in self._clearing():
+            opp = self._evaluate(c, ask, bid, quote, base)
+            if opp is not None and (best is None or opp.score > best.score):
                 best = opp
         return best
 
@@ -212,27 +218,25 @@ class RouteScanner:
         self, *, quote: float | None = None, base: float | None = None
     ) -> list[Opportunity]:
         """Every eligible route that clears, best score first."""
-        return sorted(self._scan(quote, base), key=lambda o: -o.score)
+        found = [self._evaluate(c, ask, bid, quote, base) for c, ask, bid in self._clearing()]
+        return sorted((o for o in found if o is not None), key=lambda o: -o.score)
 
-    def _scan(self, quote: float | None, base: float | None) -> list[Opportunity]:
-        fx, tops, threshold = self.router.market.fx, self._tops, self.entry_bps
+    def _clearing(self) -> list[tuple[_Candidate, float, float]]:
+        """The per-quote step: routes whose top-of-book edge after fees clears, with the
+        buy venue's best ask and the sell venue's best bid (report currency). Usually []."""
+        fx, bids, asks = self._fx, self._bids, self._asks
         for i, (book, currency) in enumerate(self._books):
-            bids, asks = book.bids, book.asks
-            if bids and asks:
+            b, a = book.bids, book.asks
+            if b and a:
                 rate = fx[currency]
-                tops[i] = (bids[0][0] / rate, asks[0][0] / rate)
+                bids[i], asks[i] = b[0][0] / rate, a[0][0] / rate
             else:
-                tops[i] = None
-        found = []
-        for c in self._candidates:
-            a, b = tops[c.buy], tops[c.sell]
-            if a is None or b is None:
-                continue
-            ask = a[1]
-            if (b[0] - ask) / ask * 1e4 - c.fees >= threshold:
-                opp = self._evaluate(c, ask, b[0], quote, base)
-                if opp is not None:
-                    found.append(opp)
+                bids[i] = asks[i] = None
+        threshold, found = self.entry_bps, []
+        for buy, sell, fees, c in self._fast:
+            ask, bid = asks[buy], bids[sell]
+            if ask is not None and bid is not None and (bid - ask) / ask * 1e4 - fees >= threshold:
+                found.append((c, ask, bid))
         return found
 
     def _evaluate(
