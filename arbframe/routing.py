@@ -205,13 +205,25 @@ class RouteScanner:
         """Every route, in evaluation order."""
         return [c.route for c in self._candidates]
 
-    def best(self, *, quote: float | None = None, base: float | None = None) -> Opportunity | None:
-        """The eligible route with the highest score, or None; size as ``enter`` takes it."""
-        best = None
-        for c, ask, bid in self._clearing():
-            opp = self._evaluate(c, ask, bid, quote, base)
-            if opp is not None and (best is None or opp.score > best.score):
-                best = opp
+    def best(self, quote: float | None = None, base: float | None = None) -> Opportunity | None:
+        """The eligible route with the highest score, or None; size as ``enter`` takes it
+        (``quote`` in the report currency, or ``base``). The per-quote path: ``_clearing``
+        inlined, nothing allocated unless a route clears."""
+        fx, bids, asks = self._fx, self._bids, self._asks
+        for i, (book, currency) in enumerate(self._books):
+            b, a = book.bids, book.asks
+            if b and a:
+                rate = fx[currency]
+                bids[i], asks[i] = b[0][0] / rate, a[0][0] / rate
+            else:
+                bids[i] = asks[i] = None
+        best, threshold = None, self.entry_bps
+        for buy, sell, fees, c in self._fast:
+            ask, bid = asks[buy], bids[sell]
+            if ask is not None and bid is not None and (bid - ask) / ask * 1e4 - fees >= threshold:
+                opp = self._evaluate(c, ask, bid, quote, base)
+                if opp is not None and (best is None or opp.score > best.score):
+                    best = opp
         return best
 
     def opportunities(

@@ -104,7 +104,8 @@ class SpreadArb(Strategy):
         self.max_hold = parse_duration(config["max_hold"]) if "max_hold" in config else None
         size = config["size"]
         self.size = {k: Decimal(str(v)) for k, v in size.items()}
-        self.float_size = {k: float(v) for k, v in size.items()}
+        # what scanner.best(quote, base) takes, positionally: the per-quote path
+        self.wanted = tuple(float(size[k]) if k in size else None for k in ("quote", "base"))
         self.max_open = config.get("max_open_per_symbol", 1)
         self.weights = Weights.from_config(config.get("routing", {}), ("routing",))
         self.partial = config.get("partial_close")
@@ -156,7 +157,7 @@ class SpreadArb(Strategy):
                 self._look_for_entry(st)
 
     def _look_for_entry(self, st: _Symbol) -> None:
-        opp = st.scanner.best(**self.float_size)
+        opp = st.scanner.best(*self.wanted)
         if opp is None:
             return
         # The strategy's own size unless the books hold less at the threshold.
