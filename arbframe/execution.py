@@ -181,7 +181,7 @@ class ExecutionEngine:
         self.alert_counts: Counter[str] = Counter()
         self.halts: list[dict[str, Any]] = []
         self.closing = False
-        self.routes = Router(market, headroom=HEADROOM)
+        self.routes = Router(market, headroom=HEADROOM, refused=self._route_refused)
         """Routing for every strategy (``ctx.routes``); wire a venue health monitor into
         ``routes.health``."""
         self._trade_seq = 0
@@ -386,6 +386,11 @@ class ExecutionEngine:
         for job in list(self.jobs.values()):
             if job.trade.state is TradeState.OPEN and job.port.settings.close_at_end:
                 self._exit(job, "end_of_run", self.clock.now)
+
+    def _route_refused(self, reason: str) -> None:
+        """The router left out a route that cleared: counted like a refused entry (by
+        attribute: a resume replaces the counter)."""
+        self.refusals[reason] += 1
 
     # ---- checks -----------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 Health = Callable[[str], float]
 EPSILON = 1e-12  # amounts below this are float noise (book sizes carry <= 8 decimals)
 
-WEIGHTS_SCHEMA: dict[str, Any] = {
+ROUTING_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "description": "How routes are scored (arbframe.routing): "
@@ -76,6 +76,10 @@ WEIGHTS_SCHEMA: dict[str, Any] = {
 
 def _healthy(venue: str) -> float:
     return 1.0
+
+
+def _ignore(reason: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -140,15 +144,22 @@ class _Candidate:
 class Router:
     """The routing service (``ctx.routes``). ``health`` is a callable venue -> [0, 1] (1
     healthy); the integrator wires a venue health monitor into it, by default every venue
-    is healthy."""
+    is healthy. ``refused(reason)`` hears of each clearing route left out: ``balance``
+    (cannot be funded, the reason the execution layer would give) or ``venue_health``."""
 
     def __init__(
-        self, market: MarketView, *, headroom: Decimal, health: Health | None = None
+        self,
+        market: MarketView,
+        *,
+        headroom: Decimal,
+        health: Health | None = None,
+        refused: Callable[[str], None] | None = None,
     ) -> None:
         self.market = market
         self.headroom = float(headroom)
         self.health: Health = health or _healthy
         """Venue -> health in [0, 1]; read at every evaluation, so it may be replaced later."""
+        self.refused = refused or _ignore
 
     def scanner(
         self,
@@ -267,12 +278,14 @@ class RouteScanner:
         buy_venue, sell_venue = self.venues[c.buy], self.venues[c.sell]
         health = min(1.0, router.health(buy_venue), router.health(sell_venue))
         if health <= 0:
+            router.refused("venue_health")
             return None
         usage = max(
             _share(size * asks[0][0] * router.headroom, market.available(buy_venue, c.quote_asset)),
             _share(size, market.available(sell_venue, c.base_asset)),
         )
         if usage > 1:
+            router.refused("balance")
             return None
         gross = (bid - ask) / ask * 1e4
         slippage = (vwap(asks, size) / buy_rate - ask) + (bid - vwap(bids, size) / sell_rate)

@@ -58,6 +58,8 @@ def test_a_second_trade_may_take_another_route(run_scenario):
     sold = [sum(f.amount for f in t.fills if f.side == "sell" and f.role == "entering")
             for t in trades]  # fmt: skip
     assert [str(x) for x in sold] == ["0.600", "0.300"]
+    # the second a_to_c, left out by the router, counts as the execution layer's refusal would
+    assert result.summary["execution"]["refused"] == {"balance": 1}
     assert result.summary["reconciliation"]["passed"] is True
 
 

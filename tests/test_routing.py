@@ -185,8 +185,10 @@ def test_inventory_changes_the_winner_when_weighted():
 
 
 def test_an_unfundable_route_is_skipped():
-    found = scanner(market(btc={"c": "0.5"})).opportunities(base=1.0)  # c cannot sell 0.7
-    assert [o.route.name for o in found] == ["a_to_b"]
+    refused: list[str] = []
+    router = Router(market(btc={"c": "0.5"}), headroom=D("1.01"), refused=refused.append)
+    found = router.scanner("BTC", entry_bps=10).opportunities(base=1.0)  # c can't sell 0.7
+    assert [o.route.name for o in found] == ["a_to_b"] and refused == ["balance"]
 
 
 def test_nothing_clears():

@@ -28,7 +28,7 @@ from arbframe.components import Strategy
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
 from arbframe.model import Trade, TradeState
-from arbframe.routing import WEIGHTS_SCHEMA, RouteScanner, Weights
+from arbframe.routing import ROUTING_SCHEMA, RouteScanner, Weights
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
@@ -63,7 +63,17 @@ class SpreadArb(Strategy):
                 "default": 1,
                 "description": "Trades open at once per symbol, each managed on its own.",
             },
-            "routing": WEIGHTS_SCHEMA,
+            "routing": {
+                **ROUTING_SCHEMA,
+                "properties": {
+                    **ROUTING_SCHEMA["properties"],
+                    "size_to_depth": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Cap the size at the depth the books hold at entry_bps.",
+                    },
+                },
+            },
             "size": {
                 "type": "object",
                 "additionalProperties": False,
@@ -107,7 +117,9 @@ class SpreadArb(Strategy):
         # what scanner.best(quote, base) takes, positionally: the per-quote path
         self.wanted = tuple(float(size[k]) if k in size else None for k in ("quote", "base"))
         self.max_open = config.get("max_open_per_symbol", 1)
-        self.weights = Weights.from_config(config.get("routing", {}), ("routing",))
+        routing = config.get("routing", {})
+        self.weights = Weights.from_config(routing, ("routing",))
+        self.size_to_depth = routing.get("size_to_depth", True)
         self.partial = config.get("partial_close")
         self.states: dict[str, _Symbol] = {}
         self._timed: set[str] = set()  # trades whose max_hold timer is set
@@ -161,7 +173,8 @@ class SpreadArb(Strategy):
         if opp is None:
             return
         # The strategy's own size unless the books hold less at the threshold.
-        size = {"base": Decimal(repr(opp.base))} if opp.depth_limited else self.size
+        capped = opp.depth_limited and self.size_to_depth
+        size = {"base": Decimal(repr(opp.base))} if capped else self.size
         stop = self.stop_loss_bps if self.stop_loss_bps is not None else 100.0
         trade = self.ctx.execution.enter(
             opp.route, **size, risk_bps=stop, expected_slippage_bps=opp.expected_slippage_bps
