@@ -79,6 +79,8 @@ def test_a_snapshot_keeps_every_open_trade(run_scenario):
     strategy.restore_state(kept)
     assert strategy.states["BTC"].trades == open_trades
     first = open_trades[0]
-    old = {"states": {"BTC": SimpleNamespace(trade=first, partial_done=True)}, "_timed": set()}
+    assert "states" not in kept and kept["max_open"] == 2  # the other attributes, as they are
+    old = {"states": {"BTC": SimpleNamespace(trade=first, partial_done=True)}, "_timed": {"x"}}
     strategy.restore_state(old)
     assert strategy.states["BTC"].trades == [first] and strategy._partial == {first.trade_id}
+    assert strategy._timed == {"x"}

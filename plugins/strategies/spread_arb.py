@@ -32,6 +32,9 @@ from arbframe.routing import ROUTING_SCHEMA, RouteScanner, Weights
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
 
+# What a snapshot leaves out: the wiring, and the routes (rebuilt at construction).
+_NOT_STATE = frozenset({"ctx", "config", "name", "scenario_path", "states"})
+
 
 @dataclass
 class _Symbol:
@@ -232,24 +235,23 @@ class SpreadArb(Strategy):
             due = trade.opened_at + self.max_hold - self.ctx.clock.now
             self.ctx.set_timer(due, (trade.symbol, trade.trade_id))
 
-    # ---- snapshots: the trades and timers; the routes are wiring, rebuilt at construction --
+    # ---- snapshots: every attribute, as by default, but each symbol's open trades instead of
+    # its scanner (the routes are wiring, rebuilt at construction around the run's router) --
 
     def snapshot_state(self) -> dict[str, Any]:
-        return {
-            "trades": {symbol: list(st.trades) for symbol, st in self.states.items()},
-            "timed": set(self._timed),
-            "partial": set(self._partial),
-        }
+        state = {k: v for k, v in vars(self).items() if k not in _NOT_STATE}
+        state["trades"] = {symbol: list(st.trades) for symbol, st in self.states.items()}
+        return state
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        if "trades" not in state:  # a snapshot of the one-trade spread_arb: every attribute
-            old = state["states"]
-            trades = {s: [o.trade] if o.trade is not None else [] for s, o in old.items()}
-            partial = {o.trade.trade_id for o in old.values() if o.trade and o.partial_done}
-            state = {"trades": trades, "timed": state["_timed"], "partial": partial}
-        for symbol, trades in state["trades"].items():
+        state = dict(state)
+        if "trades" not in state:  # a snapshot of the one-trade spread_arb: one per symbol
+            old = state.pop("states")
+            state["trades"] = {s: [o.trade] if o.trade else [] for s, o in old.items()}
+            state["_partial"] = {o.trade.trade_id for o in old.values() if o.partial_done}
+        for symbol, trades in state.pop("trades").items():
             self.states[symbol].trades = trades
-        self._timed, self._partial = state["timed"], state["partial"]
+        vars(self).update(state)
         self.cooldowns = self.ctx.execution.cooldowns  # the restored guard chain's
 
     def on_timer(self, ts: int, payload: Any) -> None:
