@@ -17,7 +17,8 @@ each instant, in two steps so that the per-quote path stays cheap.
    * ``max_base``: the depth the visible books support at the threshold. Walk the buy
      venue's asks and the sell venue's bids level by level (the classic two-book walk),
      adding the smaller remaining amount of the two current levels while that pair's own
-     edge, ``(bid - ask) / ask * 1e4 - fees_bps``, is still >= ``entry_bps``.
+     edge, ``(bid - ask) / ask * 1e4 - fees_bps``, is still >= ``entry_bps`` (and no further
+     than the wanted size: only min(wanted, depth) is used).
    * ``base = min(wanted, max_base)``, ``wanted`` being the strategy's size (a ``quote``
      notional converts at the best ask of the buy venue, as ``enter`` does).
    * ``expected_slippage_bps = ((vwap_buy - ask) + (bid - vwap_sell)) / ask * 1e4``: the
@@ -106,7 +107,7 @@ class Weights:
         return cls(**{k: float(v) for k, v in weights.items()})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on the entry path, where __setattr__ calls cost
 class Opportunity:
     """A route that clears the threshold, priced on the visible books (see the module)."""
 
@@ -116,7 +117,8 @@ class Opportunity:
     expected_slippage_bps: float
     net_edge_bps: float
     max_base: float
-    """Depth at the threshold (base), rounded to 1e-12."""
+    """Depth at the threshold (base), rounded to 1e-12; the walk stops once it holds the wanted
+    size, so this is exact only when it is smaller (``depth_limited``)."""
     base: float
     """What to trade: min(wanted, max_base)."""
     wanted_base: float
@@ -270,8 +272,8 @@ class RouteScanner:
         sell_book, sell_ccy = self._books[c.sell]
         buy_rate, sell_rate = market.fx[buy_ccy], market.fx[sell_ccy]
         asks, bids = buy_book.asks, sell_book.bids
-        max_base = depth(asks, buy_rate, bids, sell_rate, c.fees, self.entry_bps)
         wanted = float(base) if base is not None else float(quote or 0) / ask
+        max_base = depth(asks, buy_rate, bids, sell_rate, c.fees, self.entry_bps, wanted)
         size = min(wanted, max_base)
         if size <= 0:
             return None
@@ -308,15 +310,22 @@ class RouteScanner:
 
 
 def depth(
-    asks: Levels, ask_rate: float, bids: Levels, bid_rate: float, fees: float, threshold: float
+    asks: Levels,
+    ask_rate: float,
+    bids: Levels,
+    bid_rate: float,
+    fees: float,
+    threshold: float,
+    enough: float = float("inf"),
 ) -> float:
     """Base amount the two books support while each matched level pair's net edge (bps of
-    report-currency prices, after ``fees``) stays >= ``threshold``; rounded to 1e-12."""
+    report-currency prices, after ``fees``) stays >= ``threshold``, rounded to 1e-12; the walk
+    stops once it holds ``enough`` (what is wanted: the usual case costs one pair)."""
     i = j = 0
     total = 0.0
     left_a = asks[0][1] if asks else 0.0
     left_b = bids[0][1] if bids else 0.0
-    while i < len(asks) and j < len(bids):
+    while i < len(asks) and j < len(bids) and total < enough:
         ask = asks[i][0] / ask_rate
         if (bids[j][0] / bid_rate - ask) / ask * 1e4 - fees < threshold:
             break

@@ -127,6 +127,7 @@ class SpreadArb(Strategy):
         self.states: dict[str, _Symbol] = {}
         self._timed: set[str] = set()  # trades whose max_hold timer is set
         self._partial: set[str] = set()  # trades already partially closed
+        self._legs: dict[str, tuple[str, str, float]] = {}  # trade -> buy, sell venue, fees
         self.cooldowns = ctx.execution.cooldowns
         self._routes()
 
@@ -187,9 +188,13 @@ class SpreadArb(Strategy):
 
     def _manage(self, ts: int, st: _Symbol, trade: Trade) -> None:
         market = self.ctx.market
-        fees = st.scanner.fees[trade.route]
-        a = market.top(trade.buy_venue, st.symbol)  # type: ignore[arg-type]
-        b = market.top(trade.sell_venue, st.symbol)  # type: ignore[arg-type]
+        legs = self._legs.get(trade.trade_id)
+        if legs is None:  # once per trade: this runs at every instant it is open
+            buy, sell = trade.legs[0].venue, trade.legs[1].venue
+            legs = self._legs[trade.trade_id] = (buy, sell, st.scanner.fees[trade.route])
+        buy, sell, fees = legs
+        a = market.top(buy, st.symbol)
+        b = market.top(sell, st.symbol)
         if a is None or b is None:
             return
         to_pay_back = (b[1] - a[0]) / a[0] * 1e4
@@ -225,6 +230,7 @@ class SpreadArb(Strategy):
                 st.trades.remove(trade)
                 self._timed.discard(trade.trade_id)
                 self._partial.discard(trade.trade_id)
+                self._legs.pop(trade.trade_id, None)
         elif (
             trade.state is TradeState.OPEN
             and self.max_hold is not None
