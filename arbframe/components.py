@@ -119,6 +119,13 @@ class Execution(Protocol):
     """Symbol -> when entries on it may resume after a guard's cooldown (ns). ``enter``
     refuses them anyway; a strategy may skip computing a signal it cannot act on."""
 
+    routes: Any
+    """The routing service, an ``arbframe.routing.Router`` (the contract does not import the
+    kernel): ``routes.scanner(symbol, entry_bps=...)`` at wiring, then ``scanner.best(quote,
+    base, gate)`` per instant (``gate``: usually ``vet`` with the strategy's size): the best-scoring route (edge after fees and expected slippage,
+    venue health, balance usage) and the size the visible depth supports at the threshold.
+    Also ``ctx.routes``."""
+
     def enter(
         self,
         route: Route,
@@ -126,12 +133,24 @@ class Execution(Protocol):
         quote: Decimal | None = None,
         base: Decimal | None = None,
         risk_bps: float = 100.0,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         """Open a trade on ``route``, sized by ``quote`` (report-currency notional,
         converted at the best price of the route's first leg) or ``base`` (base amount per
         unit of leg ratio), rounded down to the venues' steps. ``risk_bps``: the
-        strategy's stop distance, R = net PnL / (notional x risk_bps / 1e4). Returns the
+        strategy's stop distance, R = net PnL / (notional x risk_bps / 1e4).
+        ``expected_slippage_bps``: what the strategy expects the entry to cost in slippage
+        (``Opportunity.expected_slippage_bps``), recorded on the trade. Returns the
         trade, or None when refused (guards, stale books, size, balances)."""
+        ...
+
+    def vet(
+        self, route: Route, *, quote: Decimal | None = None, base: Decimal | None = None
+    ) -> bool:
+        """Whether ``enter(route, ...)`` with this size would get past pauses, cooldowns,
+        book age and the guards now, without pricing anything in depth. Ask it before costly
+        pricing (``scanner.best(..., gate)`` does); ``enter`` on the same route at the same
+        instant reuses the answer, so the guards decide once."""
         ...
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
@@ -236,6 +255,12 @@ class StrategyContext(Context):
     run winds down)."""
     alert: Callable[..., None]
     """``alert(severity, title, detail="")``, severity ``P0``..``P3``."""
+
+    @property
+    def routes(self) -> Any:
+        """The routing service, ``execution.routes``: which route of a symbol to trade, and
+        how much the books support (arbframe.routing)."""
+        return self.execution.routes
 
 
 @dataclass(frozen=True)

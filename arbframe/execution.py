@@ -46,6 +46,7 @@ from arbframe.model import (
 )
 from arbframe.orderflow import OrderFlow
 from arbframe.risk import GuardChain
+from arbframe.routing import Router
 from arbframe.units import parse_duration
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
     from arbframe.market import MarketView
 
 S = 1_000_000_000
-HEADROOM = Decimal("1.01")  # a buy leg needs its cost plus room for slippage and fees
+HEADROOM = Decimal("1.01")
+REFUSED = object()  # a verdict: entry refused (and counted)  # a buy leg needs its cost plus room for slippage and fees
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,11 @@ class StrategyPort:
         """Scope -> when entries may resume after a guard's cooldown (ns); a symbol's key is
         the symbol (``arbframe.risk`` names the route, venue and global scopes)."""
 
+    @property
+    def routes(self) -> Router:
+        """The run's routing service (arbframe.routing)."""
+        return self._engine.routes
+
     def enter(
         self,
         route: Route,
@@ -128,10 +135,21 @@ class StrategyPort:
         quote: Decimal | None = None,
         base: Decimal | None = None,
         risk_bps: float = 100.0,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         if (quote is None) == (base is None):
             raise TypeError("enter() takes a size: exactly one of quote= or base=")
-        return self._engine.enter(self, route, quote, base, risk_bps)
+        return self._engine.enter(
+            self, route, quote, base, risk_bps, expected_slippage_bps=expected_slippage_bps
+        )
+
+    def vet(
+        self, route: Route, *, quote: Decimal | None = None, base: Decimal | None = None
+    ) -> bool:
+        """Whether ``enter(route, ...)`` with this size would pass the cooldowns, pauses,
+        book age and the guards now: a strategy asks before costly pricing; ``enter`` at the
+        same instant reuses the answer (the guards decide once)."""
+        return self._engine.vet(self, route, quote, base)
 
     def resize(self, trade: Trade, size: Decimal) -> bool:
         return self._engine.resize(self, trade, size)
@@ -178,6 +196,11 @@ class ExecutionEngine:
         self.classify: Callable[[Alert], Alert | None] | None = None
         """The alert engine's rules (``arbframe.alerting``): an alert's rule and severity, or
         None to drop it; unset without alerting."""
+        self.routes = Router(market, headroom=HEADROOM, refused=self._route_refused)
+        """Routing for every strategy (``ctx.routes``); wire a venue health monitor into
+        ``routes.health``."""
+        self._vetted: dict[int, tuple[Route, Any]] = {}  # vet's answers at _vetted_at
+        self._vetted_at = -1
         self._trade_seq = 0
         self._ports: dict[str, StrategyPort] = {}
         self.defaults = ExecutionSettings()
@@ -254,28 +277,17 @@ class ExecutionEngine:
         quote: Decimal | None,
         base: Decimal | None,
         risk_bps: float,
+        *,
+        expected_slippage_bps: float | None = None,
     ) -> Trade | None:
         now = self.clock.now
-        if self.closing:
-            return None
-        if self.paused and route.label in self.paused:  # an operator's pause, from the next quote
-            self.refusals["paused"] += 1
-            return None
-        if self.flow.awaiting:
-            self.refusals["reconciling"] += 1
-            return None
-        # The cheapest refusal first: it repeats. A few dict lookups (symbol, route, venues,
-        # global), none while nothing cools down.
-        if self.guards.cooldowns and self.guards.cooling(route, now) is not None:
-            self.refusals["cooldown"] += 1
-            return None
-        if port.settings.max_book_age is not None and not self._fresh(
-            route.legs, port.settings, now
-        ):  # (without a limit, a book never published has no price: refused below)
-            self.refusals["stale_book"] += 1
-            return None
-        # Guards refuse far more often than anything trades (all day once a loss limit is
-        # hit): ask them before pricing anything a refusal would not need.
+        vetted = self._vetted.pop(id(route), None) if self._vetted_at == now else None
+        if vetted is not None and vetted[0] is route:
+            decision = vetted[1]  # the guards' answer to ``vet`` at this instant
+        else:
+            decision = self._verdict(port, route, quote, base, now)
+            if decision is REFUSED:
+                return None
         price = None if quote is not None else self._price(route.legs[0])
         if quote is not None:
             notional = quote if type(quote) is Decimal else Decimal(str(quote))
@@ -284,11 +296,7 @@ class ExecutionEngine:
             return None
         else:
             notional = (base if type(base) is Decimal else Decimal(str(base))) * price
-        decision = self.guards.check(Intent(now, port.name, route.label, route, notional))
         if decision is not None:
-            if decision.action is not Action.DEGRADE:
-                self.refusals["guard"] += 1
-                return None
             notional *= Decimal(repr(decision.scale))
         if price is None:
             price = self._price(route.legs[0])
@@ -305,10 +313,75 @@ class ExecutionEngine:
         if refusal:
             self.refusals[refusal] += 1
             return None
-        return self._open(port, route, size, risk_bps, now)
+        return self._open(port, route, size, risk_bps, now, expected_slippage_bps)
+
+    def vet(
+        self, port: StrategyPort, route: Route, quote: Decimal | None, base: Decimal | None
+    ) -> bool:
+        """Whether ``enter`` would get past its cheap checks and the guards for ``route`` now.
+        A strategy asks before pricing a route in depth (arbframe.routing), so that a run the
+        guards block all day does not walk books for nothing; the guards are asked once:
+        ``enter`` at the same instant on the same route takes this answer."""
+        now = self.clock.now
+        decision = self._verdict(port, route, quote, base, now)
+        if decision is REFUSED:
+            return False
+        if self._vetted_at != now:
+            self._vetted_at, self._vetted = now, {}
+        self._vetted[id(route)] = (route, decision)  # the route is held: its id is not reused
+        return True
+
+    def _verdict(
+        self,
+        port: StrategyPort,
+        route: Route,
+        quote: Decimal | float | None,
+        base: Decimal | float | None,
+        now: int,
+    ) -> Any:
+        """REFUSED (counted in ``refusals``), None to enter as asked, or the guards' DEGRADE."""
+        if self.closing:
+            return REFUSED
+        if self.paused and route.label in self.paused:  # an operator's pause, from the next quote
+            self.refusals["paused"] += 1
+            return REFUSED
+        if self.flow.awaiting:
+            self.refusals["reconciling"] += 1
+            return REFUSED
+        # The cheapest refusal first: it repeats. A few dict lookups (symbol, route, venues,
+        # global), none while nothing cools down.
+        if self.guards.cooldowns and self.guards.cooling(route, now) is not None:
+            self.refusals["cooldown"] += 1
+            return REFUSED
+        if port.settings.max_book_age is not None and not self._fresh(
+            route.legs, port.settings, now
+        ):  # (without a limit, a book never published has no price: refused below)
+            self.refusals["stale_book"] += 1
+            return REFUSED
+        # Guards refuse far more often than anything trades (all day once a loss limit is
+        # hit): ask them before pricing anything a refusal would not need.
+        if quote is not None:
+            notional = quote if type(quote) is Decimal else Decimal(str(quote))
+        else:
+            price = self._price(route.legs[0])
+            if price is None:
+                self.refusals["no_book"] += 1
+                return REFUSED
+            notional = (base if type(base) is Decimal else Decimal(str(base))) * price
+        decision = self.guards.check(Intent(now, port.name, route.label, route, notional))
+        if decision is not None and decision.action is not Action.DEGRADE:
+            self.refusals["guard"] += 1
+            return REFUSED
+        return decision
 
     def _open(
-        self, port: StrategyPort, route: Route, size: Decimal, risk_bps: float, now: int
+        self,
+        port: StrategyPort,
+        route: Route,
+        size: Decimal,
+        risk_bps: float,
+        now: int,
+        expected_slippage_bps: float | None = None,
     ) -> Trade:
         self._trade_seq += 1
         legs = [
@@ -326,6 +399,7 @@ class ExecutionEngine:
             risk_bps=risk_bps,
             size=size,
             entry_spread_bps=self._spread(legs, entry=True),
+            expected_slippage_bps=expected_slippage_bps,
         )
         job = _Job(trade, port, legs={(leg.venue, leg.symbol): leg for leg in legs})
         self.trades[trade.trade_id] = trade
@@ -380,6 +454,11 @@ class ExecutionEngine:
         for job in list(self.jobs.values()):
             if job.trade.state is TradeState.OPEN and job.port.settings.close_at_end:
                 self._exit(job, "end_of_run", self.clock.now)
+
+    def _route_refused(self, reason: str) -> None:
+        """The router left out a route that cleared: counted like a refused entry (by
+        attribute: a resume replaces the counter)."""
+        self.refusals[reason] += 1
 
     # ---- checks -----------------------------------------------------------------------------
 

@@ -697,6 +697,15 @@ class Trade:
     residue: dict[str, Decimal] = field(default_factory=dict)
     """``<venue>:<symbol>`` -> signed base amount a leg held when the trade closed (less
     than the venue's minimum order), valued in ``net_pnl`` at that leg's last fill price."""
+    expected_slippage_bps: float | None = None
+    """What the strategy expected the entry to cost in slippage, in bps (``enter``'s
+    ``expected_slippage_bps``, e.g. from the route's depth walk); None when it said nothing."""
+
+    @property
+    def slippage_bps(self) -> float | None:
+        """Realised slippage, ``slippage / notional * 1e4`` (entry and exit fills, so it
+        includes what the exit cost); None until the trade has closed with a notional."""
+        return float(self.slippage / self.notional * 10_000) if self.notional else None
 
     @property
     def r_multiple(self) -> Decimal:
@@ -746,6 +755,8 @@ class Trade:
             "gross_pnl": money(self.gross_pnl),
             "fees": money(self.fees),
             "slippage": money(self.slippage),
+            "expected_slippage_bps": bps(self.expected_slippage_bps),
+            "slippage_bps": bps(self.slippage_bps),
             "net_pnl": money(self.net_pnl),
             "r": money(self.r_multiple.quantize(Decimal("0.0001"))),
             "residue": {venue: money(amount) for venue, amount in self.residue.items()},

@@ -237,6 +237,7 @@ class Run:
         )
         self.settings = self._settings(("execution",), sc.get("execution", {}))
         self.execution.defaults = self.settings
+        self.execution.routes.health = self.venue_health.score  # route scores see venue health
         self.reconciler = self._reconciler()
         self.strategies = self._build_strategies()
         # Built now (config errors surface here); they receive events only while running.

@@ -95,15 +95,7 @@ def build_summary(
         },
         "portfolio": portfolio,
         "symbols": _grouped(closed, opened, equity_start, lambda t: t.symbol),
-        "routes": {
-            symbol: _grouped(
-                [t for t in closed if t.symbol == symbol],
-                [t for t in opened if t.symbol == symbol],
-                equity_start,
-                lambda t: t.route,
-            )
-            for symbol in sorted({t.symbol for t in opened})
-        },
+        "routes": _routes(closed, opened, equity_start),
         "strategies": _grouped(closed, opened, equity_start, lambda t: t.strategy),
         "orders": dict(sorted(execution.order_counts.items())),
         "execution": {
@@ -165,6 +157,27 @@ def _grouped(
         name: kpis([t for t in closed if key(t) == name], equity_start, trades)
         for name, trades in sorted(groups.items())
     }
+
+
+def _routes(closed: list[Trade], opened: list[Trade], equity_start: Decimal) -> dict[str, Any]:
+    """KPIs per symbol and route, plus the route's mean expected and realised slippage (bps,
+    over its closed trades that carry each figure; null without one)."""
+    routes: dict[str, Any] = {}
+    for symbol in sorted({t.symbol for t in opened}):
+        mine = [t for t in closed if t.symbol == symbol]
+        figures = _grouped(mine, [t for t in opened if t.symbol == symbol], equity_start,
+                           lambda t: t.route)  # fmt: skip
+        for route, kpi in figures.items():
+            trades = [t for t in mine if t.route == route]
+            kpi["expected_slippage_bps"] = _mean([t.expected_slippage_bps for t in trades])
+            kpi["slippage_bps"] = _mean([t.slippage_bps for t in trades])
+        routes[symbol] = figures
+    return routes
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 4) if known else None
 
 
 class _Valuation:

@@ -98,7 +98,9 @@ THIN = [
 
 def rebalance(latency: str = "0s") -> dict:
     scenario = two_venue_scenario(
-        THIN, execution={"leg_risk": {"policy": "rebalance", "max_retries": 2}}
+        THIN,
+        execution={"leg_risk": {"policy": "rebalance", "max_retries": 2}},
+        routing={"size_to_depth": False},  # enter 0.5 BTC into b's 0.2: the retries' case
     )
     for venue in scenario["venues"].values():
         venue["latency"] = latency

@@ -1,11 +1,14 @@
 """`spread_arb`: cross-venue spread arbitrage on the same asset.
 
-Signal logic only: the kernel's execution layer sizes, sends, retries and unwinds. Prices
-are normalised to the report currency through the FX table (price / rate). For a route
-"buy A, sell B" on a symbol:
+Signal logic only: the kernel's routing service (arbframe.routing) prices and scores the
+routes, its execution layer sizes, sends, retries and unwinds. Prices are normalised to the
+report currency through the FX table (price / rate). For a route "buy A, sell B" on a symbol:
 
-* entry edge (bps) = (bid_B - ask_A) / ask_A * 1e4 - (taker fee A + taker fee B). Enter
-  when it is >= `entry_bps` (which may be negative: pay to get in ahead of a reversion).
+* entry edge (bps) = (bid_B - ask_A) / ask_A * 1e4 - (taker fee A + taker fee B). A route
+  clears when it is >= `entry_bps` (which may be negative: pay to get in ahead of a
+  reversion). Of the routes that clear, enter the one the router scores best (`routing:
+  weights`), sized min(`size`, the depth the books support at `entry_bps`); at most one
+  entry per symbol per instant, up to `max_open_per_symbol` trades open at once.
 * while open, the premium still to pay back is (ask_B - bid_A) / bid_A * 1e4; the exit is a
   reversion when it is <= `exit_bps`; with `exit_on_mid_cross`, also when A's mid reaches
   B's (the dislocation has fully reverted).
@@ -24,20 +27,20 @@ from typing import Any
 from arbframe.components import Strategy
 from arbframe.errors import ConfigError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import Book, Route, Trade, TradeState
+from arbframe.model import Route, Trade, TradeState
+from arbframe.routing import ROUTING_SCHEMA, RouteScanner, Weights
 from arbframe.schema import DURATION
 from arbframe.units import parse_duration
+
+# What a snapshot leaves out: the wiring, and the routes (rebuilt at construction).
+_NOT_STATE = frozenset({"ctx", "config", "name", "scenario_path", "states"})
 
 
 @dataclass
 class _Symbol:
     symbol: str
-    books: list[tuple[Book, str]]  # (live book, its quote currency), in venue order
-    # Entry routes, in order: (index of the buy book, of the sell book, the route, fees bps).
-    routes: list[tuple[int, int, Route, float]] = field(default_factory=list)
-    trade: Trade | None = None  # the open (or halted) trade, one at a time
-    legs: tuple[str, str, float] = ("", "", 0.0)  # its buy venue, sell venue, both fees
-    partial_done: bool = False
+    scanner: RouteScanner  # its routes, priced and scored by the kernel's routing service
+    trades: list[Trade] = field(default_factory=list)  # open (or halted), oldest first
 
 
 class SpreadArb(Strategy):
@@ -57,6 +60,23 @@ class SpreadArb(Strategy):
             "take_profit_bps": {"type": "number", "exclusiveMinimum": 0},
             "stop_loss_bps": {"type": "number", "exclusiveMinimum": 0},
             "max_hold": DURATION,
+            "max_open_per_symbol": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 1,
+                "description": "Trades open at once per symbol, each managed on its own.",
+            },
+            "routing": {
+                **ROUTING_SCHEMA,
+                "properties": {
+                    **ROUTING_SCHEMA["properties"],
+                    "size_to_depth": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Cap the size at the depth the books hold at entry_bps.",
+                    },
+                },
+            },
             "size": {
                 "type": "object",
                 "additionalProperties": False,
@@ -97,9 +117,17 @@ class SpreadArb(Strategy):
         self.max_hold = parse_duration(config["max_hold"]) if "max_hold" in config else None
         size = config["size"]
         self.size = {k: Decimal(str(v)) for k, v in size.items()}
+        # what scanner.best(quote, base) takes, positionally: the per-quote path
+        self.wanted = tuple(float(size[k]) if k in size else None for k in ("quote", "base"))
+        self.max_open = config.get("max_open_per_symbol", 1)
+        routing = config.get("routing", {})
+        self.weights = Weights.from_config(routing, ("routing",))
+        self.size_to_depth = routing.get("size_to_depth", True)
         self.partial = config.get("partial_close")
         self.states: dict[str, _Symbol] = {}
         self._timed: set[str] = set()  # trades whose max_hold timer is set
+        self._partial: set[str] = set()  # trades already partially closed
+        self._legs: dict[str, tuple[str, str, float]] = {}  # trade -> buy, sell venue, fees
         self.cooldowns = ctx.execution.cooldowns
         self._routes()
 
@@ -123,15 +151,10 @@ class SpreadArb(Strategy):
                         ("symbols", i),
                     )
                 continue
-            books = [(market.book(v, symbol), market.instrument(v, symbol).quote) for v in venues]
-            fee = [float(market.instrument(v, symbol).fees.taker_bps) for v in venues]
-            routes = [
-                (i, j, Route.spread(symbol, buy, sell), fee[i] + fee[j])
-                for i, buy in enumerate(venues)
-                for j, sell in enumerate(venues)
-                if i != j
-            ]
-            self.states[symbol] = _Symbol(symbol, books, routes)
+            scanner = self.ctx.routes.scanner(
+                symbol, entry_bps=self.entry_bps, venues=venues, weights=self.weights
+            )
+            self.states[symbol] = _Symbol(symbol, scanner)
 
     # ---- per instant (the hot path) ---------------------------------------------------------
 
@@ -139,34 +162,41 @@ class SpreadArb(Strategy):
         st = self.states.get(symbol)
         if st is None:
             return
-        if st.trade is None:
+        trades = st.trades
+        room = len(trades) < self.max_open  # before managing: a close frees a slot next time
+        for trade in tuple(trades) if trades else ():  # an exit may close one synchronously
+            if trade.state is TradeState.OPEN:
+                self._manage(ts, st, trade)
+        if room:
             until = self.cooldowns.get(symbol)
             if until is None or ts >= until:
                 self._look_for_entry(st)
-        elif st.trade.state is TradeState.OPEN:
-            self._manage(ts, st, st.trade)
 
     def _look_for_entry(self, st: _Symbol) -> None:
-        fx = self.ctx.market.fx
-        bids, asks = [], []  # best prices in the report currency, in venue order
-        for book, quote in st.books:
-            if not book.bids or not book.asks:
-                return
-            rate = fx[quote]
-            bids.append(book.bids[0][0] / rate)
-            asks.append(book.asks[0][0] / rate)
-        for buy, sell, route, fees in st.routes:
-            ask = asks[buy]
-            if (bids[sell] - ask) / ask * 1e4 - fees >= self.entry_bps:
-                stop = self.stop_loss_bps if self.stop_loss_bps is not None else 100.0
-                st.trade = self.ctx.execution.enter(route, **self.size, risk_bps=stop)
-                st.legs = (route.legs[0].venue, route.legs[1].venue, fees)
-                st.partial_done = False
-                return
+        opp = st.scanner.best(*self.wanted, self._vet)
+        if opp is None:
+            return
+        # The strategy's own size unless the books hold less at the threshold.
+        capped = opp.depth_limited and self.size_to_depth
+        size = {"base": Decimal(repr(opp.base))} if capped else self.size
+        stop = self.stop_loss_bps if self.stop_loss_bps is not None else 100.0
+        trade = self.ctx.execution.enter(
+            opp.route, **size, risk_bps=stop, expected_slippage_bps=opp.expected_slippage_bps
+        )
+        if trade is not None:
+            st.trades.append(trade)
+
+    def _vet(self, route: Route) -> bool:
+        # Guards and cooldowns before a route is priced in depth (enter reuses the answer).
+        return self.ctx.execution.vet(route, **self.size)
 
     def _manage(self, ts: int, st: _Symbol, trade: Trade) -> None:
         market = self.ctx.market
-        buy, sell, fees = st.legs
+        legs = self._legs.get(trade.trade_id)
+        if legs is None:  # once per trade: this runs at every instant it is open
+            buy, sell = trade.legs[0].venue, trade.legs[1].venue
+            legs = self._legs[trade.trade_id] = (buy, sell, st.scanner.fees[trade.route])
+        buy, sell, fees = legs
         a = market.top(buy, st.symbol)
         b = market.top(sell, st.symbol)
         if a is None or b is None:
@@ -185,8 +215,9 @@ class SpreadArb(Strategy):
         elif self.max_hold is not None and ts - trade.opened_at >= self.max_hold:
             reason, urgent = "max_hold", True
         else:
-            if self.partial and not st.partial_done and estimate >= self.partial["at_bps"]:
-                st.partial_done = True
+            partial = self.partial
+            if partial and estimate >= partial["at_bps"] and trade.trade_id not in self._partial:
+                self._partial.add(trade.trade_id)
                 keep = trade.size * Decimal(repr(1 - self.partial["fraction"]))
                 self.ctx.execution.resize(trade, keep)
             return
@@ -195,10 +226,15 @@ class SpreadArb(Strategy):
     # ---- trades -----------------------------------------------------------------------------
 
     def on_trade(self, trade: Trade) -> None:
-        st = self.states[trade.symbol]
+        st = self.states.get(trade.symbol)
+        if st is None:
+            return
         if trade.state is TradeState.CLOSED:
-            if st.trade is trade:
-                st.trade = None
+            if trade in st.trades:  # not a kernel recovery trade (-late<n>)
+                st.trades.remove(trade)
+                self._timed.discard(trade.trade_id)
+                self._partial.discard(trade.trade_id)
+                self._legs.pop(trade.trade_id, None)
         elif (
             trade.state is TradeState.OPEN
             and self.max_hold is not None
@@ -209,11 +245,31 @@ class SpreadArb(Strategy):
             due = trade.opened_at + self.max_hold - self.ctx.clock.now
             self.ctx.set_timer(due, (trade.symbol, trade.trade_id))
 
+    # ---- snapshots: every attribute, as by default, but each symbol's open trades instead of
+    # its scanner (the routes are wiring, rebuilt at construction around the run's router) --
+
+    def snapshot_state(self) -> dict[str, Any]:
+        state = {k: v for k, v in vars(self).items() if k not in _NOT_STATE}
+        state["trades"] = {symbol: list(st.trades) for symbol, st in self.states.items()}
+        return state
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "trades" not in state:  # a snapshot of the one-trade spread_arb: one per symbol
+            old = state.pop("states")
+            state["trades"] = {s: [o.trade] if o.trade else [] for s, o in old.items()}
+            state["_partial"] = {o.trade.trade_id for o in old.values() if o.partial_done}
+        for symbol, trades in state.pop("trades").items():
+            self.states[symbol].trades = trades
+        vars(self).update(state)
+        self.cooldowns = self.ctx.execution.cooldowns  # the restored guard chain's
+
     def on_timer(self, ts: int, payload: Any) -> None:
         symbol, trade_id = payload
-        trade = self.states[symbol].trade
-        if trade is not None and trade.trade_id == trade_id and trade.state is TradeState.OPEN:
-            self.ctx.execution.exit(trade, "max_hold", urgent=True)
+        for trade in self.states[symbol].trades:
+            if trade.trade_id == trade_id and trade.state is TradeState.OPEN:
+                self.ctx.execution.exit(trade, "max_hold", urgent=True)
+                return
 
 
 @hookimpl
