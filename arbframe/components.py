@@ -122,9 +122,9 @@ class Execution(Protocol):
     routes: Any
     """The routing service, an ``arbframe.routing.Router`` (the contract does not import the
     kernel): ``routes.scanner(symbol, entry_bps=...)`` at wiring, then ``scanner.best(quote,
-    base, gate)`` per instant (``gate``: usually ``vet`` with the strategy's size): the best-scoring route (edge after fees and expected slippage,
-    venue health, balance usage) and the size the visible depth supports at the threshold.
-    Also ``ctx.routes``."""
+    base, gate)`` per instant (``gate``: usually ``vet`` with the strategy's size): the
+    best-scoring route (edge after fees and expected slippage, venue health, balance usage)
+    and the size the visible depth supports at the threshold. Also ``ctx.routes``."""
 
     def enter(
         self,

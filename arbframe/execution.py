@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     from arbframe.market import MarketView
 
 S = 1_000_000_000
-HEADROOM = Decimal("1.01")
-REFUSED = object()  # a verdict: entry refused (and counted)  # a buy leg needs its cost plus room for slippage and fees
+HEADROOM = Decimal("1.01")  # a buy leg needs its cost plus room for slippage and fees
+REFUSED = object()  # a verdict: entry refused (and counted)
 
 
 @dataclass(frozen=True)

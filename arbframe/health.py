@@ -168,7 +168,8 @@ class VenueHealth:
     def _score(self, record: _Venue) -> float:
         recent = record.recent
         n = len(recent)
-        rate = record.window_errors / n if n else 0.0
+        # Below the minimum sample one unlucky answer says nothing: as for ``degraded``.
+        rate = record.window_errors / n if n >= self.min_orders else 0.0
         err_part = 1.0 - min(1.0, rate / self.max_error_rate)
         lat = [latency for _, _, latency in recent if latency >= 0]
         p99 = percentile(lat, 0.99) if lat else 0
@@ -196,7 +197,8 @@ class VenueHealth:
         return record is not None and record.degraded
 
     def score(self, venue: str) -> float:
-        """1 healthy .. 0 (the error rate at its bound); a venue never answered scores 1."""
+        """1 healthy .. 0 (the error rate at its bound, over at least ``min_orders`` answers);
+        a venue never answered scores 1."""
         record = self._current(venue)
         if record is None:
             return 1.0

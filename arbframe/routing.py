@@ -26,7 +26,8 @@ each instant, in two steps so that the per-quote path stays cheap.
      cost per unit the fills' ``slippage`` books (a fill versus the top when it was sent).
    * ``net_edge_bps = gross_edge_bps - fees_bps - expected_slippage_bps``.
    * ``health = min(health(buy venue), health(sell venue))``, clamped to [0, 1] (the
-     injected health callable; 1 without one). A route with health 0 is ineligible.
+     injected health callable; 1 without one). Health only ranks: refusing a sick venue
+     is a guard's (the ``exchange`` tier's circuit breaker).
    * ``usage``: the largest share of a free balance the entry would take, ``max(base *
      best ask * headroom / free quote on the buy venue, base / free base on the sell
      venue)`` (``headroom``: the execution layer's margin for a buy). Above 1 the route
@@ -147,7 +148,7 @@ class Router:
     """The routing service (``ctx.routes``). ``health`` is a callable venue -> [0, 1] (1
     healthy); the integrator wires a venue health monitor into it, by default every venue
     is healthy. ``refused(reason)`` hears of each clearing route left out: ``balance``
-    (cannot be funded, the reason the execution layer would give) or ``venue_health``."""
+    (cannot be funded, the reason the execution layer would give)."""
 
     def __init__(
         self,
@@ -287,10 +288,8 @@ class RouteScanner:
         if size <= 0:
             return None
         buy_venue, sell_venue = self.venues[c.buy], self.venues[c.sell]
-        health = min(1.0, router.health(buy_venue), router.health(sell_venue))
-        if health <= 0:
-            router.refused("venue_health")
-            return None
+        # Ranked, never refused here: refusing a sick venue is the circuit breaker's (a guard).
+        health = max(0.0, min(1.0, router.health(buy_venue), router.health(sell_venue)))
         usage = max(
             _share(size * asks[0][0] * router.headroom, market.available(buy_venue, c.quote_asset)),
             _share(size, market.available(sell_venue, c.base_asset)),

@@ -54,7 +54,11 @@ def test_latency_bound_and_the_score():
     assert health.score("a") == pytest.approx(100 / 400)
     summary = health.summary()["a"]
     assert (summary["latency_ms_p50"], summary["latency_ms_p99"]) == (10.0, 400.0)
-    health.answered("b", 10 * MS, True)  # 1 error in 4 on b: half the bound
+    health.answered("b", 10 * MS, True)  # 1 error in 4 on b: half the bound ...
+    for _ in range(3):
+        health.answered("b", 10 * MS, False)
+    assert health.score("b") == 1.0  # ... but 4 answers are below min_orders (5): no evidence
+    health.answered("b", 10 * MS, True)  # 2 errors in 8 (8 >= 5): half the bound
     for _ in range(3):
         health.answered("b", 10 * MS, False)
     assert health.score("b") == pytest.approx(0.5)

@@ -171,9 +171,13 @@ def test_health_changes_the_winner_when_weighted():
     assert best.score == pytest.approx(A_TO_B_NET - 5 * 0.3)
 
 
-def test_a_venue_with_no_health_is_never_routed_to():
-    found = scanner(market(), lambda v: 0.0 if v == "c" else 1.0).opportunities(base=1)
-    assert [o.route.name for o in found] == ["a_to_b"]
+def test_a_venue_with_no_health_is_ranked_not_refused():
+    # Refusing a sick venue is the circuit breaker's: routing only ranks it lower.
+    dead_c = scanner(market(), lambda v: 0.0 if v == "c" else 1.0)
+    found = dead_c.opportunities(base=1)
+    assert [o.route.name for o in found] == ["a_to_c", "a_to_b"]  # 36.43 - 10 - 3.5 > 18.5
+    assert found[0].components["health"] == 0.0
+    assert found[0].score == pytest.approx(A_TO_C_NET - 10 - 5 * 0.7)
 
 
 def test_inventory_changes_the_winner_when_weighted():
