@@ -164,7 +164,7 @@ def percentiles(samples: list[int]) -> dict[str, int]:
             "max": ordered[-1]}  # fmt: skip
 
 
-def child(size: str, quotes: int) -> dict[str, Any]:
+def child(size: str, quotes: int, repeat: int) -> dict[str, Any]:
     """One size, in this fresh process: a plain timed run (throughput, per-quote cost, peak
     RSS), a run with on_market timed (decision latency), a run under tracemalloc."""
     symbols, venues = (int(x) for x in size.split("x"))
@@ -173,12 +173,22 @@ def child(size: str, quotes: int) -> dict[str, Any]:
         work = Path(tmp)
         spec = scenario(symbols, venues, quotes)
 
-        run = make_run(spec, work)
-        out["rss_before_run_mib"] = round(_peak_rss_mib(), 1)
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        summary = run.execute()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        walls, cpus = [], []
+        for i in range(repeat):  # the best of `repeat`: the machine may be busy elsewhere
+            run = make_run(spec, work)
+            if i == 0:
+                out["rss_before_run_mib"] = round(_peak_rss_mib(), 1)
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.process_time()
+            summary = run.execute()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+            if i == 0:  # the peak of one run, before any other adds to it
+                out["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+                out["ru_maxrss_mib"] = round(_maxrss_mib(), 1)
+            if i < repeat - 1:
+                del run, summary
+        wall, cpu = min(walls), min(cpus)
         n = summary["events"]["quotes"]
         out.update(
             quotes=n,
@@ -190,9 +200,10 @@ def child(size: str, quotes: int) -> dict[str, Any]:
             trades=summary["portfolio"]["trades_closed"],
             guard_refusals=sum(sum(c.values()) for c in summary["guards"].values()),
             reconciled=summary["reconciliation"]["passed"],
-            peak_rss_mib=round(_peak_rss_mib(), 1),
-            ru_maxrss_mib=round(_maxrss_mib(), 1),
+            seconds_all=[round(w, 3) for w in walls],
         )
+        # What the run itself added: the interpreter, imports and plugins are not breadth.
+        out["run_growth_mib"] = round(out["peak_rss_mib"] - out["rss_before_run_mib"], 1)
         del run, summary
         out["decision"] = decision_latency(spec, work)
 
@@ -252,9 +263,18 @@ def profile(size: str, quotes: int, top: int) -> None:
     stats.print_stats(top)
 
 
-def run_size(size: str, quotes: int) -> dict[str, Any]:
+def run_size(size: str, quotes: int, repeat: int) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, __file__, "--child", size, "--quotes", str(quotes)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            size,
+            "--quotes",
+            str(quotes),
+            "--repeat",
+            str(repeat),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -272,13 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quotes", type=int, default=300_000, help="quote events per size")
     parser.add_argument("--sizes", default=SIZES, help="symbols x venues, comma separated")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per size (best)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--profile", metavar="SIZE", help="cProfile one size and stop")
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.quotes)))
+        print(json.dumps(child(args.child, args.quotes, args.repeat)))
         return 0
     if args.profile:
         profile(args.profile, args.quotes, args.top)
@@ -293,11 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         f"arbframe breadth: {args.quotes:,} quotes per size, each in a fresh process "
         f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs)"
     )
-    results = [run_size(size, args.quotes) for size in sizes]
+    results = [run_size(size, args.quotes, args.repeat) for size in sizes]
     base = results[0]
     say(
-        f"{'size':>7} {'quotes/s':>9} {'us/quote':>9} {'ratio':>6} {'decide med':>10} "
-        f"{'p99 us':>7} {'peak MiB':>9} {'traced MiB':>10} {'orders':>7} {'trades':>7}"
+        f"{'size':>7} {'quotes/s':>9} {'us/quote':>9} {'ratio':>6} {'cpu ratio':>9} "
+        f"{'decide med':>10} {'p99 us':>7} {'peak MiB':>9} {'run MiB':>8} {'traced MiB':>10} "
+        f"{'orders':>7}"
     )
     for r in results:
         r["cost_ratio"] = round(r["per_quote_us"] / base["per_quote_us"], 3)
@@ -305,9 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         d = r["decision"]
         say(
             f"{r['size']:>7} {r['quotes_per_s']:>9,} {r['per_quote_us']:>9.2f} "
-            f"{r['cost_ratio']:>6.2f} {d['median_us']:>10.2f} {d['p99_us']:>7.2f} "
-            f"{r['peak_rss_mib']:>9.1f} {r['tracemalloc_peak_mib']:>10.1f} "
-            f"{r['orders']:>7,} {r['trades']:>7,}"
+            f"{r['cost_ratio']:>6.2f} {r['cpu_cost_ratio']:>9.2f} {d['median_us']:>10.2f} "
+            f"{d['p99_us']:>7.2f} {r['peak_rss_mib']:>9.1f} {r['run_growth_mib']:>8.1f} "
+            f"{r['tracemalloc_peak_mib']:>10.1f} {r['orders']:>7,}"
         )
     # Memory per symbol between consecutive sizes: about constant when memory is linear.
     growth = [
@@ -315,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             "from": a["size"],
             "to": b["size"],
             "rss_mib_per_symbol": round(
-                (b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["symbols"] - a["symbols"]), 3
+                (b["run_growth_mib"] - a["run_growth_mib"]) / (b["symbols"] - a["symbols"]), 3
             ),
             "traced_mib_per_symbol": round(
                 (b["tracemalloc_peak_mib"] - a["tracemalloc_peak_mib"])
@@ -332,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{g['traced_mib_per_symbol']} MiB traced per added symbol"
         )
     largest = results[-1]
-    checks = {
+    checks = {  # the targets are set for the largest default size, 100x3
         "cost_ratio_100x3": check("cost_ratio_100x3", largest["cost_ratio"]),
         "decision_p99_us": check("decision_p99_us", max(r["decision"]["p99_us"] for r in results)),
         "peak_mib_100": check("peak_mib_100", largest["peak_rss_mib"]),
