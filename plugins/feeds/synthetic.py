@@ -67,12 +67,6 @@ Side = tuple[tuple[float, float], ...]
 EPOCH_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z, scenario time zero
 NORMAL_BITS = 14
 HOUR_NS = 3_600_000_000_000
-# Keys a symbol's own mapping may override (the premium process and the book's shape).
-PREMIUM_KEYS = (
-    "volatility_bps", "base_bps", "noise_bps", "episode_every", "episode_bps", "half_life",
-    "diverge_bps", "diverge_over", "persist_for", "outcomes",
-)  # fmt: skip
-BOOK_KEYS = ("levels", "spread_bps", "depth_quote")
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 VENUE_NUMBERS = {
     "type": "object",
