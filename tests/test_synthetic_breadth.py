@@ -15,6 +15,7 @@ from arbframe_plugins.feeds.synthetic import EPOCH_NS, SyntheticFeed
 from jsonschema import Draft202012Validator, ValidationError
 
 from arbframe.errors import ConfigError
+from arbframe.hookspecs import hookimpl
 from arbframe.testing import feed_context
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,11 +214,55 @@ def test_volume_drift_reorders_a_ranking_and_is_seeded() -> None:
     assert take(feed(config), 6000) == take(feed(still), 6000)
 
 
-def test_no_volumes_without_a_place_to_send_them() -> None:
-    # The run's FeedContext may not take volumes yet: the feed then reports nothing.
-    config = {"symbols": {"BTC": {"price": 60000, "volume": 1e9}}, "venues": ["a", "b"]}
-    assert not hasattr(feed_context(REPO), "report_volume")
-    assert len(take(feed(config), 1000)) == 1000
+def test_volumes_are_reported_in_each_venues_quote_currency() -> None:
+    # Configured in the report currency, like prices; exchanges publish quote volume.
+    config = {"symbols": {"BTC": {"price": 60000, "volume": 1e8}}, "venues": ["upbit", "binance"]}
+    base = feed_context(REPO, fx={"KRW": 1350.0}, quotes={"upbit": "KRW"})
+    ctx = VolumeContext(base)
+    take(feed(config, ctx=ctx), 2)
+    assert ctx.reports == [(0, "upbit", "BTC", 1e8 * 1350.0), (0, "binance", "BTC", 1e8)]
+
+
+def test_a_run_reads_the_volumes_the_feed_reports(run_scenario) -> None:
+    from arbframe.components import Strategy
+
+    seen: dict[str, float | None] = {}
+
+    class Probe(Strategy):  # reads ctx.market.volume, as a universe or a strategy would
+        type_name = "volume_probe"
+        interface_version = 2
+        config_schema = {"type": "object"}
+
+        def on_market(self, ts: int, symbol: str) -> None:
+            seen[symbol] = self.ctx.market.volume("upbit", symbol)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def arbframe_register_strategies(register: Any) -> None:
+            register(Probe)
+
+    result = run_scenario(
+        {
+            "extends": str(CAMPAIGN),
+            "name": "volumes",
+            "duration": "2s",
+            "feeds": [
+                {
+                    "type": "synthetic",
+                    "venues": ["upbit", "binance"],
+                    "tick": {"upbit": 1000, "binance": 0.01},
+                    "symbols": {"BTC": {"price": 60000, "volume": 2.5e8}},
+                }
+            ],
+            "strategy": {"type": "volume_probe"},
+            "guards": None,
+        },  # fmt: skip
+        plugins=(Plugin,),
+    )
+    assert result.summary["events"]["quotes"] > 0
+    # Reported in KRW, read back in the report currency.
+    assert seen["BTC"] == pytest.approx(2.5e8)
 
 
 @pytest.mark.parametrize(
@@ -301,8 +346,12 @@ def test_a_generated_universe_on_three_venues_trades_end_to_end(run_scenario) ->
     count = 6
     names = [f"G{i:02d}" for i in range(count)]
     capital = {n: 1e6 for n in names}
-    venue = {"type": "paper", "quote": "USDT", "fees": {"taker_bps": 5},
-             "markets": {"default": {"price_tick": "0.00000001", "amount_step": "0.000001"}}}  # fmt: skip
+    venue = {
+        "type": "paper",
+        "quote": "USDT",
+        "fees": {"taker_bps": 5},
+        "markets": {"default": {"price_tick": "0.00000001", "amount_step": "0.000001"}},
+    }
     result = run_scenario(
         {
             "extends": str(CAMPAIGN),

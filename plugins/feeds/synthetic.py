@@ -350,8 +350,11 @@ class _Volumes:
             if spec.volume is not None
             for v in venues
         }
-        # Until the run's FeedContext can take volumes, the feed has nowhere to send them.
+        # A context from before FeedContext took volumes has nowhere to send them.
         self.sink = getattr(feed.ctx, "report_volume", None)
+        # Configured in the report currency, like prices; reported in the venue's quote
+        # currency, as exchanges publish quote volume.
+        self.rates = {v: feed.ctx.fx_rate(feed.ctx.venue_quote(v)) for v in venues}
         self.every = parse_duration(feed.p.get("volume_every", "1m"))
         drift = feed.p.get("volume_drift", 0.0)
         self.sd = drift * math.sqrt(self.every / HOUR_NS)
@@ -365,8 +368,9 @@ class _Volumes:
             for key, value in self.values.items():
                 self.values[key] = value * math.exp(sd * gauss(0.0, 1.0))
         self.first = False
+        rates = self.rates
         for (venue, symbol), value in self.values.items():
-            self.sink(venue, symbol, value)  # type: ignore[misc]
+            self.sink(venue, symbol, value * rates[venue])  # type: ignore[misc]
         self.next_at = t + self.every
 
 
