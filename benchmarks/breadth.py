@@ -5,8 +5,8 @@
     python benchmarks/breadth.py --profile 100x3      # cProfile of one size, top functions
 
 Each size (symbols x venues) runs in a fresh interpreter: a `synthetic` feed with generated
-symbols (`generate:`) on paper venues, `spread_arb` and the guards. Every size gets the same
-number of quote events, so per-quote figures compare. See benchmarks/README.md ("Breadth").
+symbols (`generate:`) on paper venues, `spread_arb` and the four guard tiers. Every size gets
+the same number of quote events, so per-quote figures compare. See benchmarks/README.md ("Breadth").
 Timings are wall-clock on whatever machine runs this: nothing asserts them.
 """
 
@@ -90,13 +90,12 @@ def scenario(symbols: int, venues: int, quotes: int, seed: int = 7) -> dict[str,
             "max_hold": "15s",
             "size": {"quote": 1000},
         },
-        # The guard tiers on main. When the `exchange` and `route` tiers land, add them
-        # here so all four run on every entry, e.g.
-        #   {"type": "exchange", ...}, {"type": "route", ...},
-        # The daily loss limit is set wide so every size keeps trading for the whole run:
-        # a limit that binds would turn the per-quote work into guard refusals, at a
-        # different point for each size.
+        # All four guard tiers, so every entry asks each of them. The limits are set wide
+        # enough never to bind: a binding limit turns the rest of a run into refusals, at a
+        # different point for each size, and per-quote figures would stop comparing.
         "guards": [
+            {"type": "exchange", "max_exposure": 1e12, "stale_book": "5s"},
+            {"type": "route", "max_open_trades": 1, "max_consecutive_losses": 3, "cooldown": "20s"},
             {
                 "type": "symbol",
                 "max_notional": 2000,
@@ -198,7 +197,8 @@ def child(size: str, quotes: int, repeat: int) -> dict[str, Any]:
             per_quote_cpu_us=round(cpu / n * 1e6, 3),
             orders=summary["orders"].get("submitted", 0),
             trades=summary["portfolio"]["trades_closed"],
-            guard_refusals=sum(sum(c.values()) for c in summary["guards"].values()),
+            # Entry intents refused (by a guard, or a cooldown the kernel remembers).
+            refused=sum(summary["execution"]["refused"].values()),
             reconciled=summary["reconciliation"]["passed"],
             seconds_all=[round(w, 3) for w in walls],
         )
