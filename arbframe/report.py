@@ -6,6 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from arbframe.summary import reference
+
 COLUMNS = [
     ("entries", "entries"),
     ("exits", "exits"),
@@ -136,9 +138,26 @@ def _loop(loop: dict[str, Any]) -> str:
 
 def _expectation(e: dict[str, Any]) -> str:
     mark = "PASS" if e["passed"] else "FAIL"
-    wanted = " and ".join(f"{COMPARATOR_WORDS[op]} {_value(v)}" for op, v in e["expected"].items())
+    resolved = e.get("resolved", {})
+    wanted = " and ".join(
+        f"{COMPARATOR_WORDS[op]} "
+        + (
+            f"{_reference(v)} = {_value(resolved[op])}"
+            if op in resolved
+            else _reference(v)
+            if reference(v)
+            else _value(v)
+        )
+        for op, v in e["expected"].items()
+    )
     actual = e.get("error") or f"actual {_value(e['actual'])}"
     return f"  {mark}  {e['name']} {wanted}  ({actual})"
+
+
+def _reference(expected: dict[str, str]) -> str:
+    """`{sum: symbols.*.pnl}` as `sum(symbols.*.pnl)`."""
+    [(how, path)] = expected.items()
+    return f"{how}({path})"
 
 
 def format_summary(

@@ -46,6 +46,7 @@ from arbframe.schema import (
     summary_schema,
 )
 from arbframe.secrets import Secret
+from arbframe.summary import reference
 from arbframe.yaml_limits import MAX_BYTES, MAX_DEPTH, MAX_EXTENDS, MAX_VALUES, deep_nesting_at
 
 # JSON Schema counts 3.0 as an integer; Python code does not (`range(3.0)`, a seed of 7.0
@@ -159,12 +160,20 @@ def check_expect_paths(loaded: LoadedScenario, summary_schema: dict[str, Any]) -
     Such a path would only fail the run's expectation, as if the strategy had failed.
     """
     problems = []
-    for name in loaded.data.get("expect", {}):
+    for name, checks in loaded.data.get("expect", {}).items():
         message = _expect_path_problem(name, summary_schema)
         if message is not None:
             node = _locate(loaded.root, ["expect", name])
             pos = node.key_pos or node.pos
             problems.append(_Problem(pos, _key_path(["expect", name]), message))
+        # A reference's path (`{sum: symbols.*.pnl}`) is checked the same way.
+        for op, expected in (checks or {}).items():
+            ref = reference(expected)
+            message = ref and _expect_path_problem(ref[1], summary_schema)
+            if message:
+                where = ["expect", name, op, ref[0]]
+                node = _locate(loaded.root, where)
+                problems.append(_Problem(node.pos, _key_path(where), message))
     _raise_first(problems)
 
 
@@ -742,6 +751,12 @@ def _expect_path_problem(name: str, summary_schema: dict[str, Any]) -> str | Non
     here = schema_walk.flatten([summary_schema], summary_schema)
     for i, part in enumerate(parts):
         below = schema_walk.child(here, summary_schema, part)
+        if part == "*":  # a reference's wildcard: any key, named or not
+            below += [
+                s
+                for key in schema_walk.names(here)
+                for s in schema_walk.child(here, summary_schema, key)
+            ]
         if not below:
             known = schema_walk.names(here)
             close = difflib.get_close_matches(part, known, n=1)

@@ -255,6 +255,59 @@ def _number(value: Any) -> Any:
     return value
 
 
+# An expected value may refer to other summary values: `{sum: "symbols.*.pnl"}`.
+AGGREGATES = ("sum", "min", "max", "ref")
+
+
+class _Unresolved(Exception):
+    """A reference that names no value, or values that cannot be aggregated."""
+
+
+def reference(expected: Any) -> tuple[str, str] | None:
+    """(aggregate, path) when `expected` is a reference to other summary values: a mapping
+    of exactly one of sum/min/max/ref to a dotted path, where `*` stands for every key at
+    that level. Anything else is a literal."""
+    if isinstance(expected, dict) and len(expected) == 1:
+        [(how, path)] = expected.items()
+        if how in AGGREGATES and isinstance(path, str):
+            return how, path
+    return None
+
+
+def expand(summary: dict[str, Any], path: str) -> list[tuple[str, Any]]:
+    """Every (concrete path, value) that `path` names; `*` expands over a mapping's keys."""
+    found: list[tuple[str, Any]] = [("", summary)]
+    for part in path.split("."):
+        below: list[tuple[str, Any]] = []
+        for where, node in found:
+            if not isinstance(node, dict):
+                continue
+            keys = sorted(node) if part == "*" else [part] if part in node else []
+            below += [(f"{where}.{k}" if where else k, node[k]) for k in keys]
+        found = below
+    return found
+
+
+def _resolve(summary: dict[str, Any], how: str, path: str) -> Any:
+    matches = expand(summary, path)
+    if not matches:
+        raise _Unresolved(f"{path} matches nothing in the summary")
+    if how == "ref":
+        if len(matches) > 1:
+            raise _Unresolved(f"{path} matches {len(matches)} values; ref takes one")
+        return matches[0][1]
+    values = []
+    for where, value in matches:
+        number = _number(value)
+        # bool is an int: a flag summed or compared as a count would be a silent mistake.
+        if isinstance(number, bool) or not isinstance(number, int | Decimal):
+            raise _Unresolved(f"{where} is {value!r}, not a number")
+        values.append(Decimal(number))
+    if how == "sum":
+        return sum(values, Decimal(0))  # exact: money strings and floats become Decimals
+    return min(values) if how == "min" else max(values)
+
+
 def evaluate(expect: dict[str, dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
     results = []
     for path, checks in expect.items():
@@ -272,11 +325,31 @@ def evaluate(expect: dict[str, dict[str, Any]], summary: dict[str, Any]) -> list
             )
             continue
         passed = True
+        resolved: dict[str, Any] = {}
+        problems: list[str] = []
         for op, expected in checks.items():
+            ref = reference(expected)
+            if ref is not None:
+                try:
+                    expected = resolved[op] = _resolve(summary, *ref)
+                except _Unresolved as err:
+                    problems.append(str(err))
+                    passed = False
+                    continue
             a, b = _number(actual), _number(expected)
             try:
                 passed = passed and bool(COMPARATORS[op](a, b))
             except (TypeError, InvalidOperation):
                 passed = False
-        results.append({"name": path, "expected": checks, "actual": actual, "passed": passed})
+        result = {"name": path, "expected": checks, "actual": actual, "passed": passed}
+        if resolved:  # what each reference came to, beside the reference itself
+            result["resolved"] = {op: _plain(v) for op, v in resolved.items()}
+        if problems:
+            result["error"] = "; ".join(problems)
+        results.append(result)
     return results
+
+
+def _plain(value: Any) -> Any:
+    """A resolved value as summary.json holds values: Decimals as exact strings."""
+    return money(value) if isinstance(value, Decimal) else value

@@ -11,7 +11,19 @@ import pytest
 from arbframe.testing import run_scenario_file
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
-CAMPAIGNS = ["c1_mixed", "c2_high_winrate", "c3_low_winrate", "always_win", "always_lose"]
+CAMPAIGNS = [
+    "c1_mixed",
+    "c2_high_winrate",
+    "c3_low_winrate",
+    "always_win",
+    "always_lose",
+    "m1_mixed",
+    "m2_btc_led",
+    "m3_eth_led",
+    "p1_portfolio_mixed",
+    "p2_portfolio_btc_led",
+    "p3_portfolio_three",
+]
 SEEDS = range(20)
 MIN_PASSING = 18
 
