@@ -32,15 +32,16 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from arbframe import runfiles
 from arbframe.errors import ArbframeError
 from arbframe.model import money
 
-if TYPE_CHECKING:
-    from arbframe.runner import Run
+# The run it serves (arbframe.runner.Run), not imported: the runner wires this module, and
+# only the entry points import the runner (tests/test_layers.py).
+Run = Any
 
 COMMANDS = ("status", "pnl", "positions", "pause", "resume", "stop", "help")
 

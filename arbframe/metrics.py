@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -52,8 +52,9 @@ from arbframe.model import Action
 from arbframe.money import MONEY_CONTEXT
 from arbframe.units import parse_duration
 
-if TYPE_CHECKING:
-    from arbframe.runner import Run
+# The run it serves (arbframe.runner.Run), not imported: the runner wires this module, and
+# only the entry points import the runner (tests/test_layers.py).
+Run = Any
 
 OTHER = "other"
 """The label value that stands for every value past the cap."""
