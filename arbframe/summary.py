@@ -96,6 +96,7 @@ def build_summary(
         "portfolio": portfolio,
         "symbols": _grouped(closed, opened, equity_start, lambda t: t.symbol),
         "routes": _routes(closed, opened, equity_start),
+        "breadth": _breadth(opened),
         "strategies": _grouped(closed, opened, equity_start, lambda t: t.strategy),
         "orders": dict(sorted(execution.order_counts.items())),
         "execution": {
@@ -156,6 +157,18 @@ def _grouped(
     return {
         name: kpis([t for t in closed if key(t) == name], equity_start, trades)
         for name, trades in sorted(groups.items())
+    }
+
+
+def _breadth(opened: list[Trade]) -> dict[str, int]:
+    """How widely the run traded: distinct symbols, (symbol, route) pairs, route names
+    (``<buy>_to_<sell>`` whatever the symbol) and venues with at least one entry fill."""
+    entered = [t for t in opened if any(f.role == "entering" for f in t.fills)]
+    return {
+        "symbols_traded": len({t.symbol for t in entered}),
+        "routes_traded": len({(t.symbol, t.route) for t in entered}),
+        "route_names_traded": len({t.route for t in entered}),
+        "venues_traded": len({f.venue for t in entered for f in t.fills}),
     }
 
 
