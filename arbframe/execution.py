@@ -283,10 +283,10 @@ class ExecutionEngine:
         now = self.clock.now
         vetted = self._vetted.pop(id(route), None) if self._vetted_at == now else None
         if vetted is not None and vetted[0] is route:
-            decision = vetted[1]  # the guards' answer to ``vet`` at this instant
+            cap = vetted[1]  # the guards' answer to ``vet`` at this instant
         else:
-            decision = self._verdict(port, route, quote, base, now)
-            if decision is REFUSED:
+            cap = self._verdict(port, route, quote, base, now)
+            if cap is REFUSED:
                 return None
         price = None if quote is not None else self._price(route.legs[0])
         if quote is not None:
@@ -296,8 +296,8 @@ class ExecutionEngine:
             return None
         else:
             notional = (base if type(base) is Decimal else Decimal(str(base))) * price
-        if decision is not None:
-            notional *= Decimal(repr(decision.scale))
+        if cap is not None:  # a DEGRADE: at most what the guards allowed
+            notional = min(notional, cap)
         if price is None:
             price = self._price(route.legs[0])
             if price is None:
@@ -323,12 +323,12 @@ class ExecutionEngine:
         guards block all day does not walk books for nothing; the guards are asked once:
         ``enter`` at the same instant on the same route takes this answer."""
         now = self.clock.now
-        decision = self._verdict(port, route, quote, base, now)
-        if decision is REFUSED:
+        cap = self._verdict(port, route, quote, base, now)
+        if cap is REFUSED:
             return False
         if self._vetted_at != now:
             self._vetted_at, self._vetted = now, {}
-        self._vetted[id(route)] = (route, decision)  # the route is held: its id is not reused
+        self._vetted[id(route)] = (route, cap)  # the route is held: its id is not reused
         return True
 
     def _verdict(
@@ -339,7 +339,9 @@ class ExecutionEngine:
         base: Decimal | float | None,
         now: int,
     ) -> Any:
-        """REFUSED (counted in ``refusals``), None to enter as asked, or the guards' DEGRADE."""
+        """REFUSED (counted in ``refusals``), None to enter as asked, or the notional a
+        DEGRADE allows (report currency): a cap, so an entry smaller than what the guards
+        were asked about is not reduced again."""
         if self.closing:
             return REFUSED
         if self.paused and route.label in self.paused:  # an operator's pause, from the next quote
@@ -369,10 +371,12 @@ class ExecutionEngine:
                 return REFUSED
             notional = (base if type(base) is Decimal else Decimal(str(base))) * price
         decision = self.guards.check(Intent(now, port.name, route.label, route, notional))
-        if decision is not None and decision.action is not Action.DEGRADE:
+        if decision is None:
+            return None
+        if decision.action is not Action.DEGRADE:
             self.refusals["guard"] += 1
             return REFUSED
-        return decision
+        return notional * Decimal(repr(decision.scale))
 
     def _open(
         self,

@@ -113,7 +113,7 @@ def _halts(summary: dict[str, Any]) -> list[str]:
             block = first["block"]
             count = summary["guards"]["by_guard"][name]["block"]
             out.append(
-                f"entries halted: guard {name} blocked from {_clock(block['at'])} "
+                f"guard {name} first blocked an entry at {_clock(block['at'])} "
                 f"({block['reason']}); {count:,} entry checks blocked"
             )
     for halt in summary["execution"]["halts"]:

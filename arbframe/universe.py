@@ -141,12 +141,18 @@ class UniverseKernel:
     # ---- as a guard tier: no entry on a symbol not active -----------------------------------
 
     def check(self, intent: Intent) -> GuardDecision | None:
+        quote = self.filters.quote
         for leg in intent.route.legs:
             if leg.symbol not in self.active:
-                return GuardDecision(
-                    intent.ts, self.name, Action.BLOCK, f"{leg.symbol} is not in the universe",
-                    symbol=intent.symbol,
-                )  # fmt: skip
+                why = f"{leg.symbol} is not in the universe"
+            elif (
+                quote is not None
+                and (currency := self.market.instrument(leg.venue, leg.symbol).quote) not in quote
+            ):  # a symbol is in, but not its instruments in other currencies
+                why = f"{leg.venue} quotes {leg.symbol} in {currency}, not in the universe's quote"
+            else:
+                continue
+            return GuardDecision(intent.ts, self.name, Action.BLOCK, why, symbol=intent.symbol)
         return None
 
     def on_trade_opened(self, trade: Trade) -> None:

@@ -8,9 +8,12 @@ sell 0.2 at 100,700 KRW and 0.5 at 100,500 KRW on c.
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from test_routing import books, three_venue_scenario
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
 
 ENTRY = [
     ("a", "buy", D("100.00"), D("0.400")),
@@ -61,3 +64,18 @@ def test_a_higher_threshold_walks_less(run_scenario):
     assert result.trades[0].expected_slippage_bps == pytest.approx(
         0.2 * 0.2 / 0.4 / 100 * 1e4  # 0.2 BTC 0.20 USDT under c's top, over 0.4 BTC
     )
+
+
+def test_a_guard_cap_does_not_shrink_a_depth_capped_entry_again(run_scenario):
+    """routes_three_venues' first entry is capped by upbit's depth: 0.015 BTC, about 897
+    USDT, of the 1200 USDT the strategy asks for. A symbol guard capping a trade at 1000
+    USDT degrades the 1200 asked to 1000 (scale 5/6); the capped entry is already below
+    that, so it must trade the full 0.015, not 0.015 x 5/6 = 0.0125."""
+    text = (SCENARIOS / "routes_three_venues.yaml").read_text()
+    guarded = text.replace("expect:", "guards: [{type: symbol, max_notional: 1000}]\nexpect:", 1)
+    result = run_scenario(guarded)
+    first = min(result.trades, key=lambda t: t.opened_at)
+    assert first.route == "upbit_to_okx"
+    assert {amount for *_, amount in entered(first)} == {D("0.015")}  # both legs, in full
+    # asked once per route that clears (two per dislocation, four dislocations): degraded
+    assert result.summary["guards"]["triggers"] == {"max_notional": 8}

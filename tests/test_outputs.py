@@ -138,7 +138,7 @@ def test_the_summary_reads_as_text():
     first = summary["guard_first"]["global"]["block"]
     blocked = summary["guards"]["by_guard"]["global"]["block"]
     assert (
-        f"entries halted: guard global blocked from {first['at'][11:19]} ({first['reason']}); "
+        f"guard global first blocked an entry at {first['at'][11:19]} ({first['reason']}); "
         f"{blocked:,} entry checks blocked"
     ) in text
     assert "PASS  portfolio.wins == 0  (actual 0)" in text

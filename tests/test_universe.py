@@ -7,6 +7,7 @@ during chosen windows, which `spread_arb` enters (buy a, sell b) and exits when 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -276,3 +277,17 @@ def test_bad_config_names_the_key(run_scenario, universe, where, message):
         run_scenario(scenario(universe))
     assert f": {where}: " in str(info.value)
     assert message in str(info.value)
+
+
+def test_the_quote_filter_keeps_other_currencies_venues_out_of_trading(run_scenario):
+    """routes_three_venues: BTC on binance and okx (USDT) and upbit (KRW); every one of its
+    four dislocations is won by a route through upbit. With the universe limited to USDT
+    instruments, BTC stays eligible (two USDT venues) but no route through upbit trades:
+    the dislocations on binance and okx are then traded between those two."""
+    path = Path(__file__).parent.parent / "scenarios" / "routes_three_venues.yaml"
+    text = path.read_text().split("expect:")[0]
+    result = run_scenario(text + "universe: {type: full_market, quote: [USDT]}\n")
+    routes = {t.route for t in result.trades if t.fills}
+    assert routes and not any("upbit" in r for r in routes), routes
+    assert result.summary["guards"]["by_guard"]["universe"]["block"] >= 1
+    assert result.summary["reconciliation"]["passed"]
