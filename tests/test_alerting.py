@@ -98,6 +98,47 @@ def test_alerts_within_the_group_window_go_out_as_one_message() -> None:
     assert target.counts["grouped"] == 2
 
 
+# ---- the documented defaults (`alerting: {}`): 10/min, dedupe 5m, group 2s ----------------------
+
+
+def test_the_default_rate_limit_is_10_messages_a_minute_then_one_summary() -> None:
+    target, channel = lane()  # alerting: {}
+    for i in range(20):  # distinct alerts 3 s apart (past the 2 s group): 20 in the minute
+        offer(target, alert(i * 3, f"a{i}"))
+    target.tick(120 * S, final=True)
+    alerts = [m for m in channel.messages if m.kind == "alert"]
+    [summary] = [m for m in channel.messages if m.kind == "suppressed"]
+    assert len(alerts) == 10 and all(m.ts < 60 * S for m in alerts)
+    assert [m.title for m in alerts] == [f"a{i}" for i in range(10)]
+    assert summary.suppressed == {"P1": 10} and "(10 messages per 60s)" in summary.title
+    assert summary.ts == alerts[0].ts + 60 * S
+    assert len(channel.messages) == 11
+
+
+def test_the_default_dedupe_window_is_5_minutes() -> None:
+    target, channel = lane()  # alerting: {}
+    offer(target, alert(0, "upbit answers slowly"))
+    offer(target, alert(270, "upbit answers slowly"))  # 4m30s after the first: dropped
+    offer(target, alert(299, "upbit answers slowly"))  # still within 5m of it: dropped
+    offer(target, alert(300, "upbit answers slowly"))  # 5m after the first: sent
+    target.tick(400 * S, final=True)
+    assert [m.ts for m in channel.messages] == [2 * S, 302 * S]  # each after its 2 s group
+    assert target.counts["deduped"] == 2 and target.counts["sent"] == 2
+
+
+def test_the_default_group_window_is_2_seconds() -> None:
+    target, channel = lane()  # alerting: {}
+    offer(target, alert(0.0, "a"))
+    offer(target, alert(1.5, "b"))  # 1.5 s after the first: the same message
+    offer(target, alert(2.5, "c"))  # past 2 s: a message of its own
+    target.tick(20 * S, final=True)
+    first, second = channel.messages
+    assert first.kind == "group" and [a.title for a in first.alerts] == ["a", "b"]
+    assert first.ts == 2 * S
+    assert second.kind == "alert" and second.title == "c"
+    assert target.counts["grouped"] == 1
+
+
 def test_a_channel_gets_only_its_severities() -> None:
     target, channel = lane(min_severity="P1", group="0s")
     for i, severity in enumerate(("P0", "P1", "P2", "P3")):

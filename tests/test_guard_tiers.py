@@ -281,6 +281,31 @@ def test_global_limits():
     assert guard.check(intent(ETH, notional="200")).scale == 0.5
 
 
+def test_global_max_open_trades_blocks_at_the_limit_not_one_late():
+    guard = make(GlobalGuard, max_open_trades=3)
+    for _ in range(2):
+        guard.on_trade_opened(holding(AB, "1"))
+    assert guard.check(intent()) is None  # 2 of 3 open: the third may enter
+    guard.on_trade_opened(holding(ETH, "1"))  # any symbol counts
+    d = guard.check(intent())
+    assert (d.action, d.rule) == (Action.BLOCK, "max_open_trades")
+    guard.on_trade_closed(trade(pnl="1"))
+    assert guard.check(intent()) is None  # back to 2
+
+
+def test_global_daily_loss_limit_blocks_once_the_loss_reaches_it_exactly():
+    guard = make(GlobalGuard, daily_loss_limit=10)
+    for pnl in ("-4", "-5.99"):
+        guard.on_trade_opened(holding(AB, "1"))
+        guard.on_trade_closed(trade(pnl=pnl))
+    assert guard.check(intent()) is None  # 9.99 lost: just above -10
+    guard.on_trade_opened(holding(AB, "1"))
+    guard.on_trade_closed(trade(pnl="-0.01"))  # day PnL exactly -10: reached
+    d = guard.check(intent())
+    assert (d.action, d.rule) == (Action.BLOCK, "daily_loss_limit")
+    assert guard.check(intent(ts=86_400 * S + 1)) is None  # the next UTC day starts afresh
+
+
 # ---- the chain ------------------------------------------------------------------------------
 
 

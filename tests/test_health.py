@@ -64,6 +64,22 @@ def test_latency_bound_and_the_score():
     assert health.score("b") == pytest.approx(0.5)
 
 
+def test_degraded_at_the_default_error_rate_bound_with_the_minimum_sample():
+    now = [100 * S]
+    health = monitor(now)  # defaults: min_orders 5, max_error_rate 0.2
+    health.answered("b", 5 * MS, True)
+    for _ in range(3):
+        health.answered("b", 5 * MS, False)
+    assert health.error_rate("b") == (0.25, 4) and not health.degraded("b")  # 4 < min_orders
+    health.answered("b", 5 * MS, False)
+    assert health.error_rate("b") == (0.2, 5)  # exactly at the bound ...
+    assert health.degraded("b")  # ... is degraded ("at or above")
+    assert health.score("b") == 0.0
+    health.answered("b", 5 * MS, False)  # 1 in 6: under the bound
+    assert not health.degraded("b")
+    assert health.summary()["b"]["degraded_periods"] == 1
+
+
 def test_venue_errors_are_told_from_business_refusals():
     assert venue_error("429 Too Many Requests") and venue_error("503 Service Unavailable")
     assert not venue_error("insufficient balance") and not venue_error("no liquidity")

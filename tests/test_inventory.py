@@ -123,6 +123,23 @@ def test_a_transfer_with_nothing_left_after_the_fee_is_skipped(run_scenario):
     assert result.run.ledger.entries == []
 
 
+def test_a_transfer_is_capped_at_the_sources_free_balance(run_scenario):
+    # 3 BTC on each venue (even). At 5 s a sell order nobody placed rests on a, locking 2.6 of
+    # its 3 BTC; at 15 s 2 BTC leave b (a withdrawal). The check at 20 s sees 3 / (3 + 1) =
+    # 0.75: half the difference is 1 BTC, but only 0.4 of a's BTC is free.
+    sc = scenario(("3", "3"), {**TRANSFER, "transfer": {"delay": "30s"}})
+    sc["faults"] = [{"type": "orphan_order", "venue": "a", "at": "5s", "amount": 2.6,
+                     "side": "sell", "price": 70000, "client_id": "manual-1"}]  # fmt: skip
+    sc["venues"]["b"]["transfers"] = [{"at": "15s", "asset": "BTC", "amount": -2}]
+    result = run_scenario(sc)
+    inventory = result.summary["inventory"]
+    [transfer] = inventory["transfers"]
+    assert (transfer["from"], transfer["to"], transfer["ts"]) == ("a", "b", START + 20 * S)
+    assert transfer["amount"] == "0.4" and transfer["received"] == "0.4"
+    assert result.run.venues["a"].available("BTC") == 0
+    assert inventory["balances"]["a"]["BTC"] == "2.6" and inventory["balances"]["b"]["BTC"] == "1.4"
+
+
 class Crash(Exception):
     pass
 

@@ -25,6 +25,7 @@ from arbframe import metrics
 from arbframe.cli import main
 from arbframe.errors import ScenarioError
 from arbframe.realtime import Histogram
+from arbframe.testing import run_scenario_file
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "scenarios" / "_campaign_base.yaml"
@@ -149,6 +150,26 @@ def test_metrics_file_of_a_simulated_run_equals_its_summary(tmp_path: Path, caps
     assert value(samples, "process_resident_memory_bytes") > 0
 
 
+def test_drawdown_is_the_current_fall_from_the_peak_not_the_largest(tmp_path: Path) -> None:
+    # c2_high_winrate falls ~13 from a peak, recovers most of it, and ends ~2.3 under its peak.
+    result = run_scenario_file(REPO / "scenarios" / "c2_high_winrate.yaml")
+    cumulative = peak = largest = Decimal(0)
+    for trade in result.trades:  # realised PnL stepped at each close, in closing order
+        if trade.fills:
+            cumulative += trade.net_pnl
+            peak = max(peak, cumulative)
+            largest = max(largest, peak - cumulative)
+    assert 0 < peak - cumulative < largest  # the run recovered part of its largest fall
+    out = tmp_path / "run.prom"
+    metrics.write(result.run, out)
+    samples = parse(out.read_text())
+    assert value(samples, "arbframe_drawdown") == float(peak - cumulative)
+    assert value(samples, "arbframe_max_drawdown") == float(largest)
+    assert value(samples, "arbframe_max_drawdown") == money(
+        result.summary["portfolio"]["max_drawdown"]
+    )
+
+
 def test_metrics_file_into_a_missing_directory_is_refused_before_the_run(
     tmp_path: Path, capsys
 ) -> None:
@@ -208,6 +229,24 @@ def test_symbol_labels_are_capped_and_the_rest_folded_into_other(run_scenario) -
         dict(k)["symbol"] for (n, k), _ in samples.items() if n == "arbframe_route_trades_total"
     }
     assert routes <= kept | {"other"}
+
+
+def test_without_a_setting_50_label_values_are_kept_and_the_rest_are_other(
+    run_scenario, tmp_path: Path
+) -> None:
+    scenario = many_symbols(52)
+    scenario["duration"] = "1m"
+    del scenario["metrics"]  # no metrics: block: --metrics FILE takes the default cap
+    result = run_scenario(scenario)
+    assert len(result.summary["symbols"]) == 52  # every symbol traded
+    out = tmp_path / "run.prom"
+    metrics.write(result.run, out)
+    samples = parse(out.read_text())
+    symbols = by_label(samples, "arbframe_symbol_trades_total", "symbol")
+    assert len(symbols) == 51 and "other" in symbols  # 50 of their own, and other
+    assert sum(symbols.values()) == value(samples, "arbframe_trades_total")
+    books = {dict(k)["symbol"] for (n, k), _ in samples.items() if n == "arbframe_book_age_seconds"}
+    assert len(books) == 51 and "other" in books
 
 
 def test_a_label_value_keeps_its_series_once_given_one() -> None:

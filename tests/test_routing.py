@@ -39,7 +39,7 @@ import pytest
 from arbframe.errors import ConfigError
 from arbframe.market import MarketView
 from arbframe.model import Book, FeeSchedule, Instrument
-from arbframe.routing import Router, Weights
+from arbframe.routing import Router, Weights, depth
 
 BOOKS = {
     "a": ([(99.90, 1.0)], [(100.00, 0.4), (100.10, 0.6)]),
@@ -157,6 +157,25 @@ def test_a_size_under_the_depth_is_kept_and_slips_nothing():
     assert best.expected_slippage_bps == 0
     # a quote size converts at a's best ask, as enter() does: 15 USDT = 0.15 BTC
     assert scanner(market()).best(quote=15.0).wanted_base == pytest.approx(0.15)
+
+
+def test_the_depth_walk_includes_a_level_pair_whose_edge_equals_the_threshold():
+    # Exact in binary: buying at 128 and selling at 130 is 2/128 = 156.25 bp, at 129 78.125
+    # bp, at 128.5 39.0625 bp (no fees, no FX).
+    asks = [(128.0, 1.0), (128.0, 2.0)]
+    bids = [(130.0, 1.0), (129.0, 0.5), (128.5, 5.0)]
+    assert depth(asks, 1.0, bids, 1.0, 0.0, 78.125) == 1.5  # 1 at 156.25 bp, 0.5 at 78.125
+    assert depth(asks, 1.0, bids, 1.0, 0.0, 78.125 + 1e-9) == 1.0  # just above: stops there
+
+
+def test_max_base_counts_the_level_pair_exactly_at_entry_bps():
+    # a_to_c's third pair (100.10 on a, 100,500 KRW on c) edge after fees, as the walk
+    # computes it: with entry_bps at exactly that, its 0.3 is part of the depth.
+    at_third = (100500.0 / 1000.0 - 100.10) / 100.10 * 1e4 - 15.0  # 24.98...
+    router = Router(market(), headroom=D("1.01"))
+    best = router.scanner("BTC", entry_bps=at_third, weights=Weights()).best(base=1.0)
+    assert best.route.name == "a_to_c"
+    assert best.max_base == pytest.approx(A_TO_C_SIZE, abs=1e-12)  # 0.2 + 0.2 + 0.3
 
 
 def test_health_changes_the_winner_when_weighted():

@@ -191,6 +191,54 @@ def test_a_removed_symbol_with_keep_runs_to_its_normal_exit_and_never_reenters(r
     assert result.summary["reconciliation"]["passed"]
 
 
+def markets_heard(monkeypatch) -> list[tuple[int, str]]:
+    """(seconds from the start, symbol) of every on_market spread_arb hears."""
+    from arbframe_plugins.strategies.spread_arb import SpreadArb
+
+    heard: list[tuple[int, str]] = []
+    on_market = SpreadArb.on_market
+
+    def record(self, ts: int, symbol: str) -> None:
+        heard.append(((ts - START) // S, symbol))
+        on_market(self, ts, symbol)
+
+    monkeypatch.setattr(SpreadArb, "on_market", record)
+    return heard
+
+
+def test_keep_stops_on_market_at_removal_for_a_symbol_without_open_trades(
+    run_scenario, monkeypatch
+):
+    heard = markets_heard(monkeypatch)
+    result = run_scenario(scenario({**TOP1, "on_remove": "keep"}, {}, SWITCH))
+    assert changes(result.summary) == [(0, ["BTC"], []), (60, ["ETH"], ["BTC"])]
+    assert result.trades == []  # nothing open on BTC when it goes
+    btc = sorted({t for t, symbol in heard if symbol == "BTC"})
+    assert btc == [0, 10, 20, 30, 40, 50]  # none from the removal at 60 s on
+    assert "BTC" not in result.run.universe.admitted
+
+
+def test_keep_stops_on_market_once_the_removed_symbols_last_trade_closes(run_scenario, monkeypatch):
+    heard = markets_heard(monkeypatch)
+    premiums = {"BTC": [(40, 120)]}  # opened at 40 s, kept past the removal at 60 s
+    result = run_scenario(scenario({**TOP1, "on_remove": "keep"}, premiums, SWITCH))
+    [trade] = [t for t in result.trades if t.symbol == "BTC"]
+    assert (trade.closed_at - START) // S == 120 and trade.exit_reason == "reversion"
+    btc = sorted({t for t, symbol in heard if symbol == "BTC"})
+    assert btc == list(range(0, 121, 10))  # on to the close at 120 s, none after it
+    assert "BTC" not in result.run.universe.admitted
+
+
+def test_min_volume_admits_a_symbol_whose_volume_equals_it(run_scenario):
+    volumes = [(0, v, s, x / 2) for v in ("a", "b") for s, x in
+               (("BTC", 1e6), ("ETH", 5e6), ("SOL", 9e6))]  # fmt: skip
+    result = run_scenario(scenario({"type": "full_market", "min_volume": 5e6},
+                                   EVERY_PREMIUM, volumes))  # fmt: skip
+    assert result.run.universe.candidates() == {"ETH": 5e6, "SOL": 9e6}  # ETH: exactly 5e6
+    assert result.summary["universe"]["active"] == ["ETH", "SOL"]
+    assert sorted({t.symbol for t in result.trades if t.fills}) == ["ETH", "SOL"]
+
+
 def test_the_gate_refuses_an_entry_a_strategy_asks_for_off_the_universe(run_scenario):
     from arbframe.model import Route
 
