@@ -41,11 +41,12 @@ BUILTIN_TYPES = {
     "exchange": {"paper"},
     "feed": {"synthetic", "scripted", "replay"},
     "strategy": {"spread_arb"},
-    "guard": {"symbol", "global"},
+    "guard": {"exchange", "route", "symbol", "global"},
     "sink": {"sqlite", "postgres"},
-    "alert": {"log"},
-    "fault": {"order_reject", "partial_fill"},
+    "alert": {"log", "telegram", "webhook"},
+    "fault": {"order_reject", "partial_fill", "slippage_stress", "flash_move"},
     "state": {"memory", "sqlite", "postgres", "redis"},
+    "universe": {"single", "fixed_list", "top_n", "full_market"},
 }
 # The built-in feed types and those of any installed third-party plugin (the example's `sine`).
 INSTALLED_FEEDS = ", ".join(sorted(build_registry(get_plugin_manager()).types("feed")))
