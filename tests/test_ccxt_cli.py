@@ -126,7 +126,7 @@ def test_sigkill_mid_trade_resumes_without_a_duplicate_order(
             "--out",
             str(out),
             "--json",
-            ARBFRAME_DURATION="8s",
+            ARBFRAME_DURATION="15s",  # room for the start-up reconciliation on a busy machine
         )  # fmt: skip
     )
     assert code in (0, 1), stderr
