@@ -528,9 +528,16 @@ def _guard_triggers(chain: Any) -> Iterator[tuple[str, str, int]]:
     names the guard's type as its rule."""
     summary = getattr(chain, "summary", None)
     if callable(summary):
-        for guard, entry in dict(summary().get("by_guard", {})).items():
-            for rule, n in dict(dict(entry).get("rules", {})).items():
-                yield guard, rule, n
+        by_guard = dict(summary().get("by_guard", {}))
+        for guard in list(chain.guards):
+            rules = dict(dict(by_guard.get(guard.name, {})).get("rules", {}))
+            # A guard that has not refused yet still has a series (its type as the rule),
+            # so dashboards and rules see 0, not "no data".
+            yield from (
+                ((guard.name, r, n) for r, n in rules.items())
+                if rules
+                else [(guard.name, guard.type_name, 0)]
+            )
         return
     counts = dict(chain.counts)
     for guard in chain.guards:  # every guard, 0 until it refuses
