@@ -81,7 +81,8 @@ def test_guards_see_entries_as_they_open(run_scenario):
     second strategy's entry in the same instant is blocked."""
     result = run_scenario(two_strategies(max_open_trades=1))
     assert [t.strategy for t in result.trades] == ["small"]
-    assert result.summary["guards"] == {"global": {"block": 1}}
+    by_guard = result.summary["guards"]["by_guard"]
+    assert by_guard == {"global": {"allow": 1, "block": 1, "rules": {"max_open_trades": 1}}}
     assert result.summary["guard_state"]["global"]["open_trades"] == 0  # closed again
 
 
