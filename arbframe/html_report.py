@@ -1,0 +1,444 @@
+"""`arbframe report RUN_DIR`: one self-contained HTML page from a run's ``--out`` directory.
+
+It reads only the files a run writes (summary.json, trades.jsonl, events.jsonl,
+alerts.jsonl), never the engine. Money is summed as ``Decimal`` from the trades, so every
+figure on the page is the trades' own; charts get floats only to draw. plotly.js is inlined
+once in the page (no CDN): the file opens offline, and can be mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from arbframe.errors import ArbframeError
+
+ZERO = Decimal(0)
+TRADE_KEYS = ("trade_id", "symbol", "route", "opened_at", "closed_at", "exit_reason", "net_pnl")
+ACTION_COLOURS = {"degrade": "#f0ad4e", "cooldown": "#1f77b4", "block": "#d62728"}
+PHASE_COLOURS = {"injected": "#d62728", "detected": "#ff7f0e", "recovered": "#2ca02c"}
+
+
+# ---- reading a run directory ---------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """What a run directory holds."""
+
+    dir: Path
+    summary: dict[str, Any]
+    trades: list[dict[str, Any]]
+    events: list[dict[str, Any]] | None  # None: written before runs recorded events.jsonl
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_run(directory: Path) -> RunRecord:
+    """Read a run directory; a clear error (exit 2) when it is not one."""
+    if not directory.exists():
+        raise ArbframeError(f"{directory}: no such run directory")
+    if not directory.is_dir():
+        raise ArbframeError(f"{directory}: not a directory (a run's --out DIR is one)")
+    summary_path = directory / "summary.json"
+    if not summary_path.exists():
+        raise ArbframeError(
+            f"{directory}: no summary.json, so not a run directory "
+            f"(`arbframe run SCENARIO --out {directory}` writes one)"
+        )
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ArbframeError(f"{summary_path}: not valid JSON ({err})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("portfolio"), dict):
+        raise ArbframeError(f"{summary_path}: not a run summary (no portfolio)")
+    trades = _jsonl(directory / "trades.jsonl", required=True)
+    for number, trade in enumerate(trades, 1):
+        missing = [key for key in TRADE_KEYS if key not in trade]
+        if missing:
+            raise ArbframeError(
+                f"{directory / 'trades.jsonl'}:{number}: a trade without {', '.join(missing)}"
+            )
+    events_path = directory / "events.jsonl"
+    events = _jsonl(events_path) if events_path.exists() else None
+    return RunRecord(directory, summary, trades, events, _jsonl(directory / "alerts.jsonl"))
+
+
+def _jsonl(path: Path, required: bool = False) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file; a last line a kill cut short is left out."""
+    if not path.exists():
+        if required:
+            raise ArbframeError(f"{path}: missing (a run's --out DIR has it)")
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # no newline after it: the write was cut short
+                continue
+            raise ArbframeError(f"{path}:{number}: not valid JSON") from None
+        if not isinstance(row, dict):
+            raise ArbframeError(f"{path}:{number}: not a record")
+        rows.append(row)
+    return rows
+
+
+# ---- figures from the trades, exact ----------------------------------------------------------
+
+
+def equity_curve(trades: list[dict[str, Any]]) -> list[tuple[int, Decimal, Decimal]]:
+    """(close time ns, realised PnL so far, drawdown from its peak) at each close, in close
+    order (the file's): the KPIs' own definition (arbframe/kpi.py), without equity_start."""
+    equity = peak = ZERO
+    points = []
+    for trade in trades:
+        equity += Decimal(trade["net_pnl"])
+        peak = max(peak, equity)
+        points.append((int(trade["closed_at"]), equity, peak - equity))
+    return points
+
+
+def pnl_by(trades: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], Decimal]:
+    """Net PnL summed per value of ``keys`` (e.g. symbol and route)."""
+    sums: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+    for trade in trades:
+        sums[tuple(str(trade[k]) for k in keys)] += Decimal(trade["net_pnl"])
+    return dict(sums)
+
+
+# ---- the page ----------------------------------------------------------------------------------
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.sub, .note { color: #666; } .chart { min-height: 300px; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { max-height: 480px; overflow: auto; }
+.fail { color: #b00; font-weight: bold; } .pass { color: #070; font-weight: bold; }
+"""
+
+
+def page(title: str, subtitle: str, sections: list[str]) -> str:
+    """The whole document: plotly.js inline in the head, then the sections."""
+    from plotly.offline import get_plotlyjs
+
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>"
+        f"<h1>{escape(title)}</h1><p class='sub'>{escape(subtitle)}</p>"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def chart(name: str, fig: Any, height: int = 360) -> str:
+    """A figure as a div (``id chart-<name>``) and the script that draws it."""
+    fig.update_layout(template="plotly_white", height=height, margin={"l": 60, "r": 20,
+                      "t": 40, "b": 40})  # fmt: skip
+    html = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{name}",
+        config={"displaylogo": False, "responsive": True},
+    )
+    return f"<div class='chart' data-chart='{name}'>{html}</div>"
+
+
+def section(title: str, *parts: str) -> str:
+    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+
+
+def note(text: str) -> str:
+    return f"<p class='note'>{escape(text)}</p>"
+
+
+def table(headers: list[str], rows: list[list[Any]], scroll: bool = False) -> str:
+    def cell(value: Any) -> str:
+        numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        text = "" if value is None else str(value)
+        return f"<td class='num'>{escape(text)}</td>" if numeric else f"<td>{escape(text)}</td>"
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'>{html}</div>" if scroll else html
+
+
+def when(ns: int | None) -> datetime | None:
+    return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def stamp(ns: int | None) -> str:
+    moment = when(ns)
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+# ---- the run report ----------------------------------------------------------------------------
+
+
+def run_report(record: RunRecord) -> str:
+    s = record.summary
+    passed = "passed" if s.get("passed") else "FAILED"
+    subtitle = (
+        f"run directory {record.dir} - seed {s.get('seed')}, {s.get('mode')}, "
+        f"{s.get('clock')} clock, {s.get('time', {}).get('first')} to "
+        f"{s.get('time', {}).get('last')}; expectations {passed}"
+        + ("" if s.get("complete", True) else "; INCOMPLETE run (interrupted or crashed)")
+    )
+    currency = s.get("report_currency", "")
+    sections = [
+        _overview(s, currency),
+        _equity(record, currency),
+        _heatmap(record, currency),
+        _exits(record, currency),
+        _guards(record),
+        _faults(record),
+        _trades(record),
+    ]
+    return page(f"arbframe report: {s.get('scenario', record.dir.name)}", subtitle, sections)
+
+
+def _overview(s: dict[str, Any], currency: str) -> str:
+    p = s["portfolio"]
+    keys = ("trades_closed", "entries", "exits", "wins", "losses", "winrate", "pnl",
+            "gross_pnl", "fees", "slippage", "max_drawdown", "max_drawdown_pct", "sharpe",
+            "expectancy", "avg_r", "avg_hold_s", "open_trades")  # fmt: skip
+    rows = [[key, p.get(key)] for key in keys if key in p]
+    expectations = [
+        [e.get("name"), "yes" if e.get("passed") else "NO", json.dumps(e.get("actual")),
+         json.dumps(e.get("expected"))]
+        for e in s.get("expectations", []) if isinstance(e, dict)
+    ]  # fmt: skip
+    parts = [note(f"money in {currency}, exact as summary.json has it"), table(["kpi", "value"], rows)]
+    if expectations:
+        parts.append(table(["expectation", "passed", "actual", "expected"], expectations))
+    return section("Portfolio", *parts)
+
+
+def _equity(record: RunRecord, currency: str) -> str:
+    from plotly.subplots import make_subplots
+
+    points = equity_curve(record.trades)
+    if not points:
+        return section("Realised equity and drawdown", note("no closed trades"))
+    x = [when(ts) for ts, _, _ in points]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
+                        vertical_spacing=0.06)  # fmt: skip
+    fig.add_scatter(x=x, y=[float(e) for _, e, _ in points], name="realised PnL",
+                    line={"shape": "hv", "color": "#1f77b4"}, row=1, col=1)  # fmt: skip
+    fig.add_scatter(x=x, y=[-float(d) for _, _, d in points], name="drawdown", fill="tozeroy",
+                    line={"shape": "hv", "color": "#d62728"}, row=2, col=1)  # fmt: skip
+    fig.update_yaxes(title_text=currency, row=1, col=1)
+    fig.update_yaxes(title_text="drawdown", row=2, col=1)
+    last, worst = points[-1][1], max(d for _, _, d in points)
+    held = record.summary["portfolio"]
+    return section(
+        "Realised equity and drawdown",
+        note(
+            "Realised: the closed trades' net PnL (after fees), stepped at each close; open "
+            "positions and inventory revaluation are not in it."
+        ),
+        chart("equity", fig, 460),
+        table(
+            ["", "from the trades", "summary.json"],
+            [
+                [f"realised PnL ({currency})", last, held.get("pnl")],
+                [f"max drawdown ({currency})", worst, held.get("max_drawdown")],
+            ],
+        ),
+    )
+
+
+def _heatmap(record: RunRecord, currency: str) -> str:
+    import plotly.graph_objects as go
+
+    sums = pnl_by(record.trades, "symbol", "route")
+    if not sums:
+        return section("PnL by symbol and route", note("no closed trades"))
+    symbols = sorted({symbol for symbol, _ in sums})
+    routes = sorted({route for _, route in sums})
+    z = [[float(sums[(s, r)]) if (s, r) in sums else None for r in routes] for s in symbols]
+    text = [[str(sums.get((s, r), "")) for r in routes] for s in symbols]
+    bound = max(abs(v) for row in z for v in row if v is not None) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=routes, y=symbols, text=text, texttemplate="%{z:.2f}",
+                               colorscale="RdYlGn", zmid=0, zmin=-bound, zmax=bound,
+                               hovertemplate="%{y} %{x}: %{text}<extra></extra>"))  # fmt: skip
+    height = max(260, 60 + 40 * len(symbols))
+    counts = pnl_counts(record.trades)
+    rows = [[s, r, counts[(s, r)], v] for (s, r), v in sorted(sums.items())]
+    return section(
+        "PnL by symbol and route",
+        note(f"net PnL of the closed trades, {currency}"),
+        chart("heatmap", fig, height),
+        table(["symbol", "route", "trades", f"net PnL ({currency})"], rows, scroll=True),
+    )
+
+
+def pnl_counts(trades: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for trade in trades:
+        counts[(trade["symbol"], trade["route"])] += 1
+    return counts
+
+
+def _exits(record: RunRecord, currency: str) -> str:
+    from plotly.subplots import make_subplots
+
+    trades = record.trades
+    if not trades:
+        return section("Exit reasons and spreads", note("no closed trades"))
+    sums = pnl_by(trades, "exit_reason")
+    reasons = sorted(reason for (reason,) in sums)
+    counts = {r: sum(1 for t in trades if t["exit_reason"] == r) for r in reasons}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("trades", f"net PnL ({currency})"))
+    fig.add_bar(x=reasons, y=[counts[r] for r in reasons], name="trades", row=1, col=1,
+                marker_color="#1f77b4")  # fmt: skip
+    fig.add_bar(x=reasons, y=[float(sums[(r,)]) for r in reasons], name="net PnL", row=1,
+                col=2, marker_color="#9467bd")  # fmt: skip
+    fig.update_layout(showlegend=False)
+    spreads = make_subplots(rows=1, cols=1)
+    for reason in reasons:
+        mine = [t for t in trades if t["exit_reason"] == reason]
+        spreads.add_scatter(
+            x=[t.get("entry_spread_bps") for t in mine],
+            y=[t.get("exit_spread_bps") for t in mine],
+            text=[t["trade_id"] for t in mine],
+            mode="markers",
+            name=reason,
+        )
+    spreads.update_xaxes(title_text="entry spread (bp)")
+    spreads.update_yaxes(title_text="exit spread (bp)")
+    return section(
+        "Exit reasons and spreads",
+        chart("exits", fig, 320),
+        chart("spreads", spreads, 380),
+    )
+
+
+def _guards(record: RunRecord) -> str:
+    import plotly.graph_objects as go
+
+    guards = record.summary.get("guards", {})
+    triggers = [[rule, n] for rule, n in sorted(guards.get("triggers", {}).items())]
+    decisions = [
+        [guard, *(counts.get(a, 0) for a in ("allow", "degrade", "cooldown", "block"))]
+        for guard, counts in sorted(guards.get("decisions", {}).items())
+    ]
+    parts = []
+    if record.events is None:
+        parts.append(note("no events.jsonl in this run directory (recorded before arbframe "
+                          "wrote one): the counts only"))  # fmt: skip
+    else:
+        changes = [e for e in record.events if e.get("event") == "guard"]
+        if changes:
+            fig = go.Figure()
+            for action in sorted({e["action"] for e in changes}):
+                mine = [e for e in changes if e["action"] == action]
+                fig.add_scatter(
+                    x=[when(e["ts"]) for e in mine],
+                    y=[f"{e['guard']}: {e.get('rule') or action}" for e in mine],
+                    text=[f"{e.get('symbol', '')} {e.get('reason', '')}" for e in mine],
+                    mode="markers", name=action,
+                    marker={"size": 11, "color": ACTION_COLOURS.get(action)},
+                )  # fmt: skip
+            parts.append(note("each time a guard's verdict on its scope changed to other than allow"))
+            lanes = {f"{e['guard']}: {e.get('rule') or e['action']}" for e in changes}
+            parts.append(chart("guards", fig, 180 + 30 * len(lanes)))
+        else:
+            parts.append(note("no guard refused an entry"))
+    parts.append(table(["rule", "triggers"], triggers) if triggers else "")
+    parts.append(table(["guard", "allow", "degrade", "cooldown", "block"], decisions))
+    return section("Guard triggers", *parts)
+
+
+def _faults(record: RunRecord) -> str:
+    import plotly.graph_objects as go
+
+    s = record.summary
+    start = s.get("time", {}).get("start_ns") or 0
+    end = s.get("time", {}).get("end_ns")
+    timeline = s.get("faults", {}).get("timeline", {})
+    alerts = [[stamp(a.get("ts")), a.get("severity"), a.get("rule"), a.get("title"),
+               a.get("detail")] for a in record.alerts]  # fmt: skip
+    if not timeline and not alerts:
+        return section("Faults and alerts", note("no fault injected, no alert fired"))
+
+    def at(seconds: float | None) -> datetime | None:
+        return None if seconds is None else when(start + round(seconds * 1e9))
+
+    parts = []
+    if timeline:
+        fig = go.Figure()
+        for name, f in timeline.items():  # a bar from injection to recovery (or the end)
+            begin = at(f.get("injected_at_s"))
+            finish = at(f.get("recovered_at_s")) or when(end)
+            if begin is not None and finish is not None:
+                fig.add_scatter(x=[begin, finish], y=[name, name], mode="lines",
+                                line={"width": 14, "color": "#cccccc"}, showlegend=False,
+                                hoverinfo="skip")  # fmt: skip
+        for phase, colour in PHASE_COLOURS.items():
+            moments = [(name, at(f.get(f"{phase}_at_s"))) for name, f in timeline.items()]
+            moments = [(n, m) for n, m in moments if m is not None]
+            fired = [e for e in record.events or () if e.get("event") == "fault"
+                     and e.get("phase") == phase and phase == "injected"]  # fmt: skip
+            xs = [m for _, m in moments] + [when(e["ts"]) for e in fired]
+            ys = [n for n, _ in moments] + [e["fault"] for e in fired]
+            fig.add_scatter(x=xs, y=ys, mode="markers", name=phase,
+                            marker={"size": 12, "color": colour})  # fmt: skip
+        parts.append(note("each fault from its first firing to its recovery (grey; to the "
+                          "end of the run if it never recovered); every firing marked"))  # fmt: skip
+        parts.append(chart("faults", fig, max(260, 120 + 40 * len(timeline))))
+        rows = [[name, f.get("type"), f.get("target"), f.get("firings"), f.get("injected_at_s"),
+                 f.get("detected_at_s"), f.get("recovered_at_s"), f.get("mttr_s")]
+                for name, f in timeline.items()]  # fmt: skip
+        parts.append(table(["fault", "type", "target", "firings", "injected (s)",
+                            "detected (s)", "recovered (s)", "time to repair (s)"], rows))  # fmt: skip
+    if alerts:
+        parts.append(table(["time (UTC)", "severity", "rule", "title", "detail"], alerts,
+                           scroll=True))  # fmt: skip
+    return section("Faults and alerts", *parts)
+
+
+def _trades(record: RunRecord) -> str:
+    headers = ["trade", "symbol", "route", "opened (UTC)", "closed (UTC)", "hold (s)",
+               "entry spread (bp)", "exit spread (bp)", "exit reason", "notional",
+               "gross PnL", "fees", "slippage", "net PnL"]  # fmt: skip
+    rows = [
+        [t["trade_id"], t["symbol"], t["route"], stamp(t["opened_at"]), stamp(t["closed_at"]),
+         round((t["closed_at"] - t["opened_at"]) / 1e9, 3), t.get("entry_spread_bps"),
+         t.get("exit_spread_bps"), t["exit_reason"], Decimal(t.get("notional", "0")),
+         Decimal(t.get("gross_pnl", "0")), Decimal(t.get("fees", "0")),
+         Decimal(t.get("slippage", "0")), Decimal(t["net_pnl"])]
+        for t in record.trades
+    ]  # fmt: skip
+    return section(f"Trades ({len(rows)})", table(headers, rows, scroll=True) if rows else note(
+        "no closed trades"))  # fmt: skip
+
+
+def write_run_report(directory: Path, out: Path | None = None) -> Path:
+    """Write the report of the run in ``directory`` (default ``DIRECTORY/report.html``)."""
+    html = run_report(load_run(directory))
+    return write_html(out or directory / "report.html", html)
+
+
+def write_html(path: Path, html: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    except OSError as err:
+        raise ArbframeError(f"{path}: cannot write the report: {err.strerror or err}") from None
+    return path
