@@ -176,7 +176,7 @@ def _registry(warn: bool = True) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.report and args.out is None:
-        raise ArbframeError("arbframe run: --report needs --out DIR (the report is DIR/report.html)")
+        raise ArbframeError("arbframe run: --report needs --out DIR (it writes DIR/report.html)")
     pm, registry = _registry()
     loaded = load_scenario(args.scenario, registry)
     if args.out is not None:

@@ -147,8 +147,9 @@ def page(title: str, subtitle: str, sections: list[str]) -> str:
 
 def chart(name: str, fig: Any, height: int = 360) -> str:
     """A figure as a div (``id chart-<name>``) and the script that draws it."""
-    fig.update_layout(template="plotly_white", height=height, margin={"l": 60, "r": 20,
-                      "t": 40, "b": 40})  # fmt: skip
+    fig.update_layout(
+        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 40, "b": 40}
+    )
     html = fig.to_html(
         full_html=False,
         include_plotlyjs=False,
@@ -214,16 +215,38 @@ def run_report(record: RunRecord) -> str:
 
 def _overview(s: dict[str, Any], currency: str) -> str:
     p = s["portfolio"]
-    keys = ("trades_closed", "entries", "exits", "wins", "losses", "winrate", "pnl",
-            "gross_pnl", "fees", "slippage", "max_drawdown", "max_drawdown_pct", "sharpe",
-            "expectancy", "avg_r", "avg_hold_s", "open_trades")  # fmt: skip
+    keys = (
+        "trades_closed",
+        "entries",
+        "exits",
+        "wins",
+        "losses",
+        "winrate",
+        "pnl",
+        "gross_pnl",
+        "fees",
+        "slippage",
+        "max_drawdown",
+        "max_drawdown_pct",
+        "sharpe",
+        "expectancy",
+        "avg_r",
+        "avg_hold_s",
+        "open_trades",
+    )
     rows = [[key, p.get(key)] for key in keys if key in p]
     expectations = [
-        [e.get("name"), "yes" if e.get("passed") else "NO", json.dumps(e.get("actual")),
-         json.dumps(e.get("expected"))]
-        for e in s.get("expectations", []) if isinstance(e, dict)
-    ]  # fmt: skip
-    parts = [note(f"money in {currency}, exact as summary.json has it"), table(["kpi", "value"], rows)]
+        [
+            e.get("name"),
+            "yes" if e.get("passed") else "NO",
+            json.dumps(e.get("actual")),
+            json.dumps(e.get("expected")),
+        ]
+        for e in s.get("expectations", [])
+        if isinstance(e, dict)
+    ]
+    parts = [note(f"money in {currency}, exact, as summary.json has it")]
+    parts.append(table(["kpi", "value"], rows))
     if expectations:
         parts.append(table(["expectation", "passed", "actual", "expected"], expectations))
     return section("Portfolio", *parts)
@@ -236,12 +259,26 @@ def _equity(record: RunRecord, currency: str) -> str:
     if not points:
         return section("Realised equity and drawdown", note("no closed trades"))
     x = [when(ts) for ts, _, _ in points]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
-                        vertical_spacing=0.06)  # fmt: skip
-    fig.add_scatter(x=x, y=[float(e) for _, e, _ in points], name="realised PnL",
-                    line={"shape": "hv", "color": "#1f77b4"}, row=1, col=1)  # fmt: skip
-    fig.add_scatter(x=x, y=[-float(d) for _, _, d in points], name="drawdown", fill="tozeroy",
-                    line={"shape": "hv", "color": "#d62728"}, row=2, col=1)  # fmt: skip
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
+    )
+    fig.add_scatter(
+        x=x,
+        y=[float(e) for _, e, _ in points],
+        name="realised PnL",
+        line={"shape": "hv", "color": "#1f77b4"},
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(
+        x=x,
+        y=[-float(d) for _, _, d in points],
+        name="drawdown",
+        fill="tozeroy",
+        line={"shape": "hv", "color": "#d62728"},
+        row=2,
+        col=1,
+    )
     fig.update_yaxes(title_text=currency, row=1, col=1)
     fig.update_yaxes(title_text="drawdown", row=2, col=1)
     last, worst = points[-1][1], max(d for _, _, d in points)
@@ -274,9 +311,20 @@ def _heatmap(record: RunRecord, currency: str) -> str:
     z = [[float(sums[(s, r)]) if (s, r) in sums else None for r in routes] for s in symbols]
     text = [[str(sums.get((s, r), "")) for r in routes] for s in symbols]
     bound = max(abs(v) for row in z for v in row if v is not None) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=routes, y=symbols, text=text, texttemplate="%{z:.2f}",
-                               colorscale="RdYlGn", zmid=0, zmin=-bound, zmax=bound,
-                               hovertemplate="%{y} %{x}: %{text}<extra></extra>"))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=routes,
+            y=symbols,
+            text=text,
+            texttemplate="%{z:.2f}",
+            colorscale="RdYlGn",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            hovertemplate="%{y} %{x}: %{text}<extra></extra>",
+        )
+    )
     height = max(260, 60 + 40 * len(symbols))
     counts = pnl_counts(record.trades)
     rows = [[s, r, counts[(s, r)], v] for (s, r), v in sorted(sums.items())]
@@ -305,10 +353,22 @@ def _exits(record: RunRecord, currency: str) -> str:
     reasons = sorted(reason for (reason,) in sums)
     counts = {r: sum(1 for t in trades if t["exit_reason"] == r) for r in reasons}
     fig = make_subplots(rows=1, cols=2, subplot_titles=("trades", f"net PnL ({currency})"))
-    fig.add_bar(x=reasons, y=[counts[r] for r in reasons], name="trades", row=1, col=1,
-                marker_color="#1f77b4")  # fmt: skip
-    fig.add_bar(x=reasons, y=[float(sums[(r,)]) for r in reasons], name="net PnL", row=1,
-                col=2, marker_color="#9467bd")  # fmt: skip
+    fig.add_bar(
+        x=reasons,
+        y=[counts[r] for r in reasons],
+        name="trades",
+        row=1,
+        col=1,
+        marker_color="#1f77b4",
+    )
+    fig.add_bar(
+        x=reasons,
+        y=[float(sums[(r,)]) for r in reasons],
+        name="net PnL",
+        row=1,
+        col=2,
+        marker_color="#9467bd",
+    )
     fig.update_layout(showlegend=False)
     spreads = make_subplots(rows=1, cols=1)
     for reason in reasons:
@@ -340,8 +400,12 @@ def _guards(record: RunRecord) -> str:
     ]
     parts = []
     if record.events is None:
-        parts.append(note("no events.jsonl in this run directory (recorded before arbframe "
-                          "wrote one): the counts only"))  # fmt: skip
+        parts.append(
+            note(
+                "no events.jsonl in this run directory (recorded before arbframe "
+                "wrote one): the counts only"
+            )
+        )
     else:
         changes = [e for e in record.events if e.get("event") == "guard"]
         if changes:
@@ -352,10 +416,11 @@ def _guards(record: RunRecord) -> str:
                     x=[when(e["ts"]) for e in mine],
                     y=[f"{e['guard']}: {e.get('rule') or action}" for e in mine],
                     text=[f"{e.get('symbol', '')} {e.get('reason', '')}" for e in mine],
-                    mode="markers", name=action,
+                    mode="markers",
+                    name=action,
                     marker={"size": 11, "color": ACTION_COLOURS.get(action)},
-                )  # fmt: skip
-            parts.append(note("each time a guard's verdict on its scope changed to other than allow"))
+                )
+            parts.append(note("each time a guard's verdict on its scope turned from allow"))
             lanes = {f"{e['guard']}: {e.get('rule') or e['action']}" for e in changes}
             parts.append(chart("guards", fig, 180 + 30 * len(lanes)))
         else:
@@ -372,8 +437,10 @@ def _faults(record: RunRecord) -> str:
     start = s.get("time", {}).get("start_ns") or 0
     end = s.get("time", {}).get("end_ns")
     timeline = s.get("faults", {}).get("timeline", {})
-    alerts = [[stamp(a.get("ts")), a.get("severity"), a.get("rule"), a.get("title"),
-               a.get("detail")] for a in record.alerts]  # fmt: skip
+    alerts = [
+        [stamp(a.get("ts")), a.get("severity"), a.get("rule"), a.get("title"), a.get("detail")]
+        for a in record.alerts
+    ]
     if not timeline and not alerts:
         return section("Faults and alerts", note("no fault injected, no alert fired"))
 
@@ -387,46 +454,109 @@ def _faults(record: RunRecord) -> str:
             begin = at(f.get("injected_at_s"))
             finish = at(f.get("recovered_at_s")) or when(end)
             if begin is not None and finish is not None:
-                fig.add_scatter(x=[begin, finish], y=[name, name], mode="lines",
-                                line={"width": 14, "color": "#cccccc"}, showlegend=False,
-                                hoverinfo="skip")  # fmt: skip
+                fig.add_scatter(
+                    x=[begin, finish],
+                    y=[name, name],
+                    mode="lines",
+                    line={"width": 14, "color": "#cccccc"},
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
         for phase, colour in PHASE_COLOURS.items():
             moments = [(name, at(f.get(f"{phase}_at_s"))) for name, f in timeline.items()]
             moments = [(n, m) for n, m in moments if m is not None]
-            fired = [e for e in record.events or () if e.get("event") == "fault"
-                     and e.get("phase") == phase and phase == "injected"]  # fmt: skip
+            fired = [
+                e
+                for e in record.events or ()
+                if e.get("event") == "fault" and e.get("phase") == phase and phase == "injected"
+            ]
             xs = [m for _, m in moments] + [when(e["ts"]) for e in fired]
             ys = [n for n, _ in moments] + [e["fault"] for e in fired]
-            fig.add_scatter(x=xs, y=ys, mode="markers", name=phase,
-                            marker={"size": 12, "color": colour})  # fmt: skip
-        parts.append(note("each fault from its first firing to its recovery (grey; to the "
-                          "end of the run if it never recovered); every firing marked"))  # fmt: skip
+            fig.add_scatter(
+                x=xs, y=ys, mode="markers", name=phase, marker={"size": 12, "color": colour}
+            )
+        parts.append(
+            note(
+                "each fault from its first firing to its recovery (grey; to the "
+                "end of the run if it never recovered); every firing marked"
+            )
+        )
         parts.append(chart("faults", fig, max(260, 120 + 40 * len(timeline))))
-        rows = [[name, f.get("type"), f.get("target"), f.get("firings"), f.get("injected_at_s"),
-                 f.get("detected_at_s"), f.get("recovered_at_s"), f.get("mttr_s")]
-                for name, f in timeline.items()]  # fmt: skip
-        parts.append(table(["fault", "type", "target", "firings", "injected (s)",
-                            "detected (s)", "recovered (s)", "time to repair (s)"], rows))  # fmt: skip
+        rows = [
+            [
+                name,
+                f.get("type"),
+                f.get("target"),
+                f.get("firings"),
+                f.get("injected_at_s"),
+                f.get("detected_at_s"),
+                f.get("recovered_at_s"),
+                f.get("mttr_s"),
+            ]
+            for name, f in timeline.items()
+        ]
+        parts.append(
+            table(
+                [
+                    "fault",
+                    "type",
+                    "target",
+                    "firings",
+                    "injected (s)",
+                    "detected (s)",
+                    "recovered (s)",
+                    "time to repair (s)",
+                ],
+                rows,
+            )
+        )
     if alerts:
-        parts.append(table(["time (UTC)", "severity", "rule", "title", "detail"], alerts,
-                           scroll=True))  # fmt: skip
+        parts.append(
+            table(["time (UTC)", "severity", "rule", "title", "detail"], alerts, scroll=True)
+        )
     return section("Faults and alerts", *parts)
 
 
 def _trades(record: RunRecord) -> str:
-    headers = ["trade", "symbol", "route", "opened (UTC)", "closed (UTC)", "hold (s)",
-               "entry spread (bp)", "exit spread (bp)", "exit reason", "notional",
-               "gross PnL", "fees", "slippage", "net PnL"]  # fmt: skip
+    headers = [
+        "trade",
+        "symbol",
+        "route",
+        "opened (UTC)",
+        "closed (UTC)",
+        "hold (s)",
+        "entry spread (bp)",
+        "exit spread (bp)",
+        "exit reason",
+        "notional",
+        "gross PnL",
+        "fees",
+        "slippage",
+        "net PnL",
+    ]
     rows = [
-        [t["trade_id"], t["symbol"], t["route"], stamp(t["opened_at"]), stamp(t["closed_at"]),
-         round((t["closed_at"] - t["opened_at"]) / 1e9, 3), t.get("entry_spread_bps"),
-         t.get("exit_spread_bps"), t["exit_reason"], Decimal(t.get("notional", "0")),
-         Decimal(t.get("gross_pnl", "0")), Decimal(t.get("fees", "0")),
-         Decimal(t.get("slippage", "0")), Decimal(t["net_pnl"])]
+        [
+            t["trade_id"],
+            t["symbol"],
+            t["route"],
+            stamp(t["opened_at"]),
+            stamp(t["closed_at"]),
+            round((t["closed_at"] - t["opened_at"]) / 1e9, 3),
+            t.get("entry_spread_bps"),
+            t.get("exit_spread_bps"),
+            t["exit_reason"],
+            Decimal(t.get("notional", "0")),
+            Decimal(t.get("gross_pnl", "0")),
+            Decimal(t.get("fees", "0")),
+            Decimal(t.get("slippage", "0")),
+            Decimal(t["net_pnl"]),
+        ]
         for t in record.trades
-    ]  # fmt: skip
-    return section(f"Trades ({len(rows)})", table(headers, rows, scroll=True) if rows else note(
-        "no closed trades"))  # fmt: skip
+    ]
+    return section(
+        f"Trades ({len(rows)})",
+        table(headers, rows, scroll=True) if rows else note("no closed trades"),
+    )
 
 
 def write_run_report(directory: Path, out: Path | None = None) -> Path:

@@ -3,14 +3,14 @@
 Fills, closed trades, settled orders and events (guard verdict changes and the moments of
 each fault, in scenario time: what ``arbframe report`` draws over time) go to JSON-lines
 files as they are delivered (buffered, flushed at least once a second of wall time and at
-the end), so Ctrl-C, a crash or a kill leaves a usable record. ``summary.json`` is written at the end,
-or when the run is interrupted or crashes, then with ``"complete": false``.
+the end), so Ctrl-C, a crash or a kill leaves a usable record. ``summary.json`` is written
+at the end, or when the run is interrupted or crashes, then with ``"complete": false``.
 
 No record is written twice: a fill is keyed by (venue, fill id), a trade by its id, an
-order by its client id, an event by its whole row. That matters when the engine is revived from a snapshot (the
-``engine_kill`` drill) or a session resumed (``--resume``): what happened after the
-snapshot is booked again. A resumed run appends to the files of the run it continues; see
-:meth:`Outputs.take_over`.
+order by its client id, an event by its whole row. That matters when the engine is revived
+from a snapshot (the ``engine_kill`` drill) or a session resumed (``--resume``): what
+happened after the snapshot is booked again. A resumed run appends to the files of the run
+it continues; see :meth:`Outputs.take_over`.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ class Outputs:
     def arbframe_on_guard_decision(self, run: RunInfo, decision: GuardDecision) -> None:
         row = {"ts": decision.ts, "event": "guard", "guard": decision.guard,
                "symbol": decision.symbol, "action": decision.action.value,
-               "rule": decision.rule, "reason": decision.reason, "until": decision.until}  # fmt: skip
+               "rule": decision.rule, "reason": decision.reason,
+               "until": decision.until}  # fmt: skip
         self._write("events", _event_key(row), row)
 
     @hookimpl

@@ -90,14 +90,18 @@ def _overview(study: Any, complete: list[Any]) -> str:
     parts.append(
         table(
             ["best trial", f"#{best.number}"],
-            [["value", best.value], *([p, v] for p, v in best.params.items()),
-             ["seed", best.user_attrs.get("seed")],
-             ["code version", best.user_attrs.get("code_version")]],
+            [
+                ["value", best.value],
+                *([p, v] for p, v in best.params.items()),
+                ["seed", best.user_attrs.get("seed")],
+                ["code version", best.user_attrs.get("code_version")],
+            ],
         )
-    )  # fmt: skip
+    )
     names = [k for k in KPIS if k in kpis or k in held]
-    parts.append(table(["kpi", "best trial", "baseline"],
-                       [[k, kpis.get(k), held.get(k)] for k in names]))  # fmt: skip
+    parts.append(
+        table(["kpi", "best trial", "baseline"], [[k, kpis.get(k), held.get(k)] for k in names])
+    )
     return section("Study", *parts)
 
 
@@ -124,8 +128,10 @@ def _importance(study: Any, complete: list[Any]) -> str:
     rows = [[name, round(value, 4)] for name, value in importances.items()]
     return section(
         "Parameter importance",
-        note("PED-ANOVA (Optuna): how much each parameter's distribution in the best trials "
-             "differs from all trials', normalised to sum to 1"),
+        note(
+            "PED-ANOVA (Optuna): how much each parameter's distribution in the best trials "
+            "differs from all trials', normalised to sum to 1"
+        ),
         chart("importance", fig),
         table(["parameter", "importance"], rows),
     )
@@ -152,12 +158,18 @@ def _walk_forward(walk: dict[str, Any] | None) -> str:
         return ""
     windows = walk["windows"]
     rows = [
-        [w.get("index"), _span(w.get("train")), _span(w.get("validate")),
-         json.dumps(w.get("params")), (w.get("in_sample") or {}).get("value"),
-         (w.get("out_of_sample") or {}).get("value"), w.get("drop"),
-         "OVERFIT" if w.get("overfit") else "ok"]
+        [
+            w.get("index"),
+            _span(w.get("train")),
+            _span(w.get("validate")),
+            json.dumps(w.get("params")),
+            (w.get("in_sample") or {}).get("value"),
+            (w.get("out_of_sample") or {}).get("value"),
+            w.get("drop"),
+            "OVERFIT" if w.get("overfit") else "ok",
+        ]
         for w in windows
-    ]  # fmt: skip
+    ]
     labels = [f"window {w.get('index')}" for w in windows]
     fig = go.Figure()
     for key, name in (("in_sample", "in sample"), ("out_of_sample", "out of sample")):
@@ -165,11 +177,24 @@ def _walk_forward(walk: dict[str, Any] | None) -> str:
     overfit = sum(1 for w in windows if w.get("overfit"))
     return section(
         "Walk-forward",
-        note(f"{overfit} of {len(windows)} windows flagged overfit by `arbframe tune` (the "
-             f"out-of-sample drop beyond {walk.get('overfit_drop')})"),  # fmt: skip
+        note(
+            f"{overfit} of {len(windows)} windows flagged overfit by `arbframe tune` (the "
+            f"out-of-sample drop beyond {walk.get('overfit_drop')})"
+        ),
         chart("walk_forward", fig),
-        table(["window", "train", "validate", "params", "in sample", "out of sample", "drop",
-               "verdict"], rows),  # fmt: skip
+        table(
+            [
+                "window",
+                "train",
+                "validate",
+                "params",
+                "in sample",
+                "out of sample",
+                "drop",
+                "verdict",
+            ],
+            rows,
+        ),
     )
 
 
@@ -179,10 +204,15 @@ def _span(window: dict[str, Any] | None) -> str:
 
 def _stress(trials: list[Any]) -> str:
     rows = [
-        [trial.number, s.get("scenario"), "passed" if s.get("passed") else "BROKEN",
-         ", ".join(s.get("broken") or ())]
-        for trial in trials for s in trial.user_attrs.get("stress") or ()
-    ]  # fmt: skip
+        [
+            trial.number,
+            s.get("scenario"),
+            "passed" if s.get("passed") else "BROKEN",
+            ", ".join(s.get("broken") or ()),
+        ]
+        for trial in trials
+        for s in trial.user_attrs.get("stress") or ()
+    ]
     if not rows:
         return ""
     return section("Stress", table(["trial", "stress scenario", "verdict", "broken"], rows, True))
@@ -196,7 +226,16 @@ def _trials(study: Any) -> str:
         kpis = t.user_attrs.get("kpis", {})
         broken = t.user_attrs.get("stress_broken")
         mark = "" if broken is None else ("BROKEN" if broken else "passed")
-        rows.append([t.number, t.state.name.lower(), t.value, *(t.params.get(p) for p in params),
-                     *(kpis.get(k) for k in KPIS), mark, t.user_attrs.get("seed"),
-                     t.user_attrs.get("worker")])  # fmt: skip
+        rows.append(
+            [
+                t.number,
+                t.state.name.lower(),
+                t.value,
+                *(t.params.get(p) for p in params),
+                *(kpis.get(k) for k in KPIS),
+                mark,
+                t.user_attrs.get("seed"),
+                t.user_attrs.get("worker"),
+            ]
+        )
     return section(f"Trials ({len(rows)})", table(headers, rows, scroll=True))
