@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arbframe.errors import ArbframeError
-from arbframe.html_report import chart, note, page, section, table, write_html
+from arbframe.html_page import chart, note, page, section, table, write_html
 
 KPIS = ("pnl", "fees", "trades_closed", "winrate", "sharpe", "max_drawdown", "expectancy")
 
