@@ -114,8 +114,11 @@ async def _inspect(port: int, url: str) -> Visit:
             cdp = Devtools(ws)
             for domain in ("Runtime", "Log", "Page", "Network"):
                 await cdp.call(f"{domain}.enable")
-            await cdp.call("Page.navigate", url=url)
-            await cdp.event("Page.loadEventFired")
+            mark = len(cdp.events)
+            navigated = await cdp.call("Page.navigate", url=url)
+            assert "errorText" not in navigated, navigated
+            await cdp.event("Page.loadEventFired", after=mark)
+            assert await cdp.evaluate("location.href") == url
             # Two animation frames: every newPlot has drawn.
             await cdp.evaluate(
                 "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
@@ -158,9 +161,10 @@ class Devtools:
             raise AssertionError(f"{method}: {data['error']}")
         return data["result"]
 
-    async def event(self, method: str) -> dict[str, Any]:
+    async def event(self, method: str, after: int = 0) -> dict[str, Any]:
+        """The first ``method`` event from the ``after``-th on, once it has come."""
         while True:
-            found = [e for e in self.events if e["method"] == method]
+            found = [e for e in self.events[after:] if e["method"] == method]
             if found:
                 return found[0]
             self.arrived.clear()
