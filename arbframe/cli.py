@@ -737,8 +737,9 @@ def _add_report_commands(sub: Any) -> None:
         "by symbol and route, exit reasons, entry and exit spreads, guard triggers and faults "
         "over time, alerts, the trades. For a study (`arbframe tune`): best trial against the "
         "baseline, optimisation history, parameter importance, sensitivity, walk-forward, "
-        "stress, the trials. TARGET is a study name when no such directory exists. Prints the "
-        "path. Exit 0, or 2 when TARGET is neither a run directory nor a study.",
+        "stress, the trials. The argument is a study's name when no file or directory of that "
+        "name exists and it holds no /. Prints the path. Exit 0, or 2 when it is neither a run "
+        "directory nor a study.",
     )
     report.add_argument("target", metavar="RUN_DIR|STUDY", help="a run directory or a study name")
     report.add_argument(
