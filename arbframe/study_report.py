@@ -14,6 +14,8 @@ from typing import Any
 
 from arbframe.errors import ArbframeError
 from arbframe.html_page import chart, note, page, section, table, write_html
+from arbframe.plugins import one_line
+from arbframe.studies import DATABASE_URL_ENV
 
 KPIS = ("pnl", "fees", "trades_closed", "winrate", "sharpe", "max_drawdown", "expectancy")
 
@@ -25,8 +27,13 @@ def load_study(name: str, storage: str) -> Any:
     from sqlalchemy.exc import SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    shown = make_url(storage).render_as_string(hide_password=True)
-    database = make_url(storage).database
+    try:
+        url = make_url(storage)
+    except SQLAlchemyError as err:
+        raise ArbframeError(  # not echoed: a malformed URL may still hold a password
+            f"the study storage (--storage or ${DATABASE_URL_ENV}) is not a database URL: {err}"
+        ) from None
+    shown, database = url.render_as_string(hide_password=True), url.database
     if storage.startswith("sqlite") and database and not Path(database).exists():
         raise ArbframeError(
             f"{name}: no such run directory, and no study storage at {shown} "
@@ -34,8 +41,9 @@ def load_study(name: str, storage: str) -> Any:
         )
     try:
         names = optuna.get_all_study_names(storage)
-    except (SQLAlchemyError, ValueError, ImportError) as err:
-        raise ArbframeError(f"{shown}: cannot read studies: {err}") from None
+    except (SQLAlchemyError, ValueError, ImportError) as err:  # the driver's own words
+        why = one_line(getattr(err, "orig", None) or err)
+        raise ArbframeError(f"{shown}: cannot read studies: {why}") from None
     if name not in names:
         held = ", ".join(sorted(names)) or "none"
         raise ArbframeError(

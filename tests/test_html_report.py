@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
-from headless import colour_pixels, visit, vivid_pixels
+from headless import chromium, colour_pixels, visit, vivid_pixels
 
 from arbframe.cli import main
 from arbframe.html_report import equity_curve, load_run, pnl_by
@@ -170,6 +170,17 @@ def _run_dir(path: Path, summary: str, trades: str) -> Path:
     return path
 
 
+def test_run_report_is_written_when_an_expectation_fails(tmp_path: Path) -> None:
+    scenario = tmp_path / "failing.yaml"
+    scenario.write_text(
+        f"extends: {SCENARIOS / 'c1_mixed.yaml'}\nexpect: {{portfolio.entries: {{min: 100000}}}}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(scenario), "--out", str(out), "--report"]) == 1
+    html = (out / "report.html").read_text()
+    assert "expectations FAILED" in html and "<td>portfolio.entries</td><td>NO</td>" in html
+
+
 def test_run_report_needs_out(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(SCENARIOS / "c1_mixed.yaml"), "--report"]) == 2
     assert "--report needs --out" in capsys.readouterr().err
@@ -318,6 +329,21 @@ def test_no_study_storage_is_exit_2_and_creates_nothing(
     assert not missing.exists()
 
 
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("not a url", "is not a database URL"),
+        ("postgresql://u:secret@127.0.0.1:1/x", "postgresql+psycopg://u:***@127.0.0.1:1/x: cannot"),
+    ],
+)
+def test_an_unusable_study_storage_is_exit_2_without_its_password(
+    storage: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "c1_tune", "--storage", storage]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "secret" not in err and err.count("\n") == 1, err
+
+
 def test_study_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARBFRAME_DATABASE_URL", raising=False)
     monkeypatch.delenv("ARBFRAME_STATE_DIR", raising=False)
@@ -327,3 +353,17 @@ def test_study_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARBFRAME_DATABASE_URL", "postgresql://u:p@db/arb")
     assert study_storage(None) == "postgresql+psycopg://u:p@db/arb"
     assert study_storage("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("required", [{"CI": "true"}, {"ARBFRAME_REQUIRE_SERVICES": "1"}, {}])
+def test_without_chromium_the_browser_tests_skip_unless_ci(
+    required: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    for name in ("CI", "ARBFRAME_REQUIRE_SERVICES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in required.items():
+        monkeypatch.setenv(name, value)
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="chromium not found"):
+        chromium()
