@@ -22,6 +22,7 @@ from arbframe.html_page import chart, note, page, section, stamp, table, when, w
 ZERO = Decimal(0)
 TRADE_KEYS = ("trade_id", "symbol", "route", "opened_at", "closed_at", "exit_reason", "net_pnl")
 ACTION_COLOURS = {"degrade": "#f0ad4e", "cooldown": "#1f77b4", "block": "#d62728"}
+MAX_TRADE_ROWS = 10_000
 PHASE_COLOURS = {"injected": "#d62728", "detected": "#ff7f0e", "recovered": "#2ca02c"}
 
 
@@ -98,10 +99,11 @@ def _jsonl(path: Path, required: bool = False) -> list[dict[str, Any]]:
 
 def equity_curve(trades: list[dict[str, Any]]) -> list[tuple[int, Decimal, Decimal]]:
     """(close time ns, realised PnL so far, drawdown from its peak) at each close, in close
-    order (the file's): the KPIs' own definition (arbframe/kpi.py), without equity_start."""
+    order: the KPIs' own definition (arbframe/kpi.py), without equity_start. Sorted by close
+    time, stably: a resumed run appends what it caught up with after newer lines."""
     equity = peak = ZERO
     points = []
-    for trade in trades:
+    for trade in sorted(trades, key=lambda t: int(t["closed_at"])):
         equity += Decimal(trade["net_pnl"])
         peak = max(peak, equity)
         points.append((int(trade["closed_at"]), equity, peak - equity))
@@ -479,10 +481,13 @@ def _trades(record: RunRecord) -> str:
             Decimal(t.get("slippage", "0")),
             Decimal(t["net_pnl"]),
         ]
-        for t in record.trades
+        for t in record.trades[:MAX_TRADE_ROWS]
     ]
+    shown = len(record.trades)
+    if shown > MAX_TRADE_ROWS:  # a long run's page stays small enough to open
+        shown = f"the first {MAX_TRADE_ROWS:,} of {len(record.trades):,}; trades.jsonl has all"
     return section(
-        f"Trades ({len(rows)})",
+        f"Trades ({shown})",
         table(headers, rows, scroll=True) if rows else note("no closed trades"),
     )
 

@@ -16,6 +16,7 @@ import optuna
 import pytest
 from headless import chromium, colour_pixels, visit, vivid_pixels
 
+from arbframe import html_report
 from arbframe.cli import main
 from arbframe.html_report import equity_curve, load_run, pnl_by
 from arbframe.model import Action, GuardDecision
@@ -126,6 +127,18 @@ def test_report_command_defaults_next_to_the_run_and_prints_json(
     assert main(["report", str(kill_drill), "-o", str(chosen)]) == 0
     assert capsys.readouterr().out.strip() == str(chosen)
     assert chosen.read_text().count("data-chart=") == len(RUN_CHARTS)
+
+
+def test_a_long_trade_list_is_cut_saying_so(
+    kill_drill: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(html_report, "MAX_TRADE_ROWS", 3)
+    out = tmp_path / "r.html"
+    assert main(["report", str(kill_drill), "-o", str(out)]) == 0
+    html = out.read_text()
+    trades = len((kill_drill / "trades.jsonl").read_text().splitlines())
+    assert f"Trades (the first 3 of {trades}; trades.jsonl has all)" in html
+    assert html.count("<td>BTC</td><td>") == 3 + 2  # three trades, two routes' PnL rows
 
 
 def test_a_run_recorded_without_events_still_reports(kill_drill: Path, tmp_path: Path) -> None:
