@@ -392,18 +392,22 @@ def _faults(record: RunRecord) -> str:
                     showlegend=False,
                     hoverinfo="skip",
                 )
+        firings = [
+            (e["fault"], when(e["ts"]))
+            for e in record.events or ()
+            if e.get("event") == "fault" and e.get("phase") == "injected"
+        ]
         for phase, colour in PHASE_COLOURS.items():
             moments = [(name, at(f.get(f"{phase}_at_s"))) for name, f in timeline.items()]
+            if phase == "injected":
+                moments += firings  # every firing, not only the first
             moments = [(n, m) for n, m in moments if m is not None]
-            fired = [
-                e
-                for e in record.events or ()
-                if e.get("event") == "fault" and e.get("phase") == phase and phase == "injected"
-            ]
-            xs = [m for _, m in moments] + [when(e["ts"]) for e in fired]
-            ys = [n for n, _ in moments] + [e["fault"] for e in fired]
             fig.add_scatter(
-                x=xs, y=ys, mode="markers", name=phase, marker={"size": 12, "color": colour}
+                x=[m for _, m in moments],
+                y=[n for n, _ in moments],
+                mode="markers",
+                name=phase,
+                marker={"size": 17 if phase == "injected" else 11, "color": colour},
             )
         parts.append(
             note(

@@ -71,7 +71,7 @@ def test_run_report_renders_every_chart_offline_without_errors(drill: Path) -> N
         "equity": ("#1f77b4", "#d62728"),  # realised PnL line, drawdown
         "exits": ("#1f77b4", "#9467bd"),  # trades and PnL per exit reason
         "guards": ("#1f77b4",),  # the symbol guard's cooldowns
-        "faults": ("#ff7f0e", "#2ca02c"),  # detected, recovered
+        "faults": ("#d62728", "#ff7f0e", "#2ca02c"),  # injected, detected, recovered
     }
     for name, colours in expected.items():
         for colour in colours:
