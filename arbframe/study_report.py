@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,10 @@ def _importance(study: Any, complete: list[Any]) -> str:
         return section("Parameter importance", note("needs two complete trials with parameters"))
     # PED-ANOVA: deterministic, and needs no scikit-learn (Optuna's fANOVA does).
     try:
-        importances = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
-        fig = plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+        with warnings.catch_warnings(record=True) as caveats:  # on the page, not on stderr
+            warnings.simplefilter("always")
+            importances = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+            fig = plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
     except (RuntimeError, ValueError) as err:  # e.g. every trial with the same value
         return section("Parameter importance", note(f"not computable: {err}"))
     rows = [[name, round(value, 4)] for name, value in importances.items()]
@@ -140,6 +143,7 @@ def _importance(study: Any, complete: list[Any]) -> str:
             "PED-ANOVA (Optuna): how much each parameter's distribution in the best trials "
             "differs from all trials', normalised to sum to 1"
         ),
+        *(note(f"Optuna: {said}") for said in dict.fromkeys(str(c.message) for c in caveats)),
         chart("importance", fig),
         table(["parameter", "importance"], rows),
     )

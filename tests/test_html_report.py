@@ -22,6 +22,7 @@ from arbframe.html_report import equity_curve, load_run, pnl_by
 from arbframe.model import Action, GuardDecision
 from arbframe.outputs import Outputs
 from arbframe.studies import study_storage
+from arbframe.study_report import study_report
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 RUN_CHARTS = ("equity", "heatmap", "exits", "spreads", "guards", "faults")
@@ -340,6 +341,19 @@ def test_no_study_storage_is_exit_2_and_creates_nothing(
     assert main(["report", "c1_tune", "--storage", f"sqlite:///{missing}"]) == 2
     assert "no study storage at" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_a_study_with_little_to_show_says_so(recwarn: pytest.WarningsRecorder) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    empty = optuna.create_study(study_name="empty")
+    html = study_report(empty)
+    assert "no complete trial yet" in html and "data-chart=" not in html
+    flat = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    flat.optimize(lambda trial: 1.0 + 0 * trial.suggest_float("strategy.entry_bps", 0, 1), 4)
+    html = study_report(flat)
+    # Optuna's caveat is on the page (once), not lost on stderr.
+    assert html.count("Optuna: Target and region quantiles select the same set") == 1
+    assert not [w for w in recwarn if "quantiles" in str(w.message)]
 
 
 @pytest.mark.parametrize(
