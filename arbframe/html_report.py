@@ -9,7 +9,7 @@ once in the page (no CDN): the file opens offline, and can be mailed or archived
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from typing import Any
 
 from arbframe.errors import ArbframeError
 from arbframe.html_page import chart, note, page, section, stamp, table, when, write_html
+from arbframe.model import money
 
 ZERO = Decimal(0)
 TRADE_KEYS = ("trade_id", "symbol", "route", "opened_at", "closed_at", "exit_reason", "net_pnl")
@@ -239,7 +240,7 @@ def _heatmap(record: RunRecord, currency: str) -> str:
     symbols = sorted({symbol for symbol, _ in sums})
     routes = sorted({route for _, route in sums})
     z = [[float(sums[(s, r)]) if (s, r) in sums else None for r in routes] for s in symbols]
-    text = [[str(sums.get((s, r), "")) for r in routes] for s in symbols]
+    text = [[money(sums[(s, r)]) if (s, r) in sums else "" for r in routes] for s in symbols]
     bound = max(abs(v) for row in z for v in row if v is not None) or 1.0
     fig = go.Figure(
         go.Heatmap(
@@ -256,7 +257,7 @@ def _heatmap(record: RunRecord, currency: str) -> str:
         )
     )
     height = max(260, 60 + 40 * len(symbols))
-    counts = pnl_counts(record.trades)
+    counts = Counter((str(t["symbol"]), str(t["route"])) for t in record.trades)
     rows = [[s, r, counts[(s, r)], v] for (s, r), v in sorted(sums.items())]
     return section(
         "PnL by symbol and route",
@@ -264,13 +265,6 @@ def _heatmap(record: RunRecord, currency: str) -> str:
         chart("heatmap", fig, height),
         table(["symbol", "route", "trades", f"net PnL ({currency})"], rows, scroll=True),
     )
-
-
-def pnl_counts(trades: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for trade in trades:
-        counts[(trade["symbol"], trade["route"])] += 1
-    return counts
 
 
 def _exits(record: RunRecord, currency: str) -> str:
@@ -281,7 +275,7 @@ def _exits(record: RunRecord, currency: str) -> str:
         return section("Exit reasons and spreads", note("no closed trades"))
     sums = pnl_by(trades, "exit_reason")
     reasons = sorted(reason for (reason,) in sums)
-    counts = {r: sum(1 for t in trades if t["exit_reason"] == r) for r in reasons}
+    counts = Counter(str(t["exit_reason"]) for t in trades)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("trades", f"net PnL ({currency})"))
     fig.add_bar(
         x=reasons,
