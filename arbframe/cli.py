@@ -1,4 +1,4 @@
-"""The `arbframe` command: run, validate, plugins, schema."""
+"""The `arbframe` command: run, validate, plugins, schema, report, ..."""
 
 from __future__ import annotations
 
@@ -123,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="progress line on stderr (default: when stderr is a terminal)",
     )
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the run's HTML report to OUT/report.html (needs --out)",
+    )
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser(
@@ -153,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
     _add_state_commands(sub)
     _add_control_commands(sub)
+    _add_report_commands(sub)
     return parser
 
 
@@ -169,6 +175,8 @@ def _registry(warn: bool = True) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.report and args.out is None:
+        raise ArbframeError("arbframe run: --report needs --out DIR (it writes DIR/report.html)")
     pm, registry = _registry()
     loaded = load_scenario(args.scenario, registry)
     if args.out is not None:
@@ -232,6 +240,10 @@ def _execute(args: argparse.Namespace, run: Run, exporter: metrics.Exporter | No
         print(format_summary(summary, wall_s=wall, out_dir=args.out))
     if exporter is not None and not run.interrupted:
         exporter.linger()  # `metrics.linger`: a scraper still gets the final figures
+    if args.report:  # whatever the verdict: a failed or interrupted run is worth a look
+        from arbframe.html_report import write_run_report
+
+        print(f"report: {write_run_report(args.out)}", file=sys.stderr)
     if run.interrupted:
         print(_kept(run, summary, args.out), file=sys.stderr)
         return 130
@@ -711,6 +723,55 @@ def cmd_keyspace(args: argparse.Namespace) -> int:
             print(f"{p.key}: {p.problem}")
         print(f"{scanned} keys checked, {len(problems)} not compliant")
     return 1 if problems else 0
+
+
+# ---- reports: one HTML file for a run directory or a study -----------------------------------
+
+
+def _add_report_commands(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run directory or an Optuna study",
+        description="Write one HTML file that opens offline (plotly.js inline, no CDN). For a "
+        "run directory (`arbframe run SCENARIO --out DIR`): realised equity and drawdown, PnL "
+        "by symbol and route, exit reasons, entry and exit spreads, guard triggers and faults "
+        "over time, alerts, the trades. For a study (`arbframe tune`): best trial against the "
+        "baseline, optimisation history, parameter importance, sensitivity, walk-forward, "
+        "stress, the trials. The argument is a study's name when no file or directory of that "
+        "name exists and it holds no /. Prints the path. Exit 0, or 2 when it is neither a run "
+        "directory nor a study.",
+    )
+    report.add_argument("target", metavar="RUN_DIR|STUDY", help="a run directory or a study name")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="where to write (default: RUN_DIR/report.html, or ./STUDY-report.html)",
+    )
+    report.add_argument(
+        "--storage",
+        metavar="URL",
+        help="the studies' storage (default: $ARBFRAME_DATABASE_URL, else "
+        "sqlite:///$ARBFRAME_STATE_DIR/studies.db, the state dir defaulting to .arbframe)",
+    )
+    report.add_argument("--json", action="store_true", help='print {"path": ...} as JSON')
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from arbframe.html_report import write_run_report
+
+    target = Path(args.target)
+    if target.exists() or os.sep in args.target:  # a path: a run directory, or a clear error
+        path = write_run_report(target, args.output)
+    else:
+        from arbframe.studies import study_storage
+        from arbframe.study_report import write_study_report
+
+        path = write_study_report(args.target, study_storage(args.storage), args.output)
+    print(json.dumps({"path": str(path)}) if args.json else path)
+    return 0
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ class FaultLog:
         record.firings += 1
         if record.injected_at is None:
             record.injected_at = self.clock.now
-        self.bus.publish("fault", name=name, fault=record.name, phase="injected", detail=detail)
+        self.bus.publish(
+            "fault", name=name, fault=record.name, phase="injected", detail=detail,
+            ts=self.clock.now,
+        )  # fmt: skip
 
     def detected(self, record: FaultRecord, /, **detail: Any) -> None:
         if record.detected_at is None:  # the first notice counts; the rest is the same fault
@@ -80,7 +83,10 @@ class FaultLog:
             self._publish(record, "recovered", detail)
 
     def _publish(self, record: FaultRecord, phase: str, detail: dict[str, Any]) -> None:
-        self.bus.publish("fault", name=record.type, fault=record.name, phase=phase, detail=detail)
+        self.bus.publish(
+            "fault", name=record.type, fault=record.name, phase=phase, detail=detail,
+            ts=self.clock.now,
+        )  # fmt: skip
 
     # ---- the summary ---------------------------------------------------------------------------
 

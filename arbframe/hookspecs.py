@@ -172,12 +172,13 @@ def arbframe_on_alert(run: RunInfo, alert: Alert) -> None:
 
 @hookspec
 def arbframe_on_fault(
-    run: RunInfo, name: str, detail: dict[str, Any], fault: str, phase: str
+    run: RunInfo, name: str, detail: dict[str, Any], fault: str, phase: str, ts: int
 ) -> None:
     """Called at each moment of a fault: every firing (``phase`` ``injected``; ``name`` is
     what the fault counted, usually its type), then once each when it is ``detected`` and
     ``recovered`` (``name`` is its type). ``fault`` is its name in the scenario (``name:``,
-    else ``faults[i]``); ``detail`` what the fault said. Returns nothing."""
+    else ``faults[i]``); ``detail`` what the fault said; ``ts`` the moment, in scenario time
+    (ns). Returns nothing."""
 
 
 @hookspec

@@ -1,15 +1,16 @@
 """``--out DIR``: the run's record, written as it happens.
 
-Fills, closed trades and settled orders go to JSON-lines files as their events are
-delivered (buffered, flushed at least once a second of wall time and at the end), so
-Ctrl-C, a crash or a kill leaves a usable record. ``summary.json`` is written at the end,
-or when the run is interrupted or crashes, then with ``"complete": false``.
+Fills, closed trades, settled orders and events (guard verdict changes and the moments of
+each fault, in scenario time: what ``arbframe report`` draws over time) go to JSON-lines
+files as they are delivered (buffered, flushed at least once a second of wall time and at
+the end), so Ctrl-C, a crash or a kill leaves a usable record. ``summary.json`` is written
+at the end, or when the run is interrupted or crashes, then with ``"complete": false``.
 
 No record is written twice: a fill is keyed by (venue, fill id), a trade by its id, an
-order by its client id. That matters when the engine is revived from a snapshot (the
-``engine_kill`` drill) or a session resumed (``--resume``): what happened after the
-snapshot is booked again. A resumed run appends to the files of the run it continues; see
-:meth:`Outputs.take_over`.
+order by its client id, an event by its whole row. That matters when the engine is revived
+from a snapshot (the ``engine_kill`` drill) or a session resumed (``--resume``): what
+happened after the snapshot is booked again. A resumed run appends to the files of the run
+it continues; see :meth:`Outputs.take_over`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from arbframe.errors import ArbframeError
 from arbframe.hookspecs import hookimpl
-from arbframe.model import Alert, Fill, OrderUpdate, Trade
+from arbframe.model import Alert, Fill, GuardDecision, OrderUpdate, Trade
 
 if TYPE_CHECKING:
     from arbframe.components import RunInfo
@@ -33,8 +34,9 @@ KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "fills": lambda row: (row["venue"], row["fill_id"]),
     "trades": lambda row: row["trade_id"],
     "orders": lambda row: row["client_id"],
+    "events": lambda row: json.dumps(row, sort_keys=True),
 }
-"""Each file's record key, read from a row."""
+"""Each file's record key, read from a row (an event has no id: the whole row is its key)."""
 
 
 def dumps(data: Any) -> str:
@@ -117,7 +119,8 @@ class Outputs:
         if key in written:  # booked again after a revival or a resume
             return
         written.add(key)
-        self.files[kind].write(json.dumps(record.as_dict(), default=str) + "\n")
+        row = record if isinstance(record, dict) else record.as_dict()
+        self.files[kind].write(json.dumps(row, default=str) + "\n")
         if time.monotonic() - self._flushed >= FLUSH_EVERY_S:
             self.flush()
 
@@ -140,6 +143,22 @@ class Outputs:
         order = self.execution.orders[update.client_id]
         if order.settled:
             self._write("orders", order.client_id, order)
+
+    @hookimpl
+    def arbframe_on_guard_decision(self, run: RunInfo, decision: GuardDecision) -> None:
+        row = {"ts": decision.ts, "event": "guard", "guard": decision.guard,
+               "symbol": decision.symbol, "action": decision.action.value,
+               "rule": decision.rule, "reason": decision.reason,
+               "until": decision.until}  # fmt: skip
+        self._write("events", _event_key(row), row)
+
+    @hookimpl
+    def arbframe_on_fault(
+        self, run: RunInfo, name: str, detail: dict[str, Any], fault: str, phase: str, ts: int
+    ) -> None:
+        row = {"ts": ts, "event": "fault", "fault": fault, "name": name, "phase": phase,
+               "detail": json.loads(json.dumps(detail, default=str))}  # fmt: skip
+        self._write("events", _event_key(row), row)
 
     @hookimpl
     def arbframe_on_alert(self, run: RunInfo, alert: Alert) -> None:
@@ -172,6 +191,10 @@ class Outputs:
     def close(self) -> None:
         for handle in (*self.files.values(), *([self.alerts] if self.alerts else [])):
             handle.close()
+
+
+def _event_key(row: dict[str, Any]) -> str:
+    return KEYS["events"](row)
 
 
 def _row(path: Path, number: int, line: str) -> dict[str, Any]:

@@ -126,6 +126,7 @@ def test_run_writes_outputs_that_agree(c1_run: tuple[Any, Path]) -> None:
     assert result.returncode == 0, result.stderr
     assert "all expectations hold" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
+        "events.jsonl",
         "fills.jsonl",
         "orders.jsonl",
         "summary.json",

@@ -76,7 +76,7 @@ def test_a_resumed_run_appends_each_record_once_in_its_final_form(tmp_path, monk
     (out / "fills.jsonl").write_text("".join(kept)[:-20])
 
     run = execute(tmp_path, SLOW, out, resume=True)
-    for kind in ("fills", "trades", "orders"):
+    for kind in ("fills", "trades", "orders", "events"):
         assert records(out, kind) == records(once, kind), kind
     assert json.loads((out / "summary.json").read_text())["complete"] is True
     assert len(rows(out, "fills")) == len(run.ledger.fills)
@@ -92,7 +92,7 @@ def test_a_resume_into_a_new_directory_writes_the_whole_session(tmp_path, monkey
     monkeypatch.undo()
     fresh = tmp_path / "fresh"
     execute(tmp_path, SLOW, fresh, resume=True)
-    for kind in ("fills", "trades", "orders"):
+    for kind in ("fills", "trades", "orders"):  # events are not state: from the resume on
         assert records(fresh, kind) == records(once, kind), kind
 
 
