@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,35 @@ def shown(url: str) -> str:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
-        return optuna.storages.RDBStorage(url)
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(url)
     except Exception as err:  # SQLAlchemy: unreachable server, bad URL, unknown driver
         message = " ".join(str(err).split())[:300]
         raise ArbframeError(f"study storage {shown(url)}: {message}") from None
+
+
+@contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, one process at a time opens the storage: processes starting together on
+    an empty database would each create Optuna's tables, and all but one fail."""
+    if not url.startswith("postgresql"):
+        yield  # SQLite locks its file
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as db:
+            db.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                db.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+    finally:
+        engine.dispose()
+
+
+SCHEMA_LOCK = 0x61726266_74756E65  # "arbftune": the advisory lock key of the storage's schema
 
 
 @cache

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,11 @@ from optuna.trial import Trial, TrialState
 
 from arbframe import studies
 from arbframe.errors import ArbframeError
-from arbframe.plugins import build_registry, get_plugin_manager
+from arbframe.plugins import Registry, build_registry, get_plugin_manager
 from arbframe.runner import Run
 from arbframe.scenario import LoadedScenario, load_scenario, summary_path_problem
 from arbframe.summary import lookup
-from arbframe.units import parse_duration
+from arbframe.units import iso_to_ns, parse_duration
 
 METRICS = {
     "pnl": "portfolio.pnl",
@@ -72,10 +73,10 @@ class Tuning:
         return {"metric": self.metric, "direction": self.direction, "constraints": self.constraints}
 
 
-def load_tuning(path: Path) -> Tuning:
+def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
     """Load the scenario and check its `tuning:` block: each parameter's edges and choices
     are applied and validated, so a value that breaks the scenario fails here, at its key."""
-    registry = build_registry(get_plugin_manager())
+    registry = registry or build_registry(get_plugin_manager())
     loaded = load_scenario(path, registry)
     block = loaded.data.get("tuning")
     if block is None:
@@ -171,13 +172,45 @@ def _grid(params: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _check_walk_forward(loaded: LoadedScenario, registry: Any, walk: dict[str, Any]) -> None:
-    from arbframe.walkforward import window_overrides
-
+    try:
+        iso_to_ns(walk["start"])
+    except ValueError:
+        raise loaded.error(("tuning", "walk_forward", "start"), "not an ISO 8601 time") from None
+    if not _written(loaded.data, walk["at"]):
+        message = f"{walk['at']} is not written in the scenario (set it, e.g. to the data's start)"
+        raise loaded.error(("tuning", "walk_forward", "at"), message)
     for what, overrides in window_overrides(walk, 0).items():  # the first window's parts
         try:
             load_scenario(loaded.path, registry, overrides=overrides)
         except ArbframeError as err:
             raise loaded.error(("tuning", "walk_forward", "at"), f"{what}: {err}") from None
+
+
+def _written(data: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def window_overrides(walk: dict[str, Any], index: int) -> dict[str, dict[str, Any]]:
+    """The scenario overrides of window `index`'s train and validate parts."""
+    train, validate = parse_duration(walk["train"]), parse_duration(walk["validate"])
+    step = parse_duration(walk.get("step", walk["validate"]))
+    start = iso_to_ns(walk["start"]) + index * step
+    return {
+        "train": {walk["at"]: iso(start), "duration": f"{train}ns"},
+        "validate": {walk["at"]: iso(start + train), "duration": f"{validate}ns"},
+    }
+
+
+def iso(ns: int) -> str:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 # ---- one trial ---------------------------------------------------------------------------------
@@ -334,8 +367,8 @@ def pruner_for(tuning: Tuning) -> optuna.pruners.BasePruner:
 
 def work(job: Job) -> None:
     """A worker: take queued trials of the study until none is left."""
-    tuning = load_tuning(job.scenario)
     runner = Runner()
+    tuning = load_tuning(job.scenario, runner.registry)
     study = optuna.load_study(
         study_name=job.study,
         storage=studies.open_storage(job.storage),

@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import optuna
 
 from arbframe import studies
-from arbframe.tuning import Runner, Tuning, kpis, optimize, value_of
+from arbframe.tuning import Runner, Tuning, iso, kpis, optimize, value_of, window_overrides
 from arbframe.units import iso_to_ns, parse_duration
-
-
-def window_overrides(walk: dict[str, Any], index: int) -> dict[str, dict[str, Any]]:
-    """The scenario overrides of window `index`'s train and validate parts."""
-    train, validate = parse_duration(walk["train"]), parse_duration(walk["validate"])
-    step = parse_duration(walk.get("step", walk["validate"]))
-    start = iso_to_ns(walk["start"]) + index * step
-    return {
-        "train": {walk["at"]: _iso(start), "duration": f"{train}ns"},
-        "validate": {walk["at"]: _iso(start + train), "duration": f"{validate}ns"},
-    }
-
-
-def _iso(ns: int) -> str:
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def drop(in_sample: float, out_of_sample: float, direction: str) -> float:
@@ -91,7 +74,7 @@ def walk_forward(
 
 def _span(part: dict[str, Any], at: str) -> dict[str, str]:
     start = iso_to_ns(part[at])
-    return {"start": part[at], "end": _iso(start + parse_duration(part["duration"]))}
+    return {"start": part[at], "end": iso(start + parse_duration(part["duration"]))}
 
 
 def table(result: dict[str, Any]) -> str:
