@@ -49,10 +49,30 @@ def shown(url: str) -> str:
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         with _schema_lock(url):
-            return optuna.storages.RDBStorage(url)
+            storage = optuna.storages.RDBStorage(url)
     except Exception as err:  # SQLAlchemy: unreachable server, bad URL, unknown driver
         message = " ".join(str(err).split())[:300]
         raise ArbframeError(f"study storage {shown(url)}: {message}") from None
+    if url.startswith("sqlite"):
+        _immediate_transactions(storage.engine)
+    return storage
+
+
+def _immediate_transactions(engine: Any) -> None:
+    """SQLite ignores SELECT ... FOR UPDATE, so two workers could both take one queued trial:
+    each transaction takes the write lock from its start instead (SQLAlchemy's pysqlite
+    recipe), which makes taking a trial atomic, as it is on PostgreSQL."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def autocommit_driver(connection: Any, record: Any) -> None:
+        connection.isolation_level = None  # the driver's own BEGIN would be deferred
+
+    @event.listens_for(engine, "begin")
+    def begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened so far lack the listeners
 
 
 @contextmanager

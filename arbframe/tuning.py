@@ -11,6 +11,7 @@ exactly `trials` trials.
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import random
@@ -40,6 +41,7 @@ METRICS = {
     "expectancy": "portfolio.expectancy",
 }
 DEFAULT_TRIALS = 20
+MAX_VALUES = 100_000  # a parameter's values, a grid's combinations: bounded like any input
 READY_WAIT_S = 60.0  # how long a joining process waits for the creator to queue the trials
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress line says what matters
 
@@ -89,6 +91,11 @@ def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
     sampler = block.get("sampler", "tpe")
     for name, spec in block["params"].items():
         _check_param(loaded, registry, name, spec, sampler)
+    if (
+        sampler == "grid"
+        and math.prod(len(_values(s)) for s in block["params"].values()) > MAX_VALUES
+    ):
+        raise loaded.error(("tuning", "params"), f"more than {MAX_VALUES:,} grid combinations")
     grid = _grid(block["params"]) if sampler == "grid" else []
     trials = block.get("trials", len(grid) if grid else DEFAULT_TRIALS)
     if grid and trials > len(grid):
@@ -98,6 +105,13 @@ def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
     walk = block.get("walk_forward")
     if walk is not None:
         _check_walk_forward(loaded, registry, walk)
+    stress = [path.parent / s for s in block.get("stress", {}).get("scenarios", [])]
+    first = {name: _edges(spec)[0] for name, spec in block["params"].items()}
+    for i, stressed in enumerate(stress):  # the params must fit there too
+        try:
+            load_scenario(stressed, registry, overrides=first)
+        except ArbframeError as err:
+            raise loaded.error(("tuning", "stress", "scenarios", i), str(err)) from None
     return Tuning(
         path=path,
         study=block.get("study", loaded.data["name"]),
@@ -111,7 +125,7 @@ def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
         workers=block.get("workers", 1),
         pruning=block.get("pruning"),
         walk_forward=walk,
-        stress=[path.parent / s for s in block.get("stress", {}).get("scenarios", [])],
+        stress=stress,
         expect=block.get("expect", {}),
         grid=grid,
     )
@@ -129,12 +143,16 @@ def _check_param(
             raise loaded.error(where, "a log scale needs low > 0 and no step")
         if sampler == "grid" and step is None:
             raise loaded.error(where, "the grid sampler needs a step (or choices)")
-    for value in _values(spec) if sampler == "grid" else _edges(spec):
+        if step is not None and (high - low) / step >= MAX_VALUES:
+            raise loaded.error(where, f"more than {MAX_VALUES:,} values from low to high")
+    for value in _edges(spec):  # a range's schema bounds are intervals: its edges suffice
         load_scenario(loaded.path, registry, overrides={name: value})
 
 
 def _edges(spec: dict[str, Any]) -> list[Any]:
-    return list(spec["choices"]) if "choices" in spec else [_typed(spec, spec["low"]), spec["high"]]
+    if "choices" in spec:
+        return list(spec["choices"])
+    return [_typed(spec, spec["low"]), _typed(spec, spec["high"])]
 
 
 def _typed(spec: dict[str, Any], value: Any) -> Any:

@@ -93,6 +93,10 @@ def test_params_are_applied_through_the_loader(tmp_path: Path) -> None:
          "t.yaml:6:12: tuning.sampler: 'annealing' is not one of"),
         ("  sampler: grid\n  trials: 5\n  params:\n    strategy.entry_bps: {choices: [1, 2]}\n",
          "t.yaml:7:11: tuning.trials: 5 trials, but the grid has 2 combinations"),
+        ("  sampler: grid\n  params:\n    strategy.entry_bps: {low: 0, high: 1e6, step: 0.001}\n",
+         "t.yaml:8:5: tuning.params['strategy.entry_bps']: more than 100,000 values"),
+        ("  params:\n    strategy.entry_bps: {choices: [1]}\n  stress: {scenarios: [nope.yaml]}\n",
+         "t.yaml:8:24: tuning.stress.scenarios[0]: "),
         ("  params:\n    strategy.entry_bps: {choices: [1]}\n  walk_forward: {at: duration, "
          "start: soon, train: 1m, validate: 1m, windows: 2}\n",
          "t.yaml:8:39: tuning.walk_forward.start: not an ISO 8601 time"),
@@ -297,3 +301,20 @@ def test_drop_is_relative_to_the_in_sample_value() -> None:
     assert drop(-10.0, -15.0, "maximize") == pytest.approx(0.5)
     assert drop(2.0, 3.0, "minimize") == pytest.approx(0.5)
     assert math.isinf(drop(0.0, -1.0, "maximize"))
+
+
+def test_workers_on_sqlite_never_take_one_trial_twice(tmp_path: Path, capsys: Any) -> None:
+    # Short trials, four workers: they take queued trials at the same moments.
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  workers: 4\n  params:\n"
+        "    strategy.entry_bps: {choices: [15, 20, 25, 30, 35, 40]}\n"
+        "    strategy.stop_loss_bps: {low: 60, high: 120, step: 60}\n",
+    )
+    path.write_text(path.read_text().replace("duration: 2m", "duration: 30s"))
+    code, summary, err = tune(capsys, str(path))
+    assert code == 0, err
+    trials = study(tmp_path, "t").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 12
+    assert len({tuple(t.params.values()) for t in trials}) == 12
+    assert summary["trials"]["failed"] == 0
