@@ -436,9 +436,12 @@ def _merge(base: _Node, over: _Node) -> _Node:
 
 
 def _override(root: _Node, dotted: str, value: Any) -> None:
-    """Set the existing value at `dotted` (list items by index) to `value`."""
-    param = _locate(root, ["tuning", "params", dotted])
-    at = param.key_pos if param.key_pos is not None and param is not root else root.pos
+    """Set the existing value at `dotted` (list items by index) to `value`, as if written at
+    its `tuning.params` key (else at the top of the file)."""
+    try:
+        at = root.value["tuning"].value["params"].value[dotted].key_pos or root.pos
+    except (KeyError, TypeError, AttributeError):
+        at = root.pos
     node, parts = root, dotted.split(".")
     for i, part in enumerate(parts):
         key: str | int = int(part) if isinstance(node.value, list) and part.isdigit() else part
