@@ -68,10 +68,18 @@ def _services_commands(out: Path, posargs: tuple[str, ...]) -> list[Command]:
     return commands
 
 
+def _has_tuning(path: Path) -> bool:
+    """The scenario has a top-level `tuning:` block (`arbframe tune` checks its expect)."""
+    return any(line.startswith("tuning:") for line in path.read_text().splitlines())
+
+
 def _scenario_commands(path: Path, out: Path) -> list[Command]:
     """``arbframe run``; a live scenario (``live_*``) runs against the local fakes of its
     venues (tests/fakevenues), in shadow mode and then live."""
     run = ["arbframe", "run", str(path), "--out"]
+    if _has_tuning(path):  # its own expectations, then the tuning's, in a fresh study store
+        tune = ["arbframe", "tune", str(path), "--storage", f"sqlite:///{out / 'studies.db'}"]
+        return [Command([*run, str(out)]), Command(tune)]
     if not path.name.startswith(LIVE_SCENARIOS):
         return [Command([*run, str(out)])]
     fake = ["python", str(FAKE_VENUES), "run", "--"]

@@ -159,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_commands(sub)
     _add_control_commands(sub)
     _add_report_commands(sub)
+    _add_tuning_commands(sub)
     return parser
 
 
@@ -771,6 +772,125 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         path = write_study_report(args.target, study_storage(args.storage), args.output)
     print(json.dumps({"path": str(path)}) if args.json else path)
+    return 0
+
+
+# ---- parameter tuning (arbframe.tuning) ------------------------------------------------------
+
+
+def _add_tuning_commands(sub: Any) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="search a scenario's parameters (its tuning: block) with Optuna",
+        description="Run the trials of the scenario's tuning: block in worker processes, each "
+        "a full run of the scenario with the trial's parameters. The study lives in "
+        "$ARBFRAME_DATABASE_URL (PostgreSQL) when set, else in $ARBFRAME_STATE_DIR/studies.db "
+        "(else .arbframe/studies.db); the same command on other machines joins it. Exit 0 "
+        "when tuning.expect holds, 1 when it fails, 2 on invalid input, 3 on an internal error.",
+    )
+    tune.add_argument("scenario", type=Path, nargs="?", help="scenario YAML file with tuning:")
+    tune.add_argument(
+        "--trials", type=_positive, help="trials in the study (default: tuning.trials)"
+    )
+    tune.add_argument(
+        "--workers", type=_positive, help="worker processes (default: tuning.workers)"
+    )
+    tune.add_argument("--storage", help="study storage URL (default: see above)")
+    tune.add_argument(
+        "--study", help="study name (default: tuning.study, else the scenario's name)"
+    )
+    tune.add_argument(
+        "--top",
+        type=_positive,
+        metavar="N",
+        help="rank the stored trials of the study, run nothing",
+    )
+    tune.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    tune.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
+    tune.add_argument(
+        "--walk-forward",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run tuning.walk_forward when the scenario has one (default: yes)",
+    )
+    tune.add_argument(
+        "--stress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="re-run trials through tuning.stress scenarios when it has them (default: yes)",
+    )
+    tune.set_defaults(func=cmd_tune)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from arbframe import studies
+    from arbframe.tuning import load_tuning
+    from arbframe.tuning_summary import Options, summary_text, tune
+
+    storage = studies.study_storage(args.storage)
+    if args.top is not None and args.scenario is None and args.study:
+        return _print_top(storage, args.study, args.top, args.json)
+    if args.scenario is None:
+        raise ArbframeError("arbframe tune: name a scenario (or --top N with --study NAME)")
+    tuning = load_tuning(args.scenario)
+    name = args.study or tuning.study
+    if args.top is not None:
+        return _print_top(storage, name, args.top, args.json)
+    options = Options(
+        trials=args.trials or tuning.trials,
+        workers=args.workers or tuning.workers,
+        storage=storage,
+        study=name,
+        walk_forward=args.walk_forward,
+        stress=args.stress,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
+    )
+    if tuning.grid and options.trials > len(tuning.grid):
+        raise ArbframeError(
+            f"--trials {options.trials}: the grid has {len(tuning.grid)} combinations"
+        )
+    summary = tune(tuning, options)
+    if args.json:
+        print(dumps(summary))
+    else:
+        top = studies.top_rows(_study(storage, name), 5)
+        print(summary_text(summary, top))
+    return 0 if summary["passed"] else 1
+
+
+def _study(storage: str, name: str) -> Any:
+    import optuna
+
+    from arbframe import studies
+
+    try:
+        return optuna.load_study(study_name=name, storage=studies.open_storage(storage))
+    except KeyError:
+        raise ArbframeError(f"no study named {name} in {studies.shown(storage)}") from None
+
+
+def _print_top(storage: str, name: str, n: int, as_json: bool) -> int:
+    from arbframe import studies
+
+    rows = studies.top_rows(_study(storage, name), n)
+    if as_json:
+        print(dumps(rows))
+    elif rows:
+        print(studies.top_text(rows))
+    else:
+        print(f"study {name} has no completed trial yet", file=sys.stderr)
     return 0
 
 

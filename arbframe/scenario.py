@@ -136,12 +136,17 @@ def load_scenario(
     registry: Registry,
     env: Mapping[str, str] | None = None,
     summary: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> LoadedScenario:
     """Load, merge, substitute and validate; raise ScenarioError/ArbframeError if bad.
 
     ``expect:`` paths are checked against ``summary`` (default: the run summary's schema).
+    ``overrides`` (dotted path -> value, as `arbframe tune` sets them) replace values before
+    validation; a problem one causes is reported at its key in `tuning.params`.
     """
     root = _load_file(str(path), [], None, _Budget())
+    for dotted, value in (overrides or {}).items():
+        _override(root, dotted, value)
     _substitute(root, os.environ if env is None else env, [])
     _type_placeholders(root, registry)
     data = _plain(root)
@@ -428,6 +433,32 @@ def _merge(base: _Node, over: _Node) -> _Node:
         else:
             merged[key] = _merge(base.value[key], node)
     return _Node(merged, over.pos, over.key_pos)
+
+
+def _override(root: _Node, dotted: str, value: Any) -> None:
+    """Set the existing value at `dotted` (list items by index) to `value`, as if written at
+    its `tuning.params` key (else at the top of the file)."""
+    try:
+        at = root.value["tuning"].value["params"].value[dotted].key_pos or root.pos
+    except (KeyError, TypeError, AttributeError):
+        at = root.pos
+    node, parts = root, dotted.split(".")
+    for i, part in enumerate(parts):
+        key: str | int = int(part) if isinstance(node.value, list) and part.isdigit() else part
+        try:
+            child = node.value[key]
+        except (KeyError, IndexError, TypeError):
+            where = ".".join(parts[: i + 1])
+            raise ScenarioError(at.file, at.line, at.col, f"tuning.params[{dotted!r}]",
+                                f"{where} is not in the scenario") from None  # fmt: skip
+        if i == len(parts) - 1:
+            node.value[key] = _Node(value, at, child.key_pos)
+        node = child
+
+
+def summary_path_problem(name: str) -> str | None:
+    """Why the dotted `name` cannot be in a run summary, or None."""
+    return _expect_path_problem(name, summary_schema())
 
 
 # --- environment and plain data -----------------------------------------------------------

@@ -63,5 +63,6 @@ def test_layers():
     # the plugin contract knows the data and the clock, not the kernel behind it
     assert graph["components"] <= {"model", "orders", "clock", "errors"}
     # only the entry points see the whole run
-    assert {m for m, deps in graph.items() if "runner" in deps} == {"cli", "testing"}
+    # (and tuning, whose trials are whole scenario runs)
+    assert {m for m, deps in graph.items() if "runner" in deps} == {"cli", "testing", "tuning"}
     assert {m for m, deps in graph.items() if "cli" in deps} == {"__main__"}

@@ -131,3 +131,16 @@ def test_services_names_the_local_servers_unless_the_caller_did(project: Path, m
     monkeypatch.setenv("ARBFRAME_REQUIRE_SERVICES", "0")
     set_env = set(config(project, "services", "set_env")["set_env"])
     assert {"ARBFRAME_REDIS_URL=redis://cache:6380/2", "ARBFRAME_REQUIRE_SERVICES=0"} <= set_env
+
+
+def test_a_tuning_scenario_env_also_runs_arbframe_tune(project: Path) -> None:
+    # its own expectations with `arbframe run`, then the tuning's in a study of its own
+    (project / "scenarios" / "t.yaml").write_text("extends: _base.yaml\nname: t\ntuning: {}\n")
+    lines = tox(project, "config", "-e", "scenario-t", "-k", "commands", "env_tmp_dir")
+    tmp_dir = dict(line.split(" = ", 1) for line in lines if " = " in line)["env_tmp_dir"]
+    scenario = project.resolve() / "scenarios" / "t.yaml"
+    commands = lines[lines.index("commands =") + 1 : lines.index(f"env_tmp_dir = {tmp_dir}")]
+    assert commands == [
+        f"arbframe run {scenario} --out {tmp_dir}/run",
+        f"arbframe tune {scenario} --storage sqlite:///{tmp_dir}/run/studies.db",
+    ]
