@@ -371,12 +371,13 @@ def test_an_unusable_study_storage_is_exit_2_without_its_password(
     assert message in err and "secret" not in err and err.count("\n") == 1, err
 
 
-def test_study_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_study_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ARBFRAME_DATABASE_URL", raising=False)
     monkeypatch.delenv("ARBFRAME_STATE_DIR", raising=False)
-    assert study_storage(None) == "sqlite:///.arbframe/studies.db"
-    monkeypatch.setenv("ARBFRAME_STATE_DIR", "/var/arb")
-    assert study_storage(None) == "sqlite:////var/arb/studies.db"
+    monkeypatch.chdir(tmp_path)  # the default is .arbframe here, made absolute for the workers
+    assert study_storage(None) == f"sqlite:///{tmp_path / '.arbframe' / 'studies.db'}"
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path / "arb"))
+    assert study_storage(None) == f"sqlite:///{tmp_path / 'arb' / 'studies.db'}"
     monkeypatch.setenv("ARBFRAME_DATABASE_URL", "postgresql://u:p@db/arb")
     assert study_storage(None) == "postgresql+psycopg://u:p@db/arb"
     assert study_storage("sqlite:///x.db") == "sqlite:///x.db"
