@@ -1,0 +1,362 @@
+"""Columnar market data: order books in Parquet, partitioned by venue, symbol and day.
+
+A dataset is a directory in the Hive layout pyarrow, DuckDB and Spark read::
+
+    DIR/venue=<venue>/symbol=<symbol>/date=<YYYY-MM-DD>/part-<first ts, ns>-<random>.parquet
+
+(``venue`` and ``symbol`` percent-encoded, e.g. ``symbol=USDT%2FKRW``; ``date`` is the UTC day
+of the rows). Each part holds one (venue, symbol, day) in time order, one row per book:
+
+=================  =========================  ==================================================
+column             type                       meaning
+=================  =========================  ==================================================
+``ts``             timestamp[ns, UTC], set    when the book was published (recorded: arrived)
+``bid_price_<i>``  float64, null = no level   bid level i (1 = best), strictly falling with i
+``bid_size_<i>``   float64, null = no level   its size, in the base asset
+``ask_price_<i>``  float64, null = no level   ask level i (1 = best), strictly rising with i
+``ask_size_<i>``   float64, null = no level   its size
+=================  =========================  ==================================================
+
+A side with fewer levels than the file has columns leaves the deepest ones null. The file's
+metadata names its venue, symbol and schema (``arbframe.schema: book/1``), so a part copied out
+of its directory still says what it is. A part is written under a hidden temporary name and
+renamed when complete, so a killed writer leaves whole files only (readers skip ``.*``).
+
+Reading validates every batch with vectorised checks (pyarrow.compute) and builds the feed's
+events with C-level iterators: no Python loop per level.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import repeat
+from operator import getitem
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from arbframe.errors import ArbframeError
+
+SCHEMA_TAG = b"book/1"
+DAY_NS = 86_400 * 1_000_000_000
+DEFAULT_LEVELS = 10
+ROW_GROUP_ROWS = 65_536  # ~21 MB of 10-level books: big enough to scan fast, small to buffer
+PART_ROWS = 1_000_000  # a part is closed (and renamed) at this many rows...
+PART_SPAN_NS = 3_600 * 1_000_000_000  # ...or an hour of data, so a crash loses little
+READ_BATCH_ROWS = 65_536
+SIDES = (("bid", True), ("ask", False))
+
+Side = tuple[tuple[float, float], ...]
+
+
+def book_schema(levels: int, venue: str = "", symbol: str = "") -> pa.Schema:
+    """The schema of a part with ``levels`` levels a side (see the module docstring)."""
+    fields = [pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False)]
+    for side, _ in SIDES:
+        for i in range(1, levels + 1):
+            fields += [
+                pa.field(f"{side}_price_{i}", pa.float64()),
+                pa.field(f"{side}_size_{i}", pa.float64()),
+            ]
+    meta = {b"arbframe.schema": SCHEMA_TAG, b"arbframe.venue": venue.encode()}
+    meta[b"arbframe.symbol"] = symbol.encode()
+    return pa.schema(fields, metadata=meta)
+
+
+def partition_dir(root: Path, venue: str, symbol: str, day: int) -> Path:
+    date = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+    return (
+        root
+        / f"venue={quote(venue, safe='')}"
+        / f"symbol={quote(symbol, safe='')}"
+        / f"date={date}"
+    )
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """The part being written for one (venue, symbol): its day, rows buffered and written."""
+
+    directory: Path
+    day: int
+    first_ts: int
+    tmp: Path
+    writer: pq.ParquetWriter | None = None
+    rows: list[tuple[int, Side, Side]] = field(default_factory=list)
+    written: int = 0
+
+
+class DatasetWriter:
+    """Append books to a dataset; ``close()`` (or leaving the ``with`` block) finishes every
+    part. Rows of one (venue, symbol) must come in time order."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        levels: int = DEFAULT_LEVELS,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        part_rows: int = PART_ROWS,
+        part_span_ns: int = PART_SPAN_NS,
+    ) -> None:
+        self.root = Path(root)
+        self.levels = levels
+        self.row_group_rows = row_group_rows
+        self.part_rows = part_rows
+        self.part_span_ns = part_span_ns
+        self.rows = 0
+        self.files: list[Path] = []
+        self._parts: dict[tuple[str, str], _Part] = {}
+        self._last: dict[tuple[str, str], int] = {}
+        self._pad: Side = ((None, None),) * levels  # type: ignore[assignment]
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(
+        self, ts: int, venue: str, symbol: str, bids: Sequence[Any], asks: Sequence[Any]
+    ) -> None:
+        """One book: ``bids`` and ``asks`` best first, (price, size) pairs; levels beyond the
+        writer's ``levels`` are dropped."""
+        key = (venue, symbol)
+        if ts < self._last.get(key, ts):
+            raise ArbframeError(
+                f"{venue} {symbol}: time goes backwards ({ts} after {self._last[key]})"
+            )
+        self._last[key] = ts
+        part = self._parts.get(key)
+        day = ts // DAY_NS
+        if part is not None and (
+            part.day != day
+            or part.written + len(part.rows) >= self.part_rows
+            or ts - part.first_ts >= self.part_span_ns
+        ):
+            self._finish(part)
+            part = None
+        if part is None:
+            directory = partition_dir(self.root, venue, symbol, day)
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / f".part-{ts:019d}-{os.urandom(4).hex()}.parquet.tmp"
+            part = self._parts[key] = _Part(directory, day, ts, tmp)
+        part.rows.append((ts, tuple(bids), tuple(asks)))
+        self.rows += 1
+        if len(part.rows) >= self.row_group_rows:
+            self._flush(part, key)
+
+    def _flush(self, part: _Part, key: tuple[str, str]) -> None:
+        if not part.rows:
+            return
+        if part.writer is None:
+            part.writer = pq.ParquetWriter(part.tmp, book_schema(self.levels, *key))
+        part.writer.write_table(self._table(part.rows, key), row_group_size=self.row_group_rows)
+        part.written += len(part.rows)
+        part.rows = []
+
+    def _table(self, rows: list[tuple[int, Side, Side]], key: tuple[str, str]) -> pa.Table:
+        n, pad = self.levels, self._pad
+        ts, bids, asks = zip(*rows, strict=True)
+        columns: list[Any] = [pa.array(ts, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+        for sides in (bids, asks):
+            # Pad every side to n levels, then transpose: a tuple of (price, size) per level.
+            by_level = zip(*[(side + pad)[:n] for side in sides], strict=True)
+            for level in by_level:
+                prices, sizes = zip(*level, strict=True)
+                columns += [pa.array(prices, pa.float64()), pa.array(sizes, pa.float64())]
+        return pa.Table.from_arrays(columns, schema=book_schema(n, *key))
+
+    def _finish(self, part: _Part) -> None:
+        key = next(k for k, p in self._parts.items() if p is part)
+        self._flush(part, key)
+        del self._parts[key]
+        if part.writer is None:
+            return
+        part.writer.close()
+        final = part.directory / f"{part.tmp.name[1:].removesuffix('.tmp')}"
+        os.replace(part.tmp, final)  # whole or absent: a reader never sees a partial part
+        self.files.append(final)
+
+    def close(self) -> None:
+        for part in list(self._parts.values()):
+            self._finish(part)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def is_parquet(path: Path) -> bool:
+    """A Parquet file or a dataset directory (anything else is read as CSV)."""
+    return path.is_dir() or path.suffix == ".parquet"
+
+
+def dataset_files(root: Path, venue: str | None = None, symbol: str | None = None) -> list[Path]:
+    """The parts under ``root`` (of ``venue`` / ``symbol`` when given), in time order."""
+    v = f"venue={quote(venue, safe='')}" if venue is not None else "venue=*"
+    s = f"symbol={quote(symbol, safe='')}" if symbol is not None else "symbol=*"
+    # date=YYYY-MM-DD and part-<ts:019d> both sort lexically in time order.
+    return sorted(root.glob(f"{v}/{s}/date=*/part-*.parquet"))
+
+
+def partitions(root: Path) -> list[tuple[str, str]]:
+    """Every (venue, symbol) a dataset holds."""
+    found = {
+        (unquote(p.parents[2].name.partition("=")[2]), unquote(p.parents[1].name.partition("=")[2]))
+        for p in dataset_files(root)
+    }
+    return sorted(found)
+
+
+def file_levels(path: Path, schema: pa.Schema) -> int:
+    """How many levels a side the part has; refuses a file that is not a book part."""
+    names = set(schema.names)
+    if "ts" not in names:
+        raise ArbframeError(f"{path}: not an arbframe book file: no column 'ts'")
+    if not pa.types.is_timestamp(schema.field("ts").type) and not pa.types.is_integer(
+        schema.field("ts").type
+    ):
+        raise ArbframeError(f"{path}: column ts: {schema.field('ts').type}, not a timestamp")
+    levels = 0
+    while all(f"{s}_{k}_{levels + 1}" in names for s, _ in SIDES for k in ("price", "size")):
+        levels += 1
+    for s, _ in SIDES:
+        for k in ("price", "size"):
+            for i in range(1, levels + 1):
+                kind = schema.field(f"{s}_{k}_{i}").type
+                if not pa.types.is_floating(kind) and not pa.types.is_integer(kind):
+                    raise ArbframeError(f"{path}: column {s}_{k}_{i}: {kind}, not a number")
+    return levels
+
+
+def read_books(
+    files: Iterable[Path],
+    venue: str,
+    symbol: str,
+    *,
+    levels: int | None = None,
+    start: int | None = None,
+    limit: int | None = None,
+    batch_rows: int = READ_BATCH_ROWS,
+) -> Iterator[tuple[int, str, str, Side, Side]]:
+    """Stream the books of ``files`` (one venue and symbol, in time order) as feed events,
+    a record batch at a time. Rows before ``start`` (ns) are skipped; at most ``limit`` are
+    yielded. A bad row fails as ``<file>: row <n>: column <c>: <what is wrong>``."""
+    count, previous = 0, None
+    for path in files:
+        try:
+            parquet = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ArbframeError(f"{path}: cannot read: {exc}") from None
+        available = file_levels(path, parquet.schema_arrow)
+        wanted = available if levels is None else levels
+        if wanted == 0 or wanted > available:
+            raise ArbframeError(
+                f"{path}: {wanted or 1} level(s) wanted but only {available} available"
+            )
+        columns = ["ts"] + [f"{s}_{k}_{i}" for s, _ in SIDES for i in range(1, wanted + 1)
+                            for k in ("price", "size")]  # fmt: skip
+        first_row = 0
+        try:
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
+            for batch in batches:
+                ts = batch.column(0)
+                if pa.types.is_timestamp(ts.type):
+                    ts = ts.cast(pa.int64())
+                bad = _check(batch, ts, wanted, previous)
+                if bad is not None:
+                    row, column, what = bad
+                    raise ArbframeError(
+                        f"{path}: row {first_row + row + 1}: column {column}: {what}"
+                    )
+                first_row += len(batch)
+                if len(batch):
+                    previous = ts[-1].as_py()
+                skip = 0 if start is None else pc.sum(pc.less(ts, start)).as_py() or 0
+                if skip:
+                    batch, ts = batch.slice(skip), ts.slice(skip)
+                if limit is not None and len(batch) > limit - count:
+                    batch, ts = batch.slice(0, limit - count), ts.slice(0, limit - count)
+                if len(batch):
+                    yield from _events(batch, ts, wanted, venue, symbol)
+                    count += len(batch)
+                if count == limit:
+                    return
+        except (OSError, pa.ArrowException) as exc:
+            raise ArbframeError(f"{path}: row {first_row + 1}: cannot read: {exc}") from None
+
+
+def _events(
+    batch: pa.RecordBatch, ts: pa.Array, levels: int, venue: str, symbol: str
+) -> Iterator[tuple[int, str, str, Side, Side]]:
+    """The batch's rows as feed events: C-level iterators, one pass per column."""
+    sides = []
+    for offset in (1, 1 + 2 * levels):  # bid columns, then ask columns
+        prices = [batch.column(offset + 2 * i) for i in range(levels)]
+        pairs = [
+            zip(price.to_pylist(), batch.column(offset + 2 * i + 1).to_pylist(), strict=True)
+            for i, price in enumerate(prices)
+        ]
+        rows: Iterator[Side] = zip(*pairs, strict=True)  # each row's side: its levels' pairs
+        if any(price.null_count for price in prices):
+            # Some books are shallower: cut each at its depth (nulls are trailing, checked).
+            depth = pc.cast(prices[0].is_valid(), pa.int64())
+            for price in prices[1:]:
+                depth = pc.add(depth, pc.cast(price.is_valid(), pa.int64()))
+            rows = map(getitem, rows, map(slice, depth.to_pylist()))
+        sides.append(rows)
+    return zip(ts.to_pylist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905 (repeat)
+
+
+def _first(mask: pa.Array) -> int:
+    """Index of the first true in a boolean mask (nulls count as false), or -1."""
+    return pc.index(pc.fill_null(mask, False), True).as_py()
+
+
+def _check(
+    batch: pa.RecordBatch, ts: pa.Array, levels: int, previous: int | None
+) -> tuple[int, str, str] | None:
+    """The first bad row of a batch: (row in batch, column, what), or None. Vectorised."""
+    found: list[tuple[int, str, str]] = []
+
+    def test(mask: pa.Array, column: str, what: str, shift: int = 0) -> None:
+        i = _first(mask)
+        if i >= 0:
+            found.append((i + shift, column, what))
+
+    test(ts.is_null(), "ts", "no time")
+    if len(ts) > 1:  # row i + 1 earlier than row i
+        test(pc.less(ts.slice(1), ts.slice(0, len(ts) - 1)), "ts", "time goes backwards", 1)
+    if previous is not None and len(ts) and (ts[0].as_py() or 0) < previous:
+        found.append((0, "ts", "time goes backwards"))
+    for offset, (side, bids) in zip((1, 1 + 2 * levels), SIDES, strict=True):
+        above = None
+        for i in range(levels):
+            price, size = batch.column(offset + 2 * i), batch.column(offset + 2 * i + 1)
+            p_name, s_name = f"{side}_price_{i + 1}", f"{side}_size_{i + 1}"
+            for col, name in ((price, p_name), (size, s_name)):
+                good = pc.and_(pc.greater(col, 0), pc.is_finite(col))
+                test(pc.invert(good), name, "not a positive finite number")
+            test(pc.xor(price.is_null(), size.is_null()), s_name, "price and size not both set")
+            if above is not None:
+                test(
+                    pc.and_(above.is_null(), price.is_valid()),
+                    p_name,
+                    "a level after a missing one",
+                )
+                worse = pc.greater_equal(price, above) if bids else pc.less_equal(price, above)
+                test(worse, p_name, f"{side} levels are not best first")
+            above = price
+    best_bid, best_ask = batch.column(1), batch.column(1 + 2 * levels)
+    test(pc.greater_equal(best_bid, best_ask), "ask_price_1", "crossed book: best bid >= best ask")
+    return min(found) if found else None
