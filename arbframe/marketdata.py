@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from arbframe.errors import ArbframeError
@@ -48,8 +48,7 @@ SCHEMA_TAG = b"book/1"
 DAY_NS = 86_400 * 1_000_000_000
 DEFAULT_LEVELS = 10
 ROW_GROUP_ROWS = 65_536  # ~21 MB of 10-level books: big enough to scan fast, small to buffer
-PART_ROWS = 1_000_000  # a part is closed (and renamed) at this many rows...
-PART_SPAN_NS = 3_600 * 1_000_000_000  # ...or an hour of data, so a crash loses little
+PART_ROWS = 1_000_000  # a part is closed (and renamed) at this many rows (and at midnight)
 READ_BATCH_ROWS = 65_536
 SIDES = (("bid", True), ("ask", False))
 
@@ -107,7 +106,7 @@ class DatasetWriter:
         levels: int = DEFAULT_LEVELS,
         row_group_rows: int = ROW_GROUP_ROWS,
         part_rows: int = PART_ROWS,
-        part_span_ns: int = PART_SPAN_NS,
+        part_span_ns: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.levels = levels
@@ -142,7 +141,7 @@ class DatasetWriter:
         if part is not None and (
             part.day != day
             or part.written + len(part.rows) >= self.part_rows
-            or ts - part.first_ts >= self.part_span_ns
+            or (self.part_span_ns is not None and ts - part.first_ts >= self.part_span_ns)
         ):
             self._finish(part)
             part = None
@@ -160,7 +159,9 @@ class DatasetWriter:
         if not part.rows:
             return
         if part.writer is None:
-            part.writer = pq.ParquetWriter(part.tmp, book_schema(self.levels, *key))
+            part.writer = pq.ParquetWriter(
+                part.tmp, book_schema(self.levels, *key), compression="snappy"
+            )
         part.writer.write_table(self._table(part.rows, key), row_group_size=self.row_group_rows)
         part.written += len(part.rows)
         part.rows = []
@@ -270,93 +271,111 @@ def read_books(
         try:
             batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
             for batch in batches:
-                ts = batch.column(0)
-                if pa.types.is_timestamp(ts.type):
-                    ts = ts.cast(pa.int64())
-                bad = _check(batch, ts, wanted, previous)
+                data = _Batch.of(batch, wanted)
+                bad = _check(batch, data, wanted, previous)
                 if bad is not None:
                     row, column, what = bad
                     raise ArbframeError(
                         f"{path}: row {first_row + row + 1}: column {column}: {what}"
                     )
                 first_row += len(batch)
-                if len(batch):
-                    previous = ts[-1].as_py()
-                skip = 0 if start is None else pc.sum(pc.less(ts, start)).as_py() or 0
-                if skip:
-                    batch, ts = batch.slice(skip), ts.slice(skip)
-                if limit is not None and len(batch) > limit - count:
-                    batch, ts = batch.slice(0, limit - count), ts.slice(0, limit - count)
-                if len(batch):
-                    yield from _events(batch, ts, wanted, venue, symbol)
-                    count += len(batch)
+                if not len(batch):
+                    continue
+                previous = int(data.ts[-1])
+                if start is not None and data.ts[0] < start:  # time order: skip a prefix
+                    skip = int(np.searchsorted(data.ts, start))
+                    data = _Batch(data.ts[skip:], [(p[skip:], s[skip:]) for p, s in data.sides])
+                if limit is not None and len(data.ts) > limit - count:
+                    keep = limit - count
+                    data = _Batch(data.ts[:keep], [(p[:keep], s[:keep]) for p, s in data.sides])
+                if len(data.ts):
+                    yield from _events(data, venue, symbol)
+                    count += len(data.ts)
                 if count == limit:
                     return
         except (OSError, pa.ArrowException) as exc:
             raise ArbframeError(f"{path}: row {first_row + 1}: cannot read: {exc}") from None
 
 
-def _events(
-    batch: pa.RecordBatch, ts: pa.Array, levels: int, venue: str, symbol: str
-) -> Iterator[tuple[int, str, str, Side, Side]]:
-    """The batch's rows as feed events: C-level iterators, one pass per column."""
+def _matrix(batch: pa.RecordBatch, first: int, levels: int) -> np.ndarray:
+    """Columns first, first + 2, ... (one side's prices, or sizes) as rows x levels floats;
+    a null is NaN."""
+    return np.column_stack(
+        [batch.column(first + 2 * i).to_numpy(zero_copy_only=False) for i in range(levels)]
+    ).astype(np.float64, copy=False)
+
+
+@dataclass
+class _Batch:
+    """A record batch as numpy: times and, per side, prices and sizes (rows x levels)."""
+
+    ts: np.ndarray
+    sides: list[tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of(cls, batch: pa.RecordBatch, levels: int) -> _Batch:
+        ts = batch.column(0)
+        if pa.types.is_timestamp(ts.type):
+            ts = ts.cast(pa.int64())
+        if ts.null_count:
+            ts = ts.fill_null(-(1 << 62))  # refused by the check, with its row
+        offsets = (1, 1 + 2 * levels)  # bid columns, then ask columns
+        sides = [(_matrix(batch, o, levels), _matrix(batch, o + 1, levels)) for o in offsets]
+        return cls(ts.to_numpy().astype(np.int64, copy=False), sides)
+
+
+def _events(data: _Batch, venue: str, symbol: str) -> Iterator[tuple[int, str, str, Side, Side]]:
+    """The batch's rows as feed events, built by C-level iterators (no Python loop per
+    level): each row's side is the tuple of its (price, size) pairs, best first."""
     sides = []
-    for offset in (1, 1 + 2 * levels):  # bid columns, then ask columns
-        prices = [batch.column(offset + 2 * i) for i in range(levels)]
-        pairs = [
-            zip(price.to_pylist(), batch.column(offset + 2 * i + 1).to_pylist(), strict=True)
-            for i, price in enumerate(prices)
-        ]
-        rows: Iterator[Side] = zip(*pairs, strict=True)  # each row's side: its levels' pairs
-        if any(price.null_count for price in prices):
-            # Some books are shallower: cut each at its depth (nulls are trailing, checked).
-            depth = pc.cast(prices[0].is_valid(), pa.int64())
-            for price in prices[1:]:
-                depth = pc.add(depth, pc.cast(price.is_valid(), pa.int64()))
-            rows = map(getitem, rows, map(slice, depth.to_pylist()))
+    for prices, sizes in data.sides:
+        rows: Iterator[Side] = map(tuple, map(zip, prices.tolist(), sizes.tolist()))
+        missing = np.isnan(prices)
+        if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
+            depth = (~missing).sum(axis=1).tolist()
+            rows = map(getitem, rows, map(slice, depth))
         sides.append(rows)
-    return zip(ts.to_pylist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905 (repeat)
-
-
-def _first(mask: pa.Array) -> int:
-    """Index of the first true in a boolean mask (nulls count as false), or -1."""
-    return pc.index(pc.fill_null(mask, False), True).as_py()
+    return zip(data.ts.tolist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905 (repeat)
 
 
 def _check(
-    batch: pa.RecordBatch, ts: pa.Array, levels: int, previous: int | None
+    batch: pa.RecordBatch, data: _Batch, levels: int, previous: int | None
 ) -> tuple[int, str, str] | None:
-    """The first bad row of a batch: (row in batch, column, what), or None. Vectorised."""
+    """The first bad row of a batch: (row in batch, column, what), or None. Vectorised: a
+    handful of array operations per side, whatever the number of rows."""
     found: list[tuple[int, str, str]] = []
 
-    def test(mask: pa.Array, column: str, what: str, shift: int = 0) -> None:
-        i = _first(mask)
-        if i >= 0:
-            found.append((i + shift, column, what))
+    def test(mask: np.ndarray, column: str, what: str, first_level: int = 1) -> None:
+        """``mask``: rows (column is a name) or rows x levels (column is a prefix)."""
+        rows = mask if mask.ndim == 1 else mask.any(axis=1)
+        if rows.any():
+            row = int(rows.argmax())
+            if mask.ndim == 2:
+                column = f"{column}_{int(mask[row].argmax()) + first_level}"
+            found.append((row, column, what))
 
-    test(ts.is_null(), "ts", "no time")
-    if len(ts) > 1:  # row i + 1 earlier than row i
-        test(pc.less(ts.slice(1), ts.slice(0, len(ts) - 1)), "ts", "time goes backwards", 1)
-    if previous is not None and len(ts) and (ts[0].as_py() or 0) < previous:
-        found.append((0, "ts", "time goes backwards"))
-    for offset, (side, bids) in zip((1, 1 + 2 * levels), SIDES, strict=True):
-        above = None
-        for i in range(levels):
-            price, size = batch.column(offset + 2 * i), batch.column(offset + 2 * i + 1)
-            p_name, s_name = f"{side}_price_{i + 1}", f"{side}_size_{i + 1}"
-            for col, name in ((price, p_name), (size, s_name)):
-                good = pc.and_(pc.greater(col, 0), pc.is_finite(col))
-                test(pc.invert(good), name, "not a positive finite number")
-            test(pc.xor(price.is_null(), size.is_null()), s_name, "price and size not both set")
-            if above is not None:
-                test(
-                    pc.and_(above.is_null(), price.is_valid()),
-                    p_name,
-                    "a level after a missing one",
-                )
-                worse = pc.greater_equal(price, above) if bids else pc.less_equal(price, above)
-                test(worse, p_name, f"{side} levels are not best first")
-            above = price
-    best_bid, best_ask = batch.column(1), batch.column(1 + 2 * levels)
-    test(pc.greater_equal(best_bid, best_ask), "ask_price_1", "crossed book: best bid >= best ask")
+    ts = data.ts
+    test(ts == -(1 << 62), "ts", "no time")
+    backwards = np.empty(len(ts), dtype=bool)
+    backwards[:1] = previous is not None and ts[:1] < previous
+    backwards[1:] = ts[1:] < ts[:-1]
+    test(backwards, "ts", "time goes backwards")
+    for (prices, sizes), (side, bids) in zip(data.sides, SIDES, strict=True):
+        offset = 1 if bids else 1 + 2 * levels
+        for values, kind, step in ((prices, "price", 0), (sizes, "size", 1)):
+            columns = [batch.column(offset + 2 * i + step) for i in range(levels)]
+            nan = np.isnan(values)
+            if (nan.sum(axis=0) != [column.null_count for column in columns]).any():
+                stored = nan & np.column_stack([np.asarray(c.is_valid()) for c in columns])
+                test(stored, f"{side}_{kind}", "not a number")  # NaN stored, not a null
+            test((values <= 0) | np.isinf(values), f"{side}_{kind}", "not a positive finite number")
+        missing = np.isnan(prices)
+        test(missing != np.isnan(sizes), f"{side}_size", "price and size not both set")
+        if levels > 1:
+            after = missing[:, :-1] & ~missing[:, 1:]
+            test(after, f"{side}_price", "a level after a missing one", 2)
+            worse = prices[:, 1:] >= prices[:, :-1] if bids else prices[:, 1:] <= prices[:, :-1]
+            test(worse, f"{side}_price", f"{side} levels are not best first", 2)
+    best_bid, best_ask = data.sides[0][0][:, 0], data.sides[1][0][:, 0]
+    test(best_bid >= best_ask, "ask_price_1", "crossed book: best bid >= best ask")
     return min(found) if found else None
