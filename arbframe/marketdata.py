@@ -107,12 +107,15 @@ class DatasetWriter:
         row_group_rows: int = ROW_GROUP_ROWS,
         part_rows: int = PART_ROWS,
         part_span_ns: int | None = None,
+        all_or_nothing: bool = False,
     ) -> None:
         self.root = Path(root)
         self.levels = levels
         self.row_group_rows = row_group_rows
         self.part_rows = part_rows
         self.part_span_ns = part_span_ns
+        self.all_or_nothing = all_or_nothing  # parts renamed only by close(); abort() drops all
+        self._pending: list[tuple[Path, Path]] = []  # (temporary, final) of finished parts
         self.rows = 0
         self.files: list[Path] = []
         self._parts: dict[tuple[str, str], _Part] = {}
@@ -186,12 +189,31 @@ class DatasetWriter:
             return
         part.writer.close()
         final = part.directory / f"{part.tmp.name[1:].removesuffix('.tmp')}"
-        os.replace(part.tmp, final)  # whole or absent: a reader never sees a partial part
-        self.files.append(final)
+        self._pending.append((part.tmp, final))
+        if not self.all_or_nothing:
+            self._publish()
+
+    def _publish(self) -> None:
+        for tmp, final in self._pending:
+            os.replace(tmp, final)  # whole or absent: a reader never sees a partial part
+            self.files.append(final)
+        self._pending.clear()
 
     def close(self) -> None:
         for part in list(self._parts.values()):
             self._finish(part)
+        self._publish()
+
+    def abort(self) -> None:
+        """Drop every part not published yet (all of them when ``all_or_nothing``)."""
+        for part in self._parts.values():
+            if part.writer is not None:
+                part.writer.close()
+            part.tmp.unlink(missing_ok=True)
+        self._parts.clear()
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
 
 
 # ---- reading ----------------------------------------------------------------------------------

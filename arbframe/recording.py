@@ -198,15 +198,17 @@ def import_csv(
     progress: Callable[[RecordStats], None] | None = None,
 ) -> RecordStats:
     """Write the books of replay feeds (one CSV file each) to the dataset: the replay feed's
-    own reader parses and validates them, so a file imports exactly when it replays."""
+    own reader parses and validates them, so a file imports exactly when it replays. A bad
+    file writes nothing (parts are finished only once every file has been read)."""
     recorder = Recorder(writer, progress)
     try:
         for feed in feeds:
             for event in feed.events():
                 recorder.add(event)
-    finally:
-        stats = recorder.finish()
-    return stats
+    except BaseException:
+        writer.abort()
+        raise
+    return recorder.finish()
 
 
 # ---- info --------------------------------------------------------------------------------------
