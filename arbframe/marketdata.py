@@ -47,9 +47,10 @@ from arbframe.errors import ArbframeError
 SCHEMA_TAG = b"book/1"
 DAY_NS = 86_400 * 1_000_000_000
 DEFAULT_LEVELS = 10
-ROW_GROUP_ROWS = 65_536  # ~21 MB of 10-level books: big enough to scan fast, small to buffer
+ROW_GROUP_ROWS = 16_384  # ~5 MB of 10-level books: scans fast, buffers (and reads) small
 PART_ROWS = 1_000_000  # a part is closed (and renamed) at this many rows (and at midnight)
-READ_BATCH_ROWS = 65_536
+READ_BATCH_ROWS = 16_384  # rows read and validated at once (vectorised)
+EVENT_CHUNK_ROWS = 2_048  # rows turned into Python objects at once
 SIDES = (("bid", True), ("ask", False))
 
 Side = tuple[tuple[float, float], ...]
@@ -348,16 +349,22 @@ class _Batch:
 
 def _events(data: _Batch, venue: str, symbol: str) -> Iterator[tuple[int, str, str, Side, Side]]:
     """The batch's rows as feed events, built by C-level iterators (no Python loop per
-    level): each row's side is the tuple of its (price, size) pairs, best first."""
-    sides = []
-    for prices, sizes in data.sides:
-        rows: Iterator[Side] = map(tuple, map(zip, prices.tolist(), sizes.tolist()))
-        missing = np.isnan(prices)
-        if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
-            depth = (~missing).sum(axis=1).tolist()
-            rows = map(getitem, rows, map(slice, depth))
-        sides.append(rows)
-    return zip(data.ts.tolist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905 (repeat)
+    level): one flat list per column, then ``zip(*[zip(prices_i, sizes_i) ...])`` gives each
+    row's side as its (price, size) pairs, best first. Flat lists of floats, made a chunk at a
+    time, give the garbage collector almost nothing to track."""
+    levels = data.sides[0][0].shape[1]
+    for at in range(0, len(data.ts), EVENT_CHUNK_ROWS):
+        cut = slice(at, at + EVENT_CHUNK_ROWS)
+        sides = []
+        for prices, sizes in data.sides:
+            p, q = prices[cut], sizes[cut]
+            pairs = [zip(p[:, i].tolist(), q[:, i].tolist()) for i in range(levels)]  # noqa: B905
+            rows: Iterator[Side] = zip(*pairs)  # noqa: B905 (one length: the chunk's)
+            missing = np.isnan(p)
+            if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
+                rows = map(getitem, rows, map(slice, (~missing).sum(axis=1).tolist()))
+            sides.append(rows)
+        yield from zip(data.ts[cut].tolist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905
 
 
 def _check(
