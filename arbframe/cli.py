@@ -894,16 +894,11 @@ def cmd_data_import(args: argparse.Namespace) -> int:
             raise ArbframeError(f"{path}: {where}: {err.message}") from None
         except ConfigError as err:
             raise ArbframeError(f"{path}: {err.message}") from None
-    levels = max(args.levels or 0, _csv_levels(feeds))
+    levels = max(feed.csv_levels() for feed in feeds)  # the dataset's columns
     writer = _dataset_writer(args.out, levels, all_or_nothing=True)
     stats = import_csv(feeds, writer, progress=_progress_for(args))
     _record_report(args, stats, "imported")
     return 0
-
-
-def _csv_levels(feeds: list[Any]) -> int:
-    """The most levels a side any of the files has (the dataset's column count)."""
-    return max(len(source.bids) for feed in feeds for source in feed._sources)
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ EVENT_CHUNK_ROWS = 2_048  # rows turned into Python objects at once
 SIDES = (("bid", True), ("ask", False))
 
 Side = tuple[tuple[float, float], ...]
+Event = tuple[int, str, str, Side, Side]
 
 
 def book_schema(levels: int, venue: str = "", symbol: str = "") -> pa.Schema:
@@ -272,10 +273,23 @@ def read_books(
     start: int | None = None,
     limit: int | None = None,
     batch_rows: int = READ_BATCH_ROWS,
-) -> Iterator[tuple[int, str, str, Side, Side]]:
+) -> Iterator[Event]:
     """Stream the books of ``files`` (one venue and symbol, in time order) as feed events,
     a record batch at a time. Rows before ``start`` (ns) are skipped; at most ``limit`` are
     yielded. A bad row fails as ``<file>: row <n>: column <c>: <what is wrong>``."""
+    for data in read_batches(files, levels=levels, start=start, limit=limit, batch_rows=batch_rows):
+        yield from _events(data, venue, symbol)
+
+
+def read_batches(
+    files: Iterable[Path],
+    *,
+    levels: int | None = None,
+    start: int | None = None,
+    limit: int | None = None,
+    batch_rows: int = READ_BATCH_ROWS,
+) -> Iterator[_Batch]:
+    """The validated batches of ``files`` (see ``read_books``), as numpy arrays."""
     count, previous = 0, None
     for path in files:
         try:
@@ -306,13 +320,11 @@ def read_books(
                     continue
                 previous = int(data.ts[-1])
                 if start is not None and data.ts[0] < start:  # time order: skip a prefix
-                    skip = int(np.searchsorted(data.ts, start))
-                    data = _Batch(data.ts[skip:], [(p[skip:], s[skip:]) for p, s in data.sides])
+                    data = data.cut(int(np.searchsorted(data.ts, start)), None)
                 if limit is not None and len(data.ts) > limit - count:
-                    keep = limit - count
-                    data = _Batch(data.ts[:keep], [(p[:keep], s[:keep]) for p, s in data.sides])
+                    data = data.cut(0, limit - count)
                 if len(data.ts):
-                    yield from _events(data, venue, symbol)
+                    yield data
                     count += len(data.ts)
                 if count == limit:
                     return
@@ -346,8 +358,82 @@ class _Batch:
         sides = [(_matrix(batch, o, levels), _matrix(batch, o + 1, levels)) for o in offsets]
         return cls(ts.to_numpy().astype(np.int64, copy=False), sides)
 
+    def cut(self, start: int, stop: int | None) -> _Batch:
+        """Rows ``start:stop`` (views, no copy)."""
+        rows = slice(start, stop)
+        return _Batch(self.ts[rows], [(p[rows], q[rows]) for p, q in self.sides])
 
-def _events(data: _Batch, venue: str, symbol: str) -> Iterator[tuple[int, str, str, Side, Side]]:
+    @staticmethod
+    def join(a: _Batch, b: _Batch) -> _Batch:
+        """``a``'s rows, then ``b``'s."""
+        sides = [
+            (np.concatenate((pa_, pb)), np.concatenate((qa, qb)))
+            for (pa_, qa), (pb, qb) in zip(a.sides, b.sides, strict=True)
+        ]
+        return _Batch(np.concatenate((a.ts, b.ts)), sides)
+
+
+def merge_books(streams: list[tuple[str, Iterator[_Batch]]], symbol: str) -> Iterator[Event]:
+    """Several venues' batches merged into one stream of events in time order, ties in the
+    order of ``streams`` (as ``heapq.merge`` would), vectorised: each round takes up to a
+    chunk of rows from every venue, up to the earliest of their last times, and orders them
+    with one stable sort instead of a heap step per event."""
+    live = [_Cursor(venue, batches, k) for k, (venue, batches) in enumerate(streams)]
+    live = [c for c in live if c.fill()]
+    while len(live) > 1:
+        bound = min(c.data.ts[min(c.pos + EVENT_CHUNK_ROWS, len(c.data.ts)) - 1] for c in live)
+        events: list[Event] = []
+        times, order = [], []
+        for c in live:
+            c.past(bound)  # every row at the bound is in hand, even a run across batches
+            end = c.pos + int(np.searchsorted(c.data.ts[c.pos :], bound, side="right"))
+            if end > c.pos:
+                piece = c.data.cut(c.pos, end)
+                events.extend(_events(piece, c.venue, symbol))
+                times.append(piece.ts)
+                order.append(np.full(end - c.pos, c.rank))
+                c.pos = end
+        # Stable: equal times keep the streams' order, then each stream's own order.
+        ranked = np.lexsort((np.concatenate(order), np.concatenate(times))).tolist()
+        yield from map(events.__getitem__, ranked)
+        live = [c for c in live if c.fill()]
+    for c in live:  # one venue left: its rows as they are
+        yield from _events(c.data.cut(c.pos, None), c.venue, symbol)
+        for data in c.batches:
+            yield from _events(data, c.venue, symbol)
+
+
+class _Cursor:
+    """A venue's position in its stream of batches, with at least a chunk of rows ahead
+    while the stream lasts."""
+
+    def __init__(self, venue: str, batches: Iterator[_Batch], rank: int) -> None:
+        self.venue, self.batches, self.rank = venue, batches, rank
+        self.data: _Batch = _Batch(np.empty(0, np.int64), [])
+        self.pos = 0
+
+    def fill(self) -> bool:
+        """Top up the rows ahead; False once the stream is exhausted."""
+        while len(self.data.ts) - self.pos < EVENT_CHUNK_ROWS and self._more():
+            pass
+        return self.pos < len(self.data.ts)
+
+    def past(self, bound: int) -> None:
+        """Read on until a row after ``bound`` is in hand (or the stream ends)."""
+        while self.data.ts[-1] <= bound and self._more():
+            pass
+
+    def _more(self) -> bool:
+        more = next(self.batches, None)
+        if more is None:
+            return False
+        rest = self.data.cut(self.pos, None)
+        self.data = more if not len(rest.ts) else _Batch.join(rest, more)
+        self.pos = 0
+        return True
+
+
+def _events(data: _Batch, venue: str, symbol: str) -> Iterator[Event]:
     """The batch's rows as feed events, built by C-level iterators (no Python loop per
     level): one flat list per column, then ``zip(*[zip(prices_i, sizes_i) ...])`` gives each
     row's side as its (price, size) pairs, best first. Flat lists of floats, made a chunk at a

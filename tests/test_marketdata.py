@@ -241,3 +241,30 @@ def test_data_info_names_venues_symbols_rows_and_span(link_dataset: Path, capsys
 def test_a_dataset_without_the_venue_names_what_it_holds(link_dataset: Path) -> None:
     with pytest.raises(ArbframeError, match=r"no data for venue 'okx'.*binance/LINK, huobi/LINK"):
         replay({"okx": str(link_dataset)})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vectorised_merge_orders_as_heapq_merge(seed: int, tmp_path: Path, monkeypatch):
+    """Venues with repeated times, uneven batches and chunks: the same order, ties in venue
+    order, as heapq.merge of the venues' streams."""
+    import heapq
+    import random
+    from operator import itemgetter
+
+    from arbframe import marketdata
+
+    rng = random.Random(seed)
+    with DatasetWriter(tmp_path, levels=2) as writer:
+        for venue, n in (("a", 40), ("b", 25), ("c", 33)):
+            ts = 0
+            for _ in range(n):
+                ts += rng.choice((0, 0, 1, 2)) * S
+                writer.add(ts, venue, "X", ((float(rng.randint(1, 9)), 1.0),), ((10.0, 2.0),))
+    monkeypatch.setattr(marketdata, "EVENT_CHUNK_ROWS", 4)
+    files = {v: dataset_files(tmp_path, v, "X") for v in "abc"}
+    streams = [(v, marketdata.read_batches(files[v], batch_rows=7)) for v in "abc"]
+    merged = list(marketdata.merge_books(streams, "X"))
+    reference = heapq.merge(*(read_books(files[v], v, "X") for v in "abc"), key=itemgetter(0))
+    assert merged == list(reference)
+    assert len(merged) == 98
+    assert len({e[0] for e in merged}) < 98  # ties (across venues and within) were there

@@ -257,23 +257,32 @@ class ReplayFeed(Feed):
     def venues(self) -> list[str]:
         return [source.venue for source in self._sources]
 
+    def csv_levels(self) -> int:
+        """The most levels a side its CSV sources give (``arbframe data import`` sizes the
+        dataset's columns by it)."""
+        return max((len(s.bids) for s in self._sources if isinstance(s, _Source)), default=0)
+
     def symbols(self) -> list[str]:
         return [self._symbol]
 
     def events(self) -> Iterator[FeedEvent]:
+        if len(self._sources) > 1 and all(isinstance(s, _ParquetSource) for s in self._sources):
+            # Merged a chunk at a time, vectorised, with heapq.merge's order (below).
+            batches = [(s.venue, self._batches(s)) for s in self._sources]  # type: ignore[arg-type]
+            return marketdata.merge_books(batches, self._symbol)
         streams = [self._rows(source) for source in self._sources]
         if len(streams) == 1:
             return streams[0]
         # heapq.merge breaks timestamp ties by argument order, i.e. the config's venue order.
         return heapq.merge(*streams, key=itemgetter(0))
 
+    def _batches(self, src: _ParquetSource) -> Iterator[Any]:
+        start = None if self._start == -_INF else int(self._start)
+        return marketdata.read_batches(src.files, levels=src.levels, start=start, limit=self._limit)
+
     def _rows(self, src: _Source | _ParquetSource) -> Iterator[FeedEvent]:
         if isinstance(src, _ParquetSource):
-            start = None if self._start == -_INF else int(self._start)
-            return marketdata.read_books(
-                src.files, src.venue, self._symbol, levels=src.levels, start=start,
-                limit=self._limit,
-            )  # fmt: skip
+            return marketdata.merge_books([(src.venue, self._batches(src))], self._symbol)
         return self._csv_rows(src)
 
     def _csv_rows(self, src: _Source) -> Iterator[FeedEvent]:
