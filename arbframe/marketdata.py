@@ -278,7 +278,7 @@ def read_books(
     a record batch at a time. Rows before ``start`` (ns) are skipped; at most ``limit`` are
     yielded. A bad row fails as ``<file>: row <n>: column <c>: <what is wrong>``."""
     for data in read_batches(files, levels=levels, start=start, limit=limit, batch_rows=batch_rows):
-        yield from _events(data, venue, symbol)
+        yield from _events(data, repeat(venue), symbol)
 
 
 def read_batches(
@@ -363,14 +363,32 @@ class _Batch:
         rows = slice(start, stop)
         return _Batch(self.ts[rows], [(p[rows], q[rows]) for p, q in self.sides])
 
+    def take(self, rows: np.ndarray) -> _Batch:
+        """The rows at these indices, in this order."""
+        return _Batch(self.ts[rows], [(p[rows], q[rows]) for p, q in self.sides])
+
+    @staticmethod
+    def stack(batches: list[_Batch]) -> _Batch:
+        """The batches' rows one after the other; a side narrower than the widest is padded
+        with missing levels (NaN), which events leave out."""
+        if len(batches) == 1:
+            return batches[0]
+        width = max(b.sides[0][0].shape[1] for b in batches)
+
+        def pad(m: np.ndarray) -> np.ndarray:
+            extra = width - m.shape[1]
+            return m if not extra else np.pad(m, ((0, 0), (0, extra)), constant_values=np.nan)
+
+        sides = [
+            tuple(np.concatenate([pad(b.sides[s][k]) for b in batches]) for k in (0, 1))
+            for s in (0, 1)
+        ]
+        return _Batch(np.concatenate([b.ts for b in batches]), sides)  # type: ignore[arg-type]
+
     @staticmethod
     def join(a: _Batch, b: _Batch) -> _Batch:
         """``a``'s rows, then ``b``'s."""
-        sides = [
-            (np.concatenate((pa_, pb)), np.concatenate((qa, qb)))
-            for (pa_, qa), (pb, qb) in zip(a.sides, b.sides, strict=True)
-        ]
-        return _Batch(np.concatenate((a.ts, b.ts)), sides)
+        return _Batch.stack([a, b])
 
 
 def merge_books(streams: list[tuple[str, Iterator[_Batch]]], symbol: str) -> Iterator[Event]:
@@ -380,27 +398,29 @@ def merge_books(streams: list[tuple[str, Iterator[_Batch]]], symbol: str) -> Ite
     with one stable sort instead of a heap step per event."""
     live = [_Cursor(venue, batches, k) for k, (venue, batches) in enumerate(streams)]
     live = [c for c in live if c.fill()]
+    names = [venue for venue, _ in streams]
     while len(live) > 1:
         bound = min(c.data.ts[min(c.pos + EVENT_CHUNK_ROWS, len(c.data.ts)) - 1] for c in live)
-        events: list[Event] = []
-        times, order = [], []
+        pieces, ranks = [], []
         for c in live:
             c.past(bound)  # every row at the bound is in hand, even a run across batches
             end = c.pos + int(np.searchsorted(c.data.ts[c.pos :], bound, side="right"))
             if end > c.pos:
-                piece = c.data.cut(c.pos, end)
-                events.extend(_events(piece, c.venue, symbol))
-                times.append(piece.ts)
-                order.append(np.full(end - c.pos, c.rank))
+                pieces.append(c.data.cut(c.pos, end))
+                ranks.append(np.full(end - c.pos, c.rank))
                 c.pos = end
-        # Stable: equal times keep the streams' order, then each stream's own order.
-        ranked = np.lexsort((np.concatenate(order), np.concatenate(times))).tolist()
-        yield from map(events.__getitem__, ranked)
+        # Stable: equal times keep the streams' order, then each stream's own order. The
+        # rows are reordered as arrays, so events are still made one at a time, lazily.
+        rank = np.concatenate(ranks)
+        together = _Batch.stack(pieces)
+        order = np.lexsort((rank, together.ts))
+        venues = map(names.__getitem__, rank[order].tolist())
+        yield from _events(together.take(order), venues, symbol)
         live = [c for c in live if c.fill()]
     for c in live:  # one venue left: its rows as they are
-        yield from _events(c.data.cut(c.pos, None), c.venue, symbol)
+        yield from _events(c.data.cut(c.pos, None), repeat(c.venue), symbol)
         for data in c.batches:
-            yield from _events(data, c.venue, symbol)
+            yield from _events(data, repeat(c.venue), symbol)
 
 
 class _Cursor:
@@ -433,7 +453,7 @@ class _Cursor:
         return True
 
 
-def _events(data: _Batch, venue: str, symbol: str) -> Iterator[Event]:
+def _events(data: _Batch, venues: Iterator[str], symbol: str) -> Iterator[Event]:
     """The batch's rows as feed events, built by C-level iterators (no Python loop per
     level): one flat list per column, then ``zip(*[zip(prices_i, sizes_i) ...])`` gives each
     row's side as its (price, size) pairs, best first. Flat lists of floats, made a chunk at a
@@ -450,7 +470,7 @@ def _events(data: _Batch, venue: str, symbol: str) -> Iterator[Event]:
             if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
                 rows = map(getitem, rows, map(slice, (~missing).sum(axis=1).tolist()))
             sides.append(rows)
-        yield from zip(data.ts[cut].tolist(), repeat(venue), repeat(symbol), *sides)  # noqa: B905
+        yield from zip(data.ts[cut].tolist(), venues, repeat(symbol), *sides)  # noqa: B905
 
 
 def _check(
