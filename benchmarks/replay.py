@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         csv_paths = write_csv_copies(copies, work)
         dataset = write_parquet_copies(copies, work / "dataset")
         small_dataset = write_parquet_copies(small, work / "small")
+        (work / "small_csv").mkdir()
         csv_venues = {v: str(p) for v, p in csv_paths.items()}
         pq_venues = {v: str(dataset) for v in FILES}
         sizes = {
@@ -269,18 +270,30 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  data written in {time.perf_counter() - started:.1f} s: CSV (gzip) "
             f"{sizes['csv_gz_mib']} MiB, Parquet {sizes['parquet_mib']} MiB")  # fmt: skip
 
-        # Memory first, in fresh processes, while this one is small.
+        # Memory first, in fresh processes, while this one is small. CSV too: what both
+        # grow by is the run's own record (orders, fills, trades), not the feed.
+        small_csv = write_csv_copies(small, work / "small_csv")
         memory = {
-            "small": peak_memory(
-                scenario({v: str(small_dataset) for v in FILES}, small, work, "mem_small")
-            ),
-            "large": peak_memory(scenario(pq_venues, copies, work, "mem_large")),
+            "parquet": {
+                "small": peak_memory(
+                    scenario({v: str(small_dataset) for v in FILES}, small, work, "mem_small")
+                ),
+                "large": peak_memory(scenario(pq_venues, copies, work, "mem_large")),
+            },
+            "csv": {
+                "small": peak_memory(
+                    scenario({v: str(p) for v, p in small_csv.items()}, small, work, "mem_csv_s")
+                ),
+                "large": peak_memory(scenario(csv_venues, copies, work, "mem_csv_l")),
+            },
         }
-        say(
-            f"  (d) peak memory, Parquet replay end to end: {memory['small']['peak_rss_mib']} MiB "
-            f"at {memory['small']['quotes']:,} quotes, {memory['large']['peak_rss_mib']} MiB at "
-            f"{memory['large']['quotes']:,}"
-        )
+        for kind, sizes_ in memory.items():
+            say(
+                f"  (d) peak memory, {kind} replay end to end: {sizes_['small']['peak_rss_mib']} "
+                f"MiB at {sizes_['small']['quotes']:,} quotes, {sizes_['large']['peak_rss_mib']}"
+                f" MiB at {sizes_['large']['quotes']:,} ({sizes_['large']['rss_before_run_mib']}"
+                " MiB before the run)"
+            )
 
         feed_csv = feed_only(csv_venues, args.repeat)
         feed_pq = feed_only(pq_venues, args.repeat)
