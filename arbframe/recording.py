@@ -79,7 +79,7 @@ class Recorder:
         if stats.first_ts is None:
             stats.first_ts = ts
         stats.last_ts = ts
-        if self.progress is not None and not stats.books % 256:
+        if self.progress is not None:  # it redraws at most twice a second
             self.progress(stats)
 
     def finish(self) -> RecordStats:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,25 @@ def publication_log(fake: FakeVenues) -> dict[str, list[Book]]:
     return log
 
 
+def watch_progress(proc: subprocess.Popen[str]) -> Any:
+    """Read the process's stderr in a thread; ``progress()`` is the last book count its
+    progress line showed, ``progress.text()`` all of stderr."""
+    seen: list[str] = []
+
+    def read() -> None:
+        for chunk in iter(lambda: proc.stderr.read(64), ""):  # type: ignore[union-attr]
+            seen.append(chunk)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def progress() -> int:
+        counts = re.findall(r"recorded ([\d,]+) books", "".join(seen))
+        return int(counts[-1].replace(",", "")) if counts else 0
+
+    progress.text = lambda: "".join(seen)  # type: ignore[attr-defined]
+    return progress
+
+
 def is_subsequence(recorded: list[Book], published: list[Book]) -> bool:
     """Each recorded book is a published one, in publication order: ccxt may skip some
     (coalesced updates) or deliver one twice (a message that changed nothing)."""
@@ -72,18 +92,24 @@ def test_record_from_the_fake_venues_then_replay(fake_venues: FakeVenues, tmp_pa
             "--out",
             str(out),
             "--duration",
-            "120s",
+            "300s",
             "--json",
-        ],  # fmt: skip
+            "--progress",
+        ],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)  # start-up (markets over REST), then books every 0.1 s
+    progress = watch_progress(proc)
+    deadline = time.monotonic() + 120  # start-up (markets over REST), then books every 0.1 s
+    while progress() < 40 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)  # what it has so far is flushed, whole
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout = proc.stdout.read()  # type: ignore[union-attr]
+    proc.wait(timeout=60)
+    stderr = progress.text()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     result = json.loads(stdout)
