@@ -247,7 +247,10 @@ class ReplayFeed(Feed):
             schema = marketdata.pq.read_schema(files[0])
         except (OSError, marketdata.pa.ArrowException) as exc:
             raise ConfigError(f"cannot read {files[0]}: {exc}", ("venues", venue)) from None
-        available = marketdata.file_levels(files[0], schema)
+        try:
+            available = marketdata.file_levels(files[0], schema)
+        except ArbframeError as err:
+            raise ConfigError(str(err), ("venues", venue)) from None
         if levels is not None and levels > available or available == 0:
             raise ArbframeError(
                 f"{files[0]}: {levels or 1} level(s) wanted but only {available} available"
