@@ -160,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_control_commands(sub)
     _add_report_commands(sub)
     _add_tuning_commands(sub)
+    _add_data_commands(sub)
     return parser
 
 
@@ -891,6 +892,210 @@ def _print_top(storage: str, name: str, n: int, as_json: bool) -> int:
         print(studies.top_text(rows))
     else:
         print(f"study {name} has no completed trial yet", file=sys.stderr)
+    return 0
+
+
+# ---- market data: record, data import, data info (arbframe.marketdata, arbframe.recording) ----
+
+
+def _add_data_commands(sub: Any) -> None:
+    layout = (
+        "The dataset is Parquet in the layout DIR/venue=V/symbol=S/date=YYYY-MM-DD/part-*.parquet "
+        "(docs/data.md); a replay feed reads it when a venue's path is the directory."
+    )
+    record = sub.add_parser(
+        "record",
+        help="record a scenario's order books to a Parquet dataset (no trading)",
+        description="Run the scenario's venues and feeds without trading and write every book "
+        "they publish to DIR. Real venues (venue_books) are recorded for --duration of wall "
+        "time; simulated feeds for --duration of their own time, as fast as they go. Ctrl-C or "
+        f"SIGTERM ends the recording and keeps what it has. {layout} Exit 0, 2 on bad input, "
+        "130 when interrupted.",
+    )
+    record.add_argument("scenario", type=Path, help="scenario YAML file")
+    record.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset directory")
+    record.add_argument(
+        "--duration", help="how long to record, e.g. 30s, 2h (default: the scenario's duration)"
+    )
+    record.add_argument(
+        "--levels", type=int, default=10, help="levels per side kept (default 10; deeper dropped)"
+    )
+    record.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
+    record.add_argument("--json", action="store_true", help="print the result as JSON")
+    record.set_defaults(func=cmd_record)
+
+    data = sub.add_parser(
+        "data",
+        help="market data: import CSV to Parquet, describe a dataset",
+        description=f"Market data files. {layout}",
+    )
+    data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", dest="data_command")
+    data_sub.required = True
+    imp = data_sub.add_parser(
+        "import",
+        help="convert recorded CSV books to the Parquet dataset",
+        description="Read CSV books with the replay feed's own reader (same column mapping, "
+        "same checks, same file:line errors) and write them to DIR. Files of one venue and "
+        "symbol must follow each other in time. Exit 0, 2 on a bad file or flag.",
+    )
+    imp.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV files (.csv, .gz)")
+    imp.add_argument("--venue", required=True, help="the venue the books are from")
+    imp.add_argument("--symbol", required=True, help="the symbol, e.g. LINK")
+    imp.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset directory")
+    imp.add_argument(
+        "--columns",
+        nargs="+",
+        default=[],
+        metavar="KEY=TEMPLATE",
+        help="column names, as the replay feed's columns: (timestamp, bid_price, bid_size, "
+        "ask_price, ask_size; {i} is the level), e.g. bid_price=bidp{i}",
+    )
+    imp.add_argument(
+        "--timestamp-unit",
+        choices=["iso", "s", "ms", "us", "ns"],
+        default="iso",
+        help="ISO 8601 text (default) or epoch numbers in this unit",
+    )
+    imp.add_argument("--levels", type=int, help="levels per side (default: all in the file)")
+    imp.add_argument("--json", action="store_true", help="print the result as JSON")
+    imp.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
+    imp.set_defaults(func=cmd_data_import)
+    info = data_sub.add_parser(
+        "info",
+        help="what a dataset holds: rows, venues, symbols, time span",
+        description="Rows, files and time span per venue and symbol of a dataset.",
+    )
+    info.add_argument("dir", type=Path, help="dataset directory")
+    info.add_argument("--json", action="store_true", help="machine-readable listing")
+    info.set_defaults(func=cmd_data_info)
+
+
+def _dataset_writer(out: Path, levels: int, **options: Any) -> Any:
+    from arbframe.marketdata import DatasetWriter
+
+    problem = output_dir_problem(out)
+    if problem:
+        raise ArbframeError(f"--out {out}: {problem}")
+    if levels < 1:
+        raise ArbframeError(f"--levels: at least 1, not {levels}")
+    return DatasetWriter(out, levels=levels, **options)
+
+
+def _record_report(args: argparse.Namespace, stats: Any, what: str) -> None:
+    result = stats.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    span = f" from {result['first']} to {result['last']}" if result["first"] else ""
+    print(
+        f"{what} {result['books']:,} books{span} into {len(result['files'])} file(s) in {args.out}"
+    )
+    for market, n in result["by_market"].items():
+        print(f"  {market}: {n:,}")
+    if result["fx_updates_not_recorded"]:
+        print(f"  {result['fx_updates_not_recorded']:,} FX updates not recorded (rates, not books)")
+    if result["crossed_books_not_recorded"]:
+        print(f"  {result['crossed_books_not_recorded']:,} crossed books not recorded")
+
+
+def _progress_for(args: argparse.Namespace) -> Any:
+    from arbframe.recording import progress_line
+
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    return progress_line(sys.stderr) if show else None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from arbframe.recording import record
+
+    pm, registry = _registry()
+    run = Run(load_scenario(args.scenario, registry), registry, pm)
+    text = args.duration or run.scenario["duration"]
+    try:
+        duration = parse_duration(text)
+    except ValueError as err:
+        raise ArbframeError(f"--duration: {err}") from None
+    # Parts closed every 10 minutes of data: a recording killed outright loses at most that.
+    writer = _dataset_writer(args.out, args.levels, part_span_ns=600 * 10**9)
+    closers = [v.aclose for v in run.venues.values() if hasattr(v, "aclose")]
+    stats = record(run.feeds, writer, duration, progress=_progress_for(args), closers=closers)
+    if args.progress is not False and (args.progress or sys.stderr.isatty()):
+        sys.stderr.write("\n")
+    _record_report(args, stats, "interrupted: kept" if stats.interrupted else "recorded")
+    return 130 if stats.interrupted else 0
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    import jsonschema
+
+    from arbframe.components import FeedContext, RunInfo
+    from arbframe.errors import ConfigError
+    from arbframe.recording import import_csv
+
+    _, registry = _registry()
+    replay = registry.get("feed", "replay").cls
+    columns = {}
+    for item in args.columns:
+        key, sep, template = item.partition("=")
+        if not sep or not template:
+            raise ArbframeError(f"--columns: {item!r} is not KEY=TEMPLATE")
+        columns[key] = template
+    ctx = FeedContext(
+        info=RunInfo("import", 0, "backtest", "simulated", "USDT", "import"),
+        resolve_path=Path,
+        error=lambda path, message: ArbframeError(f"{'.'.join(map(str, path))}: {message}"),
+        fx_rate=lambda currency: 1.0,
+        venue_quote=lambda venue: "USDT",
+    )
+    feeds = []
+    for path in args.files:
+        if not path.is_file():
+            raise ArbframeError(f"{path}: no such file")
+        config: dict[str, Any] = {"symbol": args.symbol, "venues": {args.venue: str(path)}}
+        config["timestamp_unit"] = args.timestamp_unit
+        if columns:
+            config["columns"] = columns
+        if args.levels is not None:
+            config["levels"] = args.levels
+        try:
+            jsonschema.validate(config, replay.config_schema)
+            feeds.append(replay(config, name=str(path), ctx=ctx))
+        except jsonschema.ValidationError as err:
+            where = ".".join(map(str, err.absolute_path)) or "options"
+            raise ArbframeError(f"{path}: {where}: {err.message}") from None
+        except ConfigError as err:
+            raise ArbframeError(f"{path}: {err.message}") from None
+    levels = max(feed.csv_levels() for feed in feeds)  # the dataset's columns
+    writer = _dataset_writer(args.out, levels, all_or_nothing=True)
+    stats = import_csv(feeds, writer, progress=_progress_for(args))
+    _record_report(args, stats, "imported")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from arbframe.recording import describe
+
+    info = describe(args.dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if not info["markets"]:
+        print(f"{args.dir}: no data")
+        return 0
+    print(f"{args.dir}: {info['rows']:,} books")
+    for m in info["markets"]:
+        print(f"  {m['venue']}/{m['symbol']}: {m['rows']:,} books in {m['files']} file(s), "
+              f"{m['first']} to {m['last']}")  # fmt: skip
     return 0
 
 

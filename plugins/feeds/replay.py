@@ -1,4 +1,4 @@
-"""The ``replay`` feed: recorded L2 books from CSV files, one file per venue.
+"""The ``replay`` feed: recorded L2 books from CSV or Parquet files, one source per venue.
 
 Recordings can be large, so nothing is loaded up front: each venue's file is read row by
 row and the venues are merged lazily by timestamp. Headers are checked at construction,
@@ -7,6 +7,12 @@ fails when it is reached, as ``<file>:<line>: <what is wrong>``.
 
 The default layout is the one of ``data/real/`` (see its README):
 ``timestamp,symbol,b1..b10,bv1..bv10,a1..a10,av1..av10`` with naive UTC timestamps.
+
+A venue's path may also be a ``.parquet`` file or a dataset directory in the layout of
+``arbframe.marketdata`` (``arbframe record`` and ``arbframe data import`` write it): its parts
+for that venue and the feed's symbol are read a record batch at a time, and every batch is
+validated (vectorised) with the same rules, a bad row failing as ``<file>: row <n>: column
+<c>: ...``. ``columns`` and ``timestamp_unit`` apply to CSV only.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from arbframe import marketdata
 from arbframe.components import Feed, FeedEvent
 from arbframe.errors import ArbframeError, ConfigError
 from arbframe.hookspecs import Register, hookimpl
@@ -101,10 +108,19 @@ class _Source:
     asks: Cols
 
 
+@dataclass(frozen=True)
+class _ParquetSource:
+    """One venue's Parquet parts, in time order, and the levels to read."""
+
+    venue: str
+    files: tuple[Path, ...]
+    levels: int | None
+
+
 class ReplayFeed(Feed):
     type_name = "replay"
     interface_version = 2
-    description = "Recorded L2 books from CSV files (optionally .gz), one per venue, streamed."
+    description = "Recorded L2 books from CSV (optionally .gz) or Parquet, one per venue, streamed."
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -115,6 +131,8 @@ class ReplayFeed(Feed):
                 "type": "object",
                 "minProperties": 1,
                 "additionalProperties": {"type": "string", "minLength": 1, "format": "path"},
+                "description": "venue -> a CSV file (.csv, .csv.gz), a .parquet file, or a "
+                "dataset directory (its parts of that venue and the feed's symbol)",
             },
             "levels": {
                 "type": "integer",
@@ -123,6 +141,7 @@ class ReplayFeed(Feed):
             },
             "columns": {
                 "type": "object",
+                "description": "CSV column names (templates with {i} for the level)",
                 "additionalProperties": False,
                 "properties": {key: {"type": "string", "minLength": 1} for key in DEFAULT_COLUMNS},
             },
@@ -148,7 +167,7 @@ class ReplayFeed(Feed):
         except ValueError:
             raise ConfigError(f"not an ISO 8601 time: {start!r}", ("start",)) from None
         self._limit: int | None = config.get("limit")
-        self._sources = [
+        self._sources: list[_Source | _ParquetSource] = [
             self._source(venue, path, config.get("levels"))
             for venue, path in config["venues"].items()
         ]
@@ -162,8 +181,10 @@ class ReplayFeed(Feed):
                 f"{self._columns[key]!r} (use {{i}} for the level)"
             ) from None
 
-    def _source(self, venue: str, path_text: str, levels: int | None) -> _Source:
+    def _source(self, venue: str, path_text: str, levels: int | None) -> _Source | _ParquetSource:
         path = self.ctx.resolve_path(path_text)
+        if marketdata.is_parquet(path):
+            return self._parquet_source(venue, path, levels)
         try:
             with _open(path) as handle:
                 header = tuple(next(csv.reader(handle), ()))
@@ -208,20 +229,66 @@ class ReplayFeed(Feed):
             pairs("ask_price", "ask_size"),
         )
 
+    def _parquet_source(self, venue: str, path: Path, levels: int | None) -> _ParquetSource:
+        if path.is_dir():
+            files = marketdata.dataset_files(path, venue, self._symbol)
+            if not files:
+                held = ", ".join(f"{v}/{s}" for v, s in marketdata.partitions(path)) or "nothing"
+                raise ConfigError(
+                    f"{path}: no data for venue {venue!r}, symbol {self._symbol!r} "
+                    f"(it holds {held})",
+                    ("venues", venue),
+                )
+        elif path.is_file():
+            files = [path]
+        else:
+            raise ConfigError(f"cannot read {path}: no such file", ("venues", venue))
+        try:  # the first part's schema, now: a wrong file or level count fails before the run
+            schema = marketdata.pq.read_schema(files[0])
+        except (OSError, marketdata.pa.ArrowException) as exc:
+            raise ConfigError(f"cannot read {files[0]}: {exc}", ("venues", venue)) from None
+        try:
+            available = marketdata.file_levels(files[0], schema)
+        except ArbframeError as err:
+            raise ConfigError(str(err), ("venues", venue)) from None
+        if levels is not None and levels > available or available == 0:
+            raise ArbframeError(
+                f"{files[0]}: {levels or 1} level(s) wanted but only {available} available"
+            )
+        return _ParquetSource(venue, tuple(files), levels)
+
     def venues(self) -> list[str]:
         return [source.venue for source in self._sources]
+
+    def csv_levels(self) -> int:
+        """The most levels a side its CSV sources give (``arbframe data import`` sizes the
+        dataset's columns by it)."""
+        return max((len(s.bids) for s in self._sources if isinstance(s, _Source)), default=0)
 
     def symbols(self) -> list[str]:
         return [self._symbol]
 
     def events(self) -> Iterator[FeedEvent]:
+        if len(self._sources) > 1 and all(isinstance(s, _ParquetSource) for s in self._sources):
+            # Merged a chunk at a time, vectorised, with heapq.merge's order (below).
+            batches = [(s.venue, self._batches(s)) for s in self._sources]  # type: ignore[arg-type]
+            return marketdata.merge_books(batches, self._symbol)
         streams = [self._rows(source) for source in self._sources]
         if len(streams) == 1:
             return streams[0]
         # heapq.merge breaks timestamp ties by argument order, i.e. the config's venue order.
         return heapq.merge(*streams, key=itemgetter(0))
 
-    def _rows(self, src: _Source) -> Iterator[FeedEvent]:
+    def _batches(self, src: _ParquetSource) -> Iterator[Any]:
+        start = None if self._start == -_INF else int(self._start)
+        return marketdata.read_batches(src.files, levels=src.levels, start=start, limit=self._limit)
+
+    def _rows(self, src: _Source | _ParquetSource) -> Iterator[FeedEvent]:
+        if isinstance(src, _ParquetSource):
+            return marketdata.merge_books([(src.venue, self._batches(src))], self._symbol)
+        return self._csv_rows(src)
+
+    def _csv_rows(self, src: _Source) -> Iterator[FeedEvent]:
         """Stream one venue's file; locals are bound once because this runs per row."""
         venue, symbol, parse_ts = src.venue, self._symbol, self._parse_ts
         ts_index, bid_cols, ask_cols = src.ts_index, src.bids, src.asks
