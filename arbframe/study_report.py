@@ -1,8 +1,10 @@
 """`arbframe report STUDY`: one self-contained HTML page from an Optuna study of `arbframe tune`.
 
 It reads the study as tuning writes it (``study.user_attrs``: scenario, objective, baseline,
-walk_forward; ``trial.user_attrs``: kpis, seed, stress, ...; parameter names are the
-dotted scenario paths they override) and draws it with Optuna's own plotly figures.
+walk_forward; ``trial.user_attrs``: kpis, constraints_broken, seed, stress, surplus, ...;
+parameter names are the dotted scenario paths they override) and draws it with Optuna's own
+plotly figures. The best trial is `arbframe tune`'s (`studies.best`: the best feasible one),
+and surplus trials (opened by a worker after the queue ran dry) are left out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from arbframe.errors import ArbframeError
 from arbframe.html_page import chart, note, page, section, table, write_html
 from arbframe.plugins import one_line
-from arbframe.studies import DATABASE_URL_ENV
+from arbframe.studies import DATABASE_URL_ENV, best, counted, feasible
 
 KPIS = ("pnl", "fees", "trades_closed", "winrate", "sharpe", "max_drawdown", "expectancy")
 
@@ -66,18 +68,20 @@ def write_study_report(name: str, storage: str, out: Path | None = None) -> Path
 def study_report(study: Any) -> str:
     import optuna
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    infeasible = sum(1 for t in complete if not feasible(t))
     attrs = study.user_attrs
     objective = attrs.get("objective", {})
     subtitle = (
         f"scenario {attrs.get('scenario', '?')}; objective {objective.get('metric', 'value')} "
-        f"({study.direction.name.lower()}); {len(study.trials)} trials, "
-        f"{len(complete)} complete"
+        f"({study.direction.name.lower()}); {len(trials)} trials, "
+        f"{len(complete)} complete, {infeasible} infeasible"
     )
-    sections = [_overview(study, complete), _history(study, complete)]
+    sections = [_overview(study, complete), _history(study, complete, infeasible)]
     sections += [_importance(study, complete), _sensitivity(study, complete)]
-    sections += [_walk_forward(attrs.get("walk_forward")), _stress(study.trials)]
-    sections.append(_trials(study))
+    sections += [_walk_forward(attrs.get("walk_forward")), _stress(trials)]
+    sections.append(_trials(trials))
     return page(f"arbframe study: {study.study_name}", subtitle, [s for s in sections if s])
 
 
@@ -94,16 +98,19 @@ def _overview(study: Any, complete: list[Any]) -> str:
     parts = [table(["objective", ""], rows)]
     if not complete:
         return section("Study", *parts, note("no complete trial yet"))
-    best = study.best_trial
-    kpis, held = best.user_attrs.get("kpis", {}), baseline.get("kpis", {})
+    top = best(study)  # the best feasible trial, as `arbframe tune` ranks them
+    if top is None:
+        return section("Study", *parts, note("no feasible trial: every complete trial breaks "
+                                             "a constraint (see Trials)"))  # fmt: skip
+    kpis, held = top.user_attrs.get("kpis", {}), baseline.get("kpis", {})
     parts.append(
         table(
-            ["best trial", f"#{best.number}"],
+            ["best trial", f"#{top.number}"],
             [
-                ["value", best.value],
-                *([p, v] for p, v in best.params.items()),
-                ["seed", best.user_attrs.get("seed")],
-                ["code version", best.user_attrs.get("code_version")],
+                ["value", top.value],
+                *([p, v] for p, v in top.params.items()),
+                ["seed", top.user_attrs.get("seed")],
+                ["code version", top.user_attrs.get("code_version")],
             ],
         )
     )
@@ -114,19 +121,25 @@ def _overview(study: Any, complete: list[Any]) -> str:
     return section("Study", *parts)
 
 
-def _history(study: Any, complete: list[Any]) -> str:
+def _history(study: Any, complete: list[Any], infeasible: int) -> str:
     from optuna.visualization import plot_optimization_history
 
     if not complete:
         return ""
-    return section("Optimisation history", chart("history", plot_optimization_history(study)))
+    caveat = (
+        [note(f"Optuna's best-so-far line counts the {infeasible} infeasible trials too")]
+        if infeasible
+        else []
+    )
+    fig = plot_optimization_history(study)
+    return section("Optimisation history", *caveat, chart("history", fig))
 
 
 def _importance(study: Any, complete: list[Any]) -> str:
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
     from optuna.visualization import plot_param_importances
 
-    if len(complete) < 2 or not study.best_trial.params:
+    if len(complete) < 2 or not any(t.params for t in complete):
         return section("Parameter importance", note("needs two complete trials with parameters"))
     # PED-ANOVA: deterministic, and needs no scikit-learn (Optuna's fANOVA does).
     try:
@@ -230,19 +243,26 @@ def _stress(trials: list[Any]) -> str:
     return section("Stress", table(["trial", "stress scenario", "verdict", "broken"], rows, True))
 
 
-def _trials(study: Any) -> str:
-    params = sorted({name for trial in study.trials for name in trial.params})
-    headers = ["trial", "state", "value", *params, *KPIS, "stress", "seed", "worker"]
+def _trials(trials: list[Any]) -> str:
+    """The study's counted trials (surplus ones left out), infeasible ones marked with the
+    constraints they break."""
+    params = sorted({name for trial in trials for name in trial.params})
+    headers = ["trial", "state", "value", "constraints", *params, *KPIS, "stress", "seed", "worker"]
     rows = []
-    for t in study.trials:
+    for t in trials:
         kpis = t.user_attrs.get("kpis", {})
         broken = t.user_attrs.get("stress_broken")
         mark = "" if broken is None else ("BROKEN" if broken else "passed")
+        constraints = t.user_attrs.get("constraints_broken")
+        verdict = "" if constraints is None else "ok"
+        if constraints:
+            verdict = "INFEASIBLE: " + ", ".join(constraints)
         rows.append(
             [
                 t.number,
                 t.state.name.lower(),
                 t.value,
+                verdict,
                 *(t.params.get(p) for p in params),
                 *(kpis.get(k) for k in KPIS),
                 mark,

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from headless import chromium, colour_pixels, visit, vivid_pixels
 
-from arbframe import html_report
+from arbframe import html_report, studies
 from arbframe.cli import main
 from arbframe.html_report import equity_curve, load_run, pnl_by
 from arbframe.model import Action, GuardDecision
@@ -255,36 +255,53 @@ def test_events_are_written_once_across_a_resume(tmp_path: Path) -> None:
 # ---- the study report --------------------------------------------------------------------------
 
 
+CONSTRAINTS = {"max_drawdown": 30, "min_trades": 5}  # as a scenario's tuning.objective
+
+
 def make_study(storage: str, name: str = "c1_tune") -> None:
-    """A study as `arbframe tune` writes it (the shared interface), with SYNTHETIC objective
-    values: a smooth function of the two parameters, so this tests the rendering only."""
+    """A study in the shape `arbframe tune` writes (arbframe/tuning.py: the objective with its
+    constraints, queued trials, kpis as summary.json's portfolio with money as strings,
+    constraints_broken, stress, a surplus trial), with SYNTHETIC objective values: a smooth
+    function of the two parameters, so this tests the rendering only. Its highest value
+    (entry 45, exit 20) breaks min_trades, so it is not the best trial."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=1))  # fmt: skip
     study.set_user_attr("scenario", "scenarios/c1_mixed.yaml")
-    constraints = {"portfolio.trades_closed": {"min": 5}}
     study.set_user_attr(
         "objective",
-        {"metric": "portfolio.pnl", "direction": "maximize", "constraints": constraints},
+        {"metric": "portfolio.pnl", "direction": "maximize", "constraints": CONSTRAINTS},
     )
-    study.set_user_attr("baseline", {"kpis": {"pnl": "1.25", "trades_closed": 10}, "value": 1.25})
+    study.set_user_attr("code_version", "0.1.0")
+    baseline = {"pnl": "1.25", "trades_closed": 10, "max_drawdown": "4.5"}
+    study.set_user_attr("baseline", {"kpis": baseline, "value": 1.25})
+    study.enqueue_trial({"strategy.entry_bps": 45.0, "strategy.exit_bps": 20},
+                        user_attrs={"queued": True})  # fmt: skip
+    for _ in range(11):
+        study.enqueue_trial({}, user_attrs={"queued": True})
 
     def objective(trial: optuna.Trial) -> float:
         entry = trial.suggest_float("strategy.entry_bps", 20, 80)
         exit_bps = trial.suggest_int("strategy.exit_bps", 0, 20)
         value = round(-((entry - 45) ** 2) / 50 + exit_bps / 10, 6)
-        broken = entry <= 40
-        trial.set_user_attr("kpis", {"pnl": str(value), "trades_closed": 20, "winrate": 0.5})
-        attrs = {"seed": 7, "code_version": "0.1.0", "worker": "host:1",
-                 "scenario": "scenarios/c1_mixed.yaml", "stress_broken": broken}  # fmt: skip
+        stressed = entry <= 40
+        attrs = {"worker": "host:1", "code_version": "0.1.0",
+                 "scenario": "scenarios/c1_mixed.yaml", "seed": 7}  # fmt: skip
+        kpis = {"pnl": str(value), "trades_closed": 20 - exit_bps, "winrate": 0.5,
+                "max_drawdown": "12.5", "complete": True, "passed": True}  # fmt: skip
+        broken = ["min_trades"] if kpis["trades_closed"] < CONSTRAINTS["min_trades"] else []
+        stress = {"scenario": "scenarios/d69_flash_crash.yaml", "passed": not stressed,
+                  "broken": ["portfolio.max_drawdown"] if stressed else []}  # fmt: skip
+        attrs |= {"kpis": kpis, "constraints_broken": broken, "stress": [stress],
+                  "stress_broken": stressed}  # fmt: skip
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
-        stress = {"scenario": "scenarios/d69_flash_crash.yaml", "passed": not broken,
-                  "broken": ["portfolio.max_drawdown"] if broken else []}  # fmt: skip
-        trial.set_user_attr("stress", [stress])
         return value
 
     study.optimize(objective, n_trials=12)
+    surplus = study.ask()  # a worker that found the queue empty (tuning.work)
+    surplus.set_user_attr("surplus", True)
+    study.tell(surplus, state=optuna.trial.TrialState.FAIL)
     windows = [
         {"index": i, "train": {"start": f"{10 * i}m", "end": f"{10 * i + 10}m"},
          "validate": {"start": f"{10 * i + 10}m", "end": f"{10 * i + 15}m"},
@@ -293,6 +310,16 @@ def make_study(storage: str, name: str = "c1_tune") -> None:
         for i in range(2)
     ]  # fmt: skip
     study.set_user_attr("walk_forward", {"windows": windows, "overfit_drop": 1.0})
+
+
+BEST = re.compile(r"<th>best trial</th><th>#(\d+)</th>")
+
+
+def trial_rows(html: str) -> dict[int, str]:
+    """The Trials table's rows by trial number."""
+    table = html[html.index("<h2>Trials (") :]
+    rows = re.findall(r"<tr><td class='num'>(\d+)</td>(.*?)</tr>", table)
+    return {int(number): rest for number, rest in rows}
 
 
 def test_study_report_renders_its_charts_offline_without_errors(
@@ -304,8 +331,20 @@ def test_study_report_renders_its_charts_offline_without_errors(
     assert main(["report", "c1_tune", "--storage", storage, "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"path": str(out)}
     html = out.read_text(encoding="utf-8")
-    best = optuna.load_study(study_name="c1_tune", storage=storage).best_trial
-    assert f"#{best.number}" in html and str(best.params["strategy.entry_bps"]) in html
+    study = optuna.load_study(study_name="c1_tune", storage=storage)
+    top = studies.best(study)
+    assert top is not None and top.number != study.best_trial.number == 0  # 0 breaks min_trades
+    assert BEST.findall(html) == [str(top.number)]
+    assert str(top.params["strategy.entry_bps"]) in html
+    rows = trial_rows(html)
+    assert sorted(rows) == list(range(12))  # the surplus trial (#12) left out
+    infeasible = sum(1 for t in study.trials if t.user_attrs.get("constraints_broken"))
+    assert f"12 trials, 12 complete, {infeasible} infeasible" in html
+    assert f"best-so-far line counts the {infeasible} infeasible trials too" in html
+    for trial in study.trials[:12]:
+        broken = trial.user_attrs["constraints_broken"]
+        assert ("<td>INFEASIBLE: min_trades</td>" in rows[trial.number]) == bool(broken)
+        assert ("<td>ok</td>" in rows[trial.number]) == (not broken)
     assert "OVERFIT" in html and "BROKEN" in html and "1.25" in html  # walk-forward, stress
     seen = visit(out.as_uri())
     assert seen.errors == []
@@ -354,6 +393,15 @@ def test_a_study_with_little_to_show_says_so(recwarn: pytest.WarningsRecorder) -
     # Optuna's caveat is on the page (once), not lost on stderr.
     assert html.count("Optuna: Target and region quantiles select the same set") == 1
     assert not [w for w in recwarn if "quantiles" in str(w.message)]
+    infeasible = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (1.0, 2.0):
+        trial = infeasible.ask({"strategy.entry_bps": optuna.distributions.IntDistribution(0, 9)})
+        trial.set_user_attr("constraints_broken", ["max_drawdown"])
+        infeasible.tell(trial, value)
+    html = study_report(infeasible)
+    assert "no feasible trial" in html and not BEST.search(html)
+    assert "2 trials, 2 complete, 2 infeasible" in html
+    assert html.count("<td>INFEASIBLE: max_drawdown</td>") == 2
 
 
 @pytest.mark.parametrize(
@@ -395,3 +443,98 @@ def test_without_chromium_the_browser_tests_skip_unless_ci(
     outcome = pytest.fail.Exception if required else pytest.skip.Exception
     with pytest.raises(outcome, match="chromium not found"):
         chromium()
+
+
+TINY_TUNE = """\
+extends: {base}
+name: tiny_tune
+duration: 2m
+seed: 14
+strategy: {{stop_loss_bps: 120}}
+tuning:
+  sampler: grid
+  params:
+    strategy.entry_bps: {{choices: [45, 60]}}
+    strategy.stop_loss_bps: {{choices: [60, 120]}}
+  objective:
+    metric: pnl
+    direction: minimize
+    constraints: {{max_drawdown: 19, min_trades: 4}}
+  workers: 2
+"""
+
+
+def test_the_report_of_a_real_tune_has_tunes_best_trial_and_marks_the_infeasible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`arbframe tune` on a two-minute grid of 4 trials (a few seconds). Minimising PnL, the
+    lowest values come from the entries that trade least: they break min_trades (and the
+    drawdown bound), so the best trial is not the study's raw best value."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARBFRAME_DATABASE_URL", raising=False)
+    monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path))
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_TUNE.format(base=SCENARIOS / "_campaign_base.yaml"))
+    assert main(["tune", str(scenario), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    storage = study_storage(None)
+    study = optuna.load_study(study_name="tiny_tune", storage=storage)
+    top = studies.best(study)
+    assert top is not None and said["best"]["trial"] == top.number
+    assert said["trials"]["infeasible"] >= 1
+    assert study.best_trial.number != top.number  # the constraints decide
+    assert main(["report", "tiny_tune"]) == 0
+    html = Path(capsys.readouterr().out.strip()).read_text(encoding="utf-8")
+    assert BEST.findall(html) == [str(top.number)]
+    rows = trial_rows(html)
+    counted = [t for t in study.trials if studies.counted(t)]
+    assert sorted(rows) == [t.number for t in counted]
+    assert f"{len(counted)} trials, 4 complete, {said['trials']['infeasible']} infeasible" in html
+    for trial in counted:
+        broken = trial.user_attrs["constraints_broken"]
+        mark = f"<td>INFEASIBLE: {', '.join(broken)}</td>" if broken else "<td>ok</td>"
+        assert mark in rows[trial.number], (trial.number, broken)
+    assert "<td>INFEASIBLE: max_drawdown, min_trades</td>" in html  # each broken one named
+
+
+# ---- the equity curve's definition (mutations that survived before) ---------------------------
+
+
+def _trade(closed_at: int, net_pnl: str) -> dict[str, Any]:
+    return {"closed_at": closed_at, "net_pnl": net_pnl}
+
+
+def test_equity_is_in_close_time_order_whatever_the_line_order(
+    kill_drill: Path, tmp_path: Path
+) -> None:
+    """A resumed run appends the trades it caught up with after newer lines: the curve is
+    still in close-time order, ending at the sum."""
+    shuffled = [_trade(30, "-2"), _trade(10, "5"), _trade(20, "-4.5")]
+    assert equity_curve(shuffled) == [
+        (10, Decimal("5"), Decimal("0")),
+        (20, Decimal("0.5"), Decimal("4.5")),
+        (30, Decimal("-1.5"), Decimal("6.5")),
+    ]
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "summary.json").write_bytes((kill_drill / "summary.json").read_bytes())
+    lines = (kill_drill / "trades.jsonl").read_text().splitlines()
+    (resumed / "trades.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    record = load_run(resumed)
+    portfolio = record.summary["portfolio"]
+    curve = equity_curve(record.trades)
+    times = [ts for ts, _, _ in curve]
+    assert times == sorted(times) and len(set(times)) > 1
+    assert curve == equity_curve(load_run(kill_drill).trades)
+    assert (
+        curve[-1][1]
+        == Decimal(portfolio["pnl"])
+        == sum(Decimal(t["net_pnl"]) for t in record.trades)
+    )
+    assert max(d for _, _, d in curve) == Decimal(portfolio["max_drawdown"])
+
+
+def test_drawdown_counts_from_zero_when_the_first_trade_loses() -> None:
+    curve = equity_curve([_trade(10, "-3"), _trade(20, "1"), _trade(30, "-0.25")])
+    assert [d for _, _, d in curve] == [Decimal("3"), Decimal("2"), Decimal("2.25")]
+    assert curve[-1][1] == Decimal("-2.25")
