@@ -941,7 +941,8 @@ def _add_data_commands(sub: Any) -> None:
         help="convert recorded CSV books to the Parquet dataset",
         description="Read CSV books with the replay feed's own reader (same column mapping, "
         "same checks, same file:line errors) and write them to DIR. Files of one venue and "
-        "symbol must follow each other in time. Exit 0, 2 on a bad file or flag.",
+        "symbol must follow each other in time, after (or before) what DIR holds of that "
+        "market: an overlapping span is refused. Exit 0, 2 on a bad file or flag.",
     )
     imp.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV files (.csv, .gz)")
     imp.add_argument("--venue", required=True, help="the venue the books are from")
