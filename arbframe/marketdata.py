@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain, repeat
 from operator import getitem
 from pathlib import Path
 from typing import Any
@@ -529,9 +529,12 @@ def _events(data: _Batch, venues: Iterator[str], symbol: str) -> Iterator[Event]
     """The batch's rows as feed events, built by C-level iterators (no Python loop per
     level): one flat list per column, then ``zip(*[zip(prices_i, sizes_i) ...])`` gives each
     row's side as its (price, size) pairs, best first. Flat lists of floats, made a chunk at a
-    time, give the garbage collector almost nothing to track."""
+    time, give the garbage collector almost nothing to track. What is returned is itself a
+    C-level iterator (chunks made lazily, in order), not a generator: no Python frame is
+    resumed per event."""
     levels = data.sides[0][0].shape[1]
-    for at in range(0, len(data.ts), EVENT_CHUNK_ROWS):
+
+    def chunk(at: int) -> Iterator[Event]:
         cut = slice(at, at + EVENT_CHUNK_ROWS)
         sides = []
         for prices, sizes in data.sides:
@@ -542,7 +545,10 @@ def _events(data: _Batch, venues: Iterator[str], symbol: str) -> Iterator[Event]
             if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
                 rows = map(getitem, rows, map(slice, (~missing).sum(axis=1).tolist()))
             sides.append(rows)
-        yield from zip(data.ts[cut].tolist(), venues, repeat(symbol), *sides)  # noqa: B905
+        # ts first: zip stops on it, so no venue is taken from ``venues`` past the chunk.
+        return zip(data.ts[cut].tolist(), venues, repeat(symbol), *sides)  # noqa: B905
+
+    return chain.from_iterable(map(chunk, range(0, len(data.ts), EVENT_CHUNK_ROWS)))
 
 
 def _check(
@@ -554,6 +560,8 @@ def _check(
 
     def test(mask: np.ndarray, column: str, what: str, first_level: int = 1) -> None:
         """``mask``: rows (column is a name) or rows x levels (column is a prefix)."""
+        if not mask.any():  # the usual case: one flat reduction, no per-row one
+            return
         rows = mask if mask.ndim == 1 else mask.any(axis=1)
         if rows.any():
             row = int(rows.argmax())
