@@ -941,7 +941,8 @@ def _add_data_commands(sub: Any) -> None:
         help="convert recorded CSV books to the Parquet dataset",
         description="Read CSV books with the replay feed's own reader (same column mapping, "
         "same checks, same file:line errors) and write them to DIR. Files of one venue and "
-        "symbol must follow each other in time. Exit 0, 2 on a bad file or flag.",
+        "symbol must follow each other in time, after (or before) what DIR holds of that "
+        "market: an overlapping span is refused. Exit 0, 2 on a bad file or flag.",
     )
     imp.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV files (.csv, .gz)")
     imp.add_argument("--venue", required=True, help="the venue the books are from")
@@ -1025,6 +1026,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         duration = parse_duration(text)
     except ValueError as err:
         raise ArbframeError(f"--duration: {err}") from None
+    if duration <= 0:
+        raise ArbframeError(f"--duration: must be positive, not {text!r}")
     # Parts closed every 10 minutes of data: a recording killed outright loses at most that.
     writer = _dataset_writer(args.out, args.levels, part_span_ns=600 * 10**9)
     closers = [v.aclose for v in run.venues.values() if hasattr(v, "aclose")]
@@ -1049,6 +1052,9 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         key, sep, template = item.partition("=")
         if not sep or not template:
             raise ArbframeError(f"--columns: {item!r} is not KEY=TEMPLATE")
+        keys = list(replay.config_schema["properties"]["columns"]["properties"])
+        if key not in keys:
+            raise ArbframeError(f"--columns: unknown key {key!r} (keys: {', '.join(keys)})")
         columns[key] = template
     ctx = FeedContext(
         info=RunInfo("import", 0, "backtest", "simulated", "USDT", "import"),
@@ -1086,16 +1092,20 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     from arbframe.recording import describe
 
     info = describe(args.dir)
+    if not info["markets"]:  # as replay does: a directory without parts is not a dataset
+        raise ArbframeError(
+            f"{args.dir}: no market data (no venue=*/symbol=*/date=*/part-*.parquet in it)"
+        )
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
-    if not info["markets"]:
-        print(f"{args.dir}: no data")
         return 0
     print(f"{args.dir}: {info['rows']:,} books")
     for m in info["markets"]:
         print(f"  {m['venue']}/{m['symbol']}: {m['rows']:,} books in {m['files']} file(s), "
               f"{m['first']} to {m['last']}")  # fmt: skip
+        if m["overlaps"]:
+            print(f"    OVERLAPPING: {len(m['overlaps'])} part(s) start before the previous "
+                  f"one ends; replay refuses this market. First: {m['overlaps'][0]}")  # fmt: skip
     return 0
 
 

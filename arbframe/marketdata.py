@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain, repeat
 from operator import getitem
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,10 @@ class DatasetWriter:
         self.files: list[Path] = []
         self._parts: dict[tuple[str, str], _Part] = {}
         self._last: dict[tuple[str, str], int] = {}
+        # Per (venue, symbol): the first time at or after which this writer's books would
+        # overlap a part already in the directory (see ``_barrier``).
+        self._first: dict[tuple[str, str], int] = {}
+        self._barrier: dict[tuple[str, str], tuple[int, Path] | None] = {}
         self._pad: Side = ((None, None),) * levels  # type: ignore[assignment]
 
     def __enter__(self) -> DatasetWriter:
@@ -140,6 +144,18 @@ class DatasetWriter:
             raise ArbframeError(
                 f"{venue} {symbol}: time goes backwards ({ts} after {self._last[key]})"
             )
+        if key not in self._last:
+            self._barrier[key] = self._first_overlap(venue, symbol, ts)
+        barrier = self._barrier[key]
+        if barrier is not None and ts >= barrier[0]:
+            first = self._first.get(key, ts)
+            raise ArbframeError(
+                f"{barrier[1]}: {venue} {symbol}: the dataset already holds books from "
+                f"{_iso(barrier[0])} on, and the new ones from {_iso(first)} to {_iso(ts)} "
+                "overlap them (replay would find time going backwards); write to another "
+                "directory, or move that venue's existing parts out of the way"
+            )
+        self._first.setdefault(key, ts)
         self._last[key] = ts
         part = self._parts.get(key)
         day = ts // DAY_NS
@@ -159,6 +175,20 @@ class DatasetWriter:
         self.rows += 1
         if len(part.rows) >= self.row_group_rows:
             self._flush(part, key)
+
+    def _first_overlap(self, venue: str, symbol: str, first: int) -> tuple[int, Path] | None:
+        """The parts already in the directory for (venue, symbol) that books from ``first``
+        on could overlap (those ending at or after it): the earliest time of theirs and the
+        part. A book at or after that time overlaps one of them; earlier ones (a day filled
+        in before the data) and a span wholly after the existing data are fine."""
+        barrier: tuple[int, Path] | None = None
+        for path in dataset_files(self.root, venue, symbol):
+            lo, hi = part_span(path)
+            if lo is None or hi is None or hi < first:
+                continue
+            if barrier is None or lo < barrier[0]:
+                barrier = (lo, path)
+        return barrier
 
     def _flush(self, part: _Part, key: tuple[str, str]) -> None:
         if not part.rows:
@@ -234,6 +264,41 @@ def dataset_files(root: Path, venue: str | None = None, symbol: str | None = Non
     return sorted(root.glob(f"{v}/{s}/date=*/part-*.parquet"))
 
 
+def part_span(path: Path) -> tuple[int | None, int | None]:
+    """A part's first and last time (ns), from its footer's statistics when it has them
+    (arbframe's parts do), else from its ``ts`` column; (None, None) when it has no rows."""
+    try:
+        parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
+        column = parquet.schema_arrow.get_field_index("ts")
+        lows, highs = [], []
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if not group.num_rows:
+                continue
+            stats = group.column(column).statistics if column >= 0 else None
+            if stats is None or not stats.has_min_max or stats.physical_type != "INT64":
+                break
+            lows.append(stats.min_raw)  # raw: the ns (``min`` would be a datetime, in us)
+            highs.append(stats.max_raw)
+        else:
+            if not lows:
+                return None, None
+            return int(min(lows)), int(max(highs))
+        ts = parquet.read(columns=["ts"]).column("ts").cast(pa.int64()).drop_null()
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise ArbframeError(f"{path}: cannot read: {exc}") from None
+    if not len(ts):
+        return None, None
+    return int(np.min(ts.to_numpy())), int(np.max(ts.to_numpy()))
+
+
+def _iso(ts: int | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
 def partitions(root: Path) -> list[tuple[str, str]]:
     """Every (venue, symbol) a dataset holds."""
     found = {
@@ -262,6 +327,13 @@ def file_levels(path: Path, schema: pa.Schema) -> int:
                 if not pa.types.is_floating(kind) and not pa.types.is_integer(kind):
                     raise ArbframeError(f"{path}: column {s}_{k}_{i}: {kind}, not a number")
     return levels
+
+
+def no_level_columns(schema: pa.Schema) -> str:
+    """Why a file with a ``ts`` column has no level: the first level column it lacks."""
+    names = set(schema.names)
+    absent = [f"{s}_{k}_1" for s, _ in SIDES for k in ("price", "size")]
+    return f"no column {next(c for c in absent if c not in names)!r} (not a book part?)"
 
 
 def read_books(
@@ -298,10 +370,10 @@ def read_batches(
             raise ArbframeError(f"{path}: cannot read: {exc}") from None
         available = file_levels(path, parquet.schema_arrow)
         wanted = available if levels is None else levels
+        if available == 0:
+            raise ArbframeError(f"{path}: {no_level_columns(parquet.schema_arrow)}")
         if wanted == 0 or wanted > available:
-            raise ArbframeError(
-                f"{path}: {wanted or 1} level(s) wanted but only {available} available"
-            )
+            raise ArbframeError(f"{path}: {wanted} level(s) wanted but only {available} available")
         columns = ["ts"] + [f"{s}_{k}_{i}" for s, _ in SIDES for i in range(1, wanted + 1)
                             for k in ("price", "size")]  # fmt: skip
         first_row = 0
@@ -457,9 +529,12 @@ def _events(data: _Batch, venues: Iterator[str], symbol: str) -> Iterator[Event]
     """The batch's rows as feed events, built by C-level iterators (no Python loop per
     level): one flat list per column, then ``zip(*[zip(prices_i, sizes_i) ...])`` gives each
     row's side as its (price, size) pairs, best first. Flat lists of floats, made a chunk at a
-    time, give the garbage collector almost nothing to track."""
+    time, give the garbage collector almost nothing to track. What is returned is itself a
+    C-level iterator (chunks made lazily, in order), not a generator: no Python frame is
+    resumed per event."""
     levels = data.sides[0][0].shape[1]
-    for at in range(0, len(data.ts), EVENT_CHUNK_ROWS):
+
+    def chunk(at: int) -> Iterator[Event]:
         cut = slice(at, at + EVENT_CHUNK_ROWS)
         sides = []
         for prices, sizes in data.sides:
@@ -470,7 +545,10 @@ def _events(data: _Batch, venues: Iterator[str], symbol: str) -> Iterator[Event]
             if missing.any():  # shallower books: cut each at its depth (nulls are trailing)
                 rows = map(getitem, rows, map(slice, (~missing).sum(axis=1).tolist()))
             sides.append(rows)
-        yield from zip(data.ts[cut].tolist(), venues, repeat(symbol), *sides)  # noqa: B905
+        # ts first: zip stops on it, so no venue is taken from ``venues`` past the chunk.
+        return zip(data.ts[cut].tolist(), venues, repeat(symbol), *sides)  # noqa: B905
+
+    return chain.from_iterable(map(chunk, range(0, len(data.ts), EVENT_CHUNK_ROWS)))
 
 
 def _check(
@@ -482,6 +560,8 @@ def _check(
 
     def test(mask: np.ndarray, column: str, what: str, first_level: int = 1) -> None:
         """``mask``: rows (column is a name) or rows x levels (column is a prefix)."""
+        if not mask.any():  # the usual case: one flat reduction, no per-row one
+            return
         rows = mask if mask.ndim == 1 else mask.any(axis=1)
         if rows.any():
             row = int(rows.argmax())

@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from arbframe.components import Feed, FeedEvent
 from arbframe.errors import ArbframeError
-from arbframe.marketdata import DatasetWriter, dataset_files, partitions
+from arbframe.marketdata import DatasetWriter, dataset_files, part_span, partitions
 
 
 @dataclass
@@ -216,7 +214,9 @@ def import_csv(
 
 def describe(root: Path) -> dict[str, Any]:
     """Rows, time span and files per (venue, symbol) of a dataset, from the files' footers
-    (row counts) and their first and last timestamps."""
+    (row counts, and the first and last times in the statistics of ``ts``). ``overlaps``
+    lists the parts that start before the previous part of their market ends: replay refuses
+    such a market (time goes backwards), e.g. one imported twice into the same directory."""
     if not root.is_dir():
         raise ArbframeError(f"{root}: not a directory")
     markets = []
@@ -224,17 +224,19 @@ def describe(root: Path) -> dict[str, Any]:
         files = dataset_files(root, venue, symbol)
         rows = 0
         first = last = None
+        overlaps = []
         for path in files:
             try:
-                parquet = pq.ParquetFile(path)
-                ts = parquet.read(columns=["ts"]).column("ts").cast(pa.int64())
+                rows += pq.ParquetFile(path).metadata.num_rows
             except Exception as exc:  # noqa: BLE001 (any unreadable file: say which)
                 raise ArbframeError(f"{path}: cannot read: {exc}") from None
-            rows += parquet.metadata.num_rows
-            if len(ts):
-                lo, hi = (x.as_py() for x in pc.min_max(ts).values())
-                first = lo if first is None else min(first, lo)
-                last = hi if last is None else max(last, hi)
+            lo, hi = part_span(path)
+            if lo is None or hi is None:
+                continue
+            if last is not None and lo < last:
+                overlaps.append(str(path))
+            first = lo if first is None else min(first, lo)
+            last = hi if last is None else max(last, hi)
         markets.append(
             {
                 "venue": venue,
@@ -243,6 +245,7 @@ def describe(root: Path) -> dict[str, Any]:
                 "files": len(files),
                 "first": _iso(first),
                 "last": _iso(last),
+                "overlaps": overlaps,
             }
         )
     return {"root": str(root), "rows": sum(m["rows"] for m in markets), "markets": markets}

@@ -162,7 +162,10 @@ def _bad_file(tmp_path: Path, column: str, row: int, value: Any) -> Path:
         ("ask_price_1", math.nan, "not a number"),
         ("bid_size_1", 0.0, "not a positive finite number"),
         ("bid_price_2", 99.5, "bid levels are not best first"),
+        ("bid_price_2", 99.0, "bid levels are not best first"),  # equal to level 1
+        ("ask_price_3", 102.0, "ask levels are not best first"),  # equal to level 2
         ("ask_price_1", 98.0, "crossed book: best bid >= best ask"),
+        ("ask_price_1", 99.0, "crossed book: best bid >= best ask"),  # locked: bid == ask
         ("ask_size_2", None, "price and size not both set"),
         ("ts", 0, "time goes backwards"),
     ],
@@ -186,6 +189,42 @@ def test_a_level_after_a_missing_one_is_refused(tmp_path: Path) -> None:
     pq.write_table(table, path)
     with pytest.raises(ArbframeError, match=r"row 4: column bid_price_2: a level after a missing"):
         list(replay({"binance": str(path)}).events())
+
+
+def _part(root: Path, times: list[int], name: str) -> Path:
+    """A one-level part of ``times`` (books all alike) at ``root``'s place for v/X, under
+    the part name given (parts are read in name order)."""
+    schema = book_schema(1, "v", "X")
+    n = len(times)
+    data = {"ts": times, "bid_price_1": [1.0] * n, "bid_size_1": [1.0] * n,
+            "ask_price_1": [2.0] * n, "ask_size_1": [1.0] * n}  # fmt: skip
+    table = pa.table({f.name: pa.array(data[f.name], f.type) for f in schema}, schema=schema)
+    path = root / "venue=v" / "symbol=X" / "date=1970-01-01" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def test_time_is_checked_across_parts(tmp_path: Path) -> None:
+    _part(tmp_path, [10 * S, 11 * S, 12 * S], "part-1.parquet")
+    second = _part(tmp_path, [12 * S, 11 * S + 1], "part-2.parquet")
+    with pytest.raises(ArbframeError) as err:
+        list(replay({"v": str(tmp_path)}, symbol="X").events())
+    assert str(err.value) == f"{second}: row 2: column ts: time goes backwards"
+    second.unlink()
+    third = _part(tmp_path, [12 * S - 1, 13 * S], "part-3.parquet")  # its first row goes back
+    with pytest.raises(ArbframeError) as err:
+        list(replay({"v": str(tmp_path)}, symbol="X").events())
+    assert str(err.value) == f"{third}: row 1: column ts: time goes backwards"
+
+
+def test_time_is_checked_across_batches(tmp_path: Path) -> None:
+    times = [i * S for i in range(30)]
+    times[20] = 19 * S - 1  # the first row of the third batch of 10 goes back
+    path = _part(tmp_path, times, "part-1.parquet")
+    with pytest.raises(ArbframeError) as err:
+        list(read_books([path], "v", "X", batch_rows=10))
+    assert str(err.value) == f"{path}: row 21: column ts: time goes backwards"
 
 
 def test_import_refuses_what_replay_refuses_with_the_same_message(tmp_path: Path) -> None:
@@ -222,8 +261,97 @@ def test_import_with_a_column_mapping_and_epoch_times(tmp_path: Path) -> None:
         (1_700_000_000_000_000_000, "kraken", "ETH", ((10.0, 1.0),), ((11.0, 2.0),)),
         (1_700_000_000_500_000_000, "kraken", "ETH", ((10.5, 1.0),), ((11.0, 2.0),)),
     ]
-    assert main(["data", "import", str(src), "--venue", "k", "--symbol", "E", "--out", str(out),
-                 "--columns", "nonsense=x"]) == 2  # fmt: skip
+
+
+def _import(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "arbframe", "data", "import", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_import_names_a_bad_columns_key_and_a_missing_column(tmp_path: Path) -> None:
+    src = tmp_path / "x.csv"
+    src.write_text("ms,bp1,bq1,ap1,aq1\n1700000000000,10,1,11,2\n")
+    base = [str(src), "--venue", "k", "--symbol", "E", "--out", str(tmp_path / "ds")]
+    done = _import(*base, "--columns", "foo=bar")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "--columns: unknown key 'foo' (keys: timestamp, bid_price, bid_size, ask_price, ask_size)"
+    )
+    mapping = ["timestamp=ms", "bid_size=bq{i}", "ask_price=ap{i}", "ask_size=aq{i}"]
+    done = _import(*base, "--timestamp-unit", "ms", "--columns", *mapping)  # bid_price: b{i}
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{src}:1: no column 'b1'"
+    assert "level(s) wanted" not in done.stderr
+    done = _import(*base, "--timestamp-unit", "ms", "--levels", "2", "--columns", *mapping,
+                   "bid_price=bp{i}")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{src}:1: 2 level(s) wanted but only 1 available " \
+        "(no column 'bp2')"  # fmt: skip
+
+
+def _csv(path: Path, first: str, seconds: int) -> Path:
+    """A one-level CSV of ``seconds`` books a second apart from ``first`` (ISO)."""
+    from datetime import datetime, timedelta
+
+    t0 = datetime.fromisoformat(first)
+    lines = ["timestamp,b1,bv1,a1,av1"]
+    lines += [f"{(t0 + timedelta(seconds=i)).isoformat()},10,1,11,1" for i in range(seconds)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_into_a_dataset_refuses_an_overlap_and_appends_a_later_span(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ds"
+    day1 = _csv(tmp_path / "day1.csv", "2024-01-01T23:59:50", 5)
+    day2 = _csv(tmp_path / "day2.csv", "2024-01-02T00:00:00", 5)
+    late = _csv(tmp_path / "late.csv", "2024-01-01T23:59:54", 3)  # starts inside day1's span
+    around = _csv(tmp_path / "around.csv", "2024-01-01T23:59:40", 30)  # covers all of it
+    base = ["--venue", "v", "--symbol", "X", "--out", str(out)]
+    assert main(["data", "import", str(day1), *base]) == 0
+    before = dataset_files(out)
+    done = _import(str(day1), *base)  # the same file again
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{before[0]}: v X: the dataset already holds books from ")
+    assert "overlap" in done.stderr
+    for src in (late, around):
+        done = _import(str(src), *base)
+        assert done.returncode == 2, (src, done.stderr)
+    assert dataset_files(out) == before  # nothing written by a refused import
+    assert main(["data", "import", str(day2), *base]) == 0  # the next day: appended
+    capsys.readouterr()
+    assert main(["data", "info", str(out), "--json"]) == 0
+    [market] = json.loads(capsys.readouterr().out)["markets"]
+    assert (market["rows"], market["files"], market["overlaps"]) == (10, 2, [])
+    events = list(replay({"v": str(out)}, symbol="X").events())
+    assert len(events) == 10
+
+
+def test_data_info_flags_overlapping_parts(tmp_path: Path, capsys) -> None:
+    """A dataset filled by other means (or by an older arbframe) with the same span twice."""
+    _part(tmp_path, [10 * S, 11 * S, 12 * S], "part-1.parquet")
+    twice = _part(tmp_path, [10 * S, 11 * S, 12 * S], "part-2.parquet")
+    _part(tmp_path, [12 * S, 13 * S], "part-3.parquet")  # equal times at the seam: fine
+    assert main(["data", "info", str(tmp_path), "--json"]) == 0
+    [market] = json.loads(capsys.readouterr().out)["markets"]
+    assert market["overlaps"] == [str(twice)]
+    assert market["rows"] == 8
+    assert main(["data", "info", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert f"OVERLAPPING: 1 part(s) start before the previous one ends; replay refuses this " \
+        f"market. First: {twice}" in text  # fmt: skip
+
+
+def test_data_info_on_a_directory_without_data_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "venue=v").mkdir()
+    done = subprocess.run([sys.executable, "-m", "arbframe", "data", "info", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"{tmp_path}: no market data (no venue=*/symbol=*/date=*/part-*.parquet in it)"
+    )
 
 
 def test_data_info_names_venues_symbols_rows_and_span(link_dataset: Path, capsys) -> None:

@@ -185,3 +185,63 @@ def _until(events: Any, end: int) -> Any:
         if event[0] > end:
             return
         yield event
+
+
+class _Scripted:
+    """A simulated feed publishing the events given."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+
+    def events(self) -> Any:
+        return iter(self._events)
+
+
+def test_crossed_books_are_counted_and_not_recorded(tmp_path: Path) -> None:
+    from arbframe.marketdata import DatasetWriter
+    from arbframe.recording import record
+
+    s = 10**9
+    book = ((10.0, 1.0),), ((11.0, 2.0),)
+    events = [
+        (1 * s, "v", "X", *book),
+        (2 * s, "v", "X", ((11.0, 1.0),), ((11.0, 2.0),)),  # locked: bid == ask
+        (3 * s, "v", "X", ((12.0, 1.0),), ((11.0, 2.0),)),  # crossed
+        (4 * s, None, "USDT/KRW", ((1350.0, 1.0),), ()),  # an FX rate, not a book
+        (5 * s, "v", "X", *book),
+    ]
+    stats = record([_Scripted(events)], DatasetWriter(tmp_path, levels=1), 60 * s)
+    result = stats.as_dict()
+    assert result["crossed_books_not_recorded"] == 2
+    assert result["fx_updates_not_recorded"] == 1
+    assert result["books"] == 2 and result["by_market"] == {"v/X": 2}
+    got = list(read_books(dataset_files(tmp_path, "v", "X"), "v", "X"))
+    assert got == [(1 * s, "v", "X", *book), (5 * s, "v", "X", *book)]
+
+
+def test_record_refuses_a_non_positive_duration(tmp_path: Path) -> None:
+    scenario = ROOT / "scenarios" / "c1_mixed.yaml"
+    for duration in ("0s", "0"):
+        cmd = [sys.executable, "-m", "arbframe", "record", str(scenario), "--out",
+               str(tmp_path / "ds"), "--duration", duration]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"--duration: must be positive, not {duration!r}"
+        assert not (tmp_path / "ds").exists() or dataset_files(tmp_path / "ds") == []
+
+
+def test_recording_twice_into_one_dataset_is_refused(tmp_path: Path, capsys) -> None:
+    """The same simulated span again would overlap the first recording: refused, nothing
+    added (replay would find time going backwards)."""
+    scenario = ROOT / "scenarios" / "c1_mixed.yaml"
+    out = tmp_path / "ds"
+    assert main(["record", str(scenario), "--out", str(out), "--duration", "5s"]) == 0
+    before = dataset_files(out)
+    capsys.readouterr()
+    assert main(["record", str(scenario), "--out", str(out), "--duration", "5s"]) == 2
+    err = capsys.readouterr().err
+    assert "the dataset already holds books from" in err and "overlap" in err
+    assert dataset_files(out) == before
+    assert main(["data", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert all(m["overlaps"] == [] for m in info["markets"])

@@ -210,8 +210,10 @@ class ReplayFeed(Feed):
             level = available + 1
             absent = [self._column(k, level) for k in keys if find(k, level) is None]
             why = f"no column {absent[0]!r}" if absent else "column names have no {i}"
+            if levels is None:  # no level asked for: the file lacks the first one's columns
+                raise ArbframeError(f"{path}:1: {why}")
             raise ArbframeError(
-                f"{path}:1: {wanted or 1} level(s) wanted but only {available} available ({why})"
+                f"{path}:1: {wanted} level(s) wanted but only {available} available ({why})"
             )
 
         def pairs(price: str, size: str) -> Cols:  # every column exists: checked just above
@@ -251,9 +253,11 @@ class ReplayFeed(Feed):
             available = marketdata.file_levels(files[0], schema)
         except ArbframeError as err:
             raise ConfigError(str(err), ("venues", venue)) from None
-        if levels is not None and levels > available or available == 0:
+        if available == 0:
+            raise ArbframeError(f"{files[0]}: {marketdata.no_level_columns(schema)}")
+        if levels is not None and levels > available:
             raise ArbframeError(
-                f"{files[0]}: {levels or 1} level(s) wanted but only {available} available"
+                f"{files[0]}: {levels} level(s) wanted but only {available} available"
             )
         return _ParquetSource(venue, tuple(files), levels)
 
