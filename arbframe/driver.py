@@ -119,6 +119,8 @@ def run_simulated(
                             decide(now, other)
                         others.clear()
                 if now < 0:
+                    if ts == NEVER:  # no feed has a book in range: nothing to drive
+                        break
                     stats.start = clock.start = ts
                     end = ts + duration_ns
                     on_first(ts)

@@ -750,7 +750,18 @@ def _explain_branches(
         ]
         names = ", ".join(repr(t) for t in dict.fromkeys(types))
         return [_Problem(node.pos, here, f"{_short(instance)} is not of type {names}")]
+    if isinstance(instance, dict):  # the branch naming most of the keys written, then fewest errors
+        chosen = max(fitting, key=lambda errs: (_keys_known(error, errs, instance), -len(errs)))
+        return [p for e in _by_relevance(chosen) for p in _explain(e, root, prefix)]
     return _explain(best_match(error.context or []), root, prefix)
+
+
+def _keys_known(error: ValidationError, errs: list[ValidationError], instance: dict) -> int:
+    """How many of the mapping's keys a branch of `error` (an anyOf/oneOf) declares."""
+    branch = error.validator_value[errs[0].relative_schema_path[0]]
+    props = next((e.schema for e in errs if not e.relative_path and isinstance(e.schema, dict)), {})
+    known = {*branch.get("properties", {}), *props.get("properties", {})}
+    return sum(k in known for k in instance)
 
 
 def _unknown_keys(schema: dict[str, Any], instance: dict[str, Any]) -> list[str]:

@@ -5,12 +5,17 @@ paths, loaded and validated as `arbframe run` would and run through the same eng
 worker processes that share one study. The study's creator queues every trial up front
 (grid: each combination; otherwise trials the sampler fills in), so workers on any number
 of machines only take queued trials: no grid combination runs twice and the study holds
-exactly `trials` trials.
+`trials` counted trials (a worker whose ask() raced another's for the last queued trial
+also leaves a "surplus" FAIL trial, which `studies.counted` leaves out). A study remembers
+the fingerprint of the scenario and tuning block that made it: another scenario under the
+same study name is refused, never silently judged against the old trials.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -69,6 +74,7 @@ class Tuning:
     stress: list[Path]
     expect: dict[str, Any]
     grid: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: str = ""  # of the resolved scenario, its tuning block included
 
     @property
     def objective(self) -> dict[str, Any]:
@@ -106,12 +112,14 @@ def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
     if walk is not None:
         _check_walk_forward(loaded, registry, walk)
     stress = [path.parent / s for s in block.get("stress", {}).get("scenarios", [])]
-    first = {name: _edges(spec)[0] for name, spec in block["params"].items()}
-    for i, stressed in enumerate(stress):  # the params must fit there too
-        try:
-            load_scenario(stressed, registry, overrides=first)
-        except ArbframeError as err:
-            raise loaded.error(("tuning", "stress", "scenarios", i), str(err)) from None
+    for i, stressed in enumerate(stress):  # the params must fit there too, at every edge
+        for name, spec in block["params"].items():
+            for value in _edges(spec):
+                try:
+                    load_scenario(stressed, registry, overrides={name: value})
+                except ArbframeError as err:
+                    where = ("tuning", "stress", "scenarios", i)
+                    raise loaded.error(where, str(err)) from None
     return Tuning(
         path=path,
         study=block.get("study", loaded.data["name"]),
@@ -128,7 +136,20 @@ def load_tuning(path: Path, registry: Registry | None = None) -> Tuning:
         stress=stress,
         expect=block.get("expect", {}),
         grid=grid,
+        fingerprint=fingerprint(_what_trials_see(loaded.data)),
     )
+
+
+def _what_trials_see(data: dict[str, Any]) -> dict[str, Any]:
+    """The resolved scenario less what never changes a trial (tuning's expect and workers)."""
+    block = {k: v for k, v in data["tuning"].items() if k not in ("expect", "workers")}
+    return {**data, "tuning": block}
+
+
+def fingerprint(data: Any) -> str:
+    """A stable hash of a resolved scenario (with its tuning block)."""
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_param(
@@ -197,11 +218,17 @@ def _check_walk_forward(loaded: LoadedScenario, registry: Any, walk: dict[str, A
     if not _written(loaded.data, walk["at"]):
         message = f"{walk['at']} is not written in the scenario (set it, e.g. to the data's start)"
         raise loaded.error(("tuning", "walk_forward", "at"), message)
-    for what, overrides in window_overrides(walk, 0).items():  # the first window's parts
-        try:
-            load_scenario(loaded.path, registry, overrides=overrides)
-        except ArbframeError as err:
-            raise loaded.error(("tuning", "walk_forward", "at"), f"{what}: {err}") from None
+    if parse_duration(walk["train"]) != parse_duration(walk["validate"]):
+        # in- and out-of-sample values (raw PnL, trades) are compared: equal lengths
+        message = f"validate ({walk['validate']}) must be as long as train ({walk['train']})"
+        raise loaded.error(("tuning", "walk_forward", "validate"), message)
+    for index in range(walk["windows"]):  # every window's parts, before anything runs
+        for what, overrides in window_overrides(walk, index).items():
+            try:
+                load_scenario(loaded.path, registry, overrides=overrides)
+            except ArbframeError as err:
+                message = f"window {index} {what}: {err}"
+                raise loaded.error(("tuning", "walk_forward", "at"), message) from None
 
 
 def _written(data: Any, dotted: str) -> bool:
@@ -216,14 +243,22 @@ def _written(data: Any, dotted: str) -> bool:
 
 
 def window_overrides(walk: dict[str, Any], index: int) -> dict[str, dict[str, Any]]:
-    """The scenario overrides of window `index`'s train and validate parts."""
+    """The scenario overrides of window `index`'s train and validate parts. Each part is
+    half-open, [start, start + length): a run keeps the books at its start and at its end,
+    so its duration is the length less 1 ns, and no book is in both train and validate."""
     train, validate = parse_duration(walk["train"]), parse_duration(walk["validate"])
     step = parse_duration(walk.get("step", walk["validate"]))
     start = iso_to_ns(walk["start"]) + index * step
     return {
-        "train": {walk["at"]: iso(start), "duration": f"{train}ns"},
-        "validate": {walk["at"]: iso(start + train), "duration": f"{validate}ns"},
+        "train": {walk["at"]: iso(start), "duration": _exact(train - 1)},
+        "validate": {walk["at"]: iso(start + train), "duration": _exact(validate - 1)},
     }
+
+
+def _exact(ns: int) -> str:
+    """A duration of exactly `ns` nanoseconds, as the scenario schema takes it."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{seconds}s{rest}ns"
 
 
 def iso(ns: int) -> str:
@@ -366,10 +401,9 @@ class Job:
 
 def sampler_for(tuning: Tuning, index: int) -> optuna.samplers.BaseSampler:
     seed = tuning.seed + index  # workers sampling with one seed would propose the same values
-    if tuning.sampler == "grid":
-        space = {name: _values(spec) for name, spec in tuning.params.items()}
-        return optuna.samplers.GridSampler(space, seed=seed)
-    if tuning.sampler == "random":
+    if tuning.sampler in ("grid", "random"):
+        # A grid's combinations are all queued (fixed params): no sampler picks them. Optuna's
+        # GridSampler would look up a grid_id queued trials never get (KeyError on tell).
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
@@ -421,15 +455,21 @@ def _work_in_child(job: Job) -> None:
 
 
 def create_or_join(
-    tuning: Tuning, storage: str, name: str, trials: int
+    tuning: Tuning,
+    storage: str,
+    name: str,
+    trials: int,
+    fixed: dict[str, Any] | None = None,
 ) -> tuple[optuna.Study, bool]:
     """The study `name`: created with its trials queued (True), or joined once its creator
-    has queued them (False)."""
+    has queued them (False), if it was made from this very scenario (and `fixed`)."""
     rdb = studies.open_storage(storage)
+    made_from = fingerprint({"scenario": tuning.fingerprint, "fixed": fixed or {}})
     try:
         study = optuna.create_study(storage=rdb, study_name=name, direction=tuning.direction)
     except optuna.exceptions.DuplicatedStudyError:
-        return _join(rdb, storage, name, tuning.direction), False
+        return _join(rdb, storage, name, tuning, made_from), False
+    study.set_user_attr("fingerprint", made_from)
     study.set_user_attr("scenario", str(tuning.path))
     study.set_user_attr("objective", tuning.objective)
     study.set_user_attr("code_version", studies.code_version())
@@ -447,7 +487,8 @@ def create_or_join(
     return study, True
 
 
-def _join(rdb: Any, storage: str, name: str, direction: str) -> optuna.Study:
+def _join(rdb: Any, storage: str, name: str, tuning: Tuning, made_from: str) -> optuna.Study:
+    direction = tuning.direction
     study = optuna.load_study(study_name=name, storage=rdb)
     deadline = time.monotonic() + READY_WAIT_S
     while not study.user_attrs.get("ready"):
@@ -457,6 +498,15 @@ def _join(rdb: Any, storage: str, name: str, direction: str) -> optuna.Study:
                 "queued (its creator died?): tune under another --study"
             )
         time.sleep(0.2)
+    if study.user_attrs.get("fingerprint") != made_from:
+        loaded = load_scenario(tuning.path, build_registry(get_plugin_manager()))
+        key = ("tuning", "study") if "study" in loaded.data["tuning"] else ("name",)
+        raise loaded.error(
+            key,
+            f"study {name} in {studies.shown(storage)} was made from another scenario or "
+            f"tuning block ({study.user_attrs.get('scenario', '?')} as it was then): tune under "
+            "a new name (--study NAME)",
+        )
     if study.direction.name.lower() != direction:
         raise ArbframeError(
             f"study {name} exists to {study.direction.name.lower()}, not to {direction}"
@@ -477,7 +527,7 @@ def optimize(
 ) -> tuple[optuna.Study, bool]:
     """Create or join the study and run its queued trials in `workers` processes; wait for
     every trial (other machines' too). `meanwhile(study, created)` runs here as they work."""
-    study, created = create_or_join(tuning, storage, name, trials)
+    study, created = create_or_join(tuning, storage, name, trials, fixed)
     spawn = multiprocessing.get_context("spawn")  # no inherited threads, connections or state
     jobs = [Job(tuning.path, storage, name, i, fixed or {}, stress) for i in range(workers)]
     processes = [spawn.Process(target=_work_in_child, args=(job,)) for job in jobs]

@@ -74,6 +74,10 @@ def tune(tuning: Tuning, options: Options) -> dict[str, Any]:
             value = value_of(summary, tuning.metric)
             study.set_user_attr("baseline", {"kpis": kpis(summary), "value": value})
 
+    if options.walk_forward and tuning.walk_forward is not None:
+        from arbframe.walkforward import check_windows
+
+        check_windows(tuning, runner)  # a window past the data: refused before anything runs
     try:
         study, _ = optimize(
             tuning,

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 
 from arbframe import studies
+from arbframe.scenario import load_scenario
 from arbframe.tuning import Runner, Tuning, iso, kpis, optimize, value_of, window_overrides
 from arbframe.units import iso_to_ns, parse_duration
 
@@ -24,6 +25,29 @@ def drop(in_sample: float, out_of_sample: float, direction: str) -> float:
     if worse <= 0:
         return 0.0
     return worse / abs(in_sample) if in_sample else math.inf
+
+
+def overfit(in_sample: float, out_of_sample: float, direction: str, limit: float) -> bool:
+    """Overfit: out of sample worse by MORE than `limit` (a drop of exactly `limit` is not)."""
+    return drop(in_sample, out_of_sample, direction) > limit
+
+
+def check_windows(tuning: Tuning, runner: Runner) -> None:
+    """Every window's parts hold books: each part's first book (a 1 ns run) is before its end."""
+    walk = tuning.walk_forward
+    assert walk is not None
+    for index in range(walk["windows"]):
+        for what, part in window_overrides(walk, index).items():
+            summary = runner.run(tuning.path, {**part, "duration": "1ns"})
+            end = iso_to_ns(part[walk["at"]]) + parse_duration(part["duration"])
+            if summary["time"]["first"] is None or summary["time"]["start_ns"] > end:
+                span = _span(part, walk["at"])
+                loaded = load_scenario(tuning.path, runner.registry)
+                raise loaded.error(
+                    ("tuning", "walk_forward", "windows"),
+                    f"window {index}'s {what} part ({span['start']} to {span['end']}) has no "
+                    "book in the feed's data: fewer windows or an earlier start",
+                )
 
 
 def walk_forward(
@@ -67,14 +91,15 @@ def walk_forward(
             entry["in_sample"] = {"kpis": best.user_attrs.get("kpis", {}), "value": best.value}
             entry["out_of_sample"] = {"kpis": kpis(summary), "value": value}
             entry["drop"] = None if math.isinf(fell) else round(fell, 6)
-            entry["overfit"] = fell > limit
+            entry["overfit"] = overfit(best.value or 0.0, value, tuning.direction, limit)
         windows.append(entry)
     return {"windows": windows, "overfit_drop": limit}
 
 
 def _span(part: dict[str, Any], at: str) -> dict[str, str]:
+    """A part's [start, end): its run's duration stops 1 ns short of `end`."""
     start = iso_to_ns(part[at])
-    return {"start": part[at], "end": iso(start + parse_duration(part["duration"]))}
+    return {"start": part[at], "end": iso(start + parse_duration(part["duration"]) + 1)}
 
 
 def table(result: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ walk-forward and stress marks. Studies live in SQLite under each test's tmp_path
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import math
@@ -14,11 +15,13 @@ from typing import Any
 import optuna
 import pytest
 
+from arbframe import studies
 from arbframe.cli import main
 from arbframe.errors import ScenarioError
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.scenario import load_scenario
-from arbframe.walkforward import drop
+from arbframe.tuning import Runner, broken_constraints, window_overrides
+from arbframe.walkforward import drop, overfit
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 D68 = SCENARIOS / "d68_tuning.yaml"
@@ -103,6 +106,24 @@ def test_params_are_applied_through_the_loader(tmp_path: Path) -> None:
         ("  params:\n    strategy.entry_bps: {choices: [1]}\n  walk_forward: {at: feeds.0.start, "
          "start: '2021-08-20T00:00:00Z', train: 1m, validate: 1m, windows: 2}\n",
          "t.yaml:8:22: tuning.walk_forward.at: feeds.0.start is not written in the scenario"),
+        # the schema error follows the branch whose keys are written
+        ("  params:\n    strategy.entry_bps: {choices: []}\n",
+         "t.yaml:7:35: tuning.params['strategy.entry_bps'].choices: [] should be non-empty"),
+        ("  params:\n    strategy.entry_bps: {choices: [1, 1]}\n",
+         "t.yaml:7:35: tuning.params['strategy.entry_bps'].choices: [1, 1] has non-unique"),
+        ("  params:\n    strategy.entry_bps: {low: 1, high: 5, step: 0}\n",
+         "t.yaml:7:49: tuning.params['strategy.entry_bps'].step: 0 is less than or equal to"),
+        # every edge is applied: a bad high (the low is fine)
+        ("  params:\n    venues.upbit.fees.taker_bps: {low: 1, high: 5000}\n",
+         "t.yaml:7:5: venues.upbit.fees.taker_bps: 5000 is"),
+        # walk-forward: equal train and validate lengths (raw PnL is compared)
+        ("  params:\n    strategy.entry_bps: {choices: [1]}\n  walk_forward: {at: seed, "
+         "start: '2021-08-20T00:00:00Z', train: 2m, validate: 1m, windows: 2}\n",
+         "t.yaml:8:80: tuning.walk_forward.validate: validate (1m) must be as long as train"),
+        # every window's parts are loaded: `at` set to a time where a number is expected
+        ("  params:\n    strategy.entry_bps: {choices: [1]}\n  walk_forward: {at: seed, "
+         "start: '2021-08-20T00:00:00Z', train: 1m, validate: 1m, windows: 2}\n",
+         "t.yaml:8:22: tuning.walk_forward.at: window 0 train: "),
     ],
 )  # fmt: skip
 def test_a_bad_tuning_block_exits_2_naming_the_key(
@@ -148,8 +169,8 @@ def test_the_grid_runs_every_combination_once(d68: Any) -> None:
     _, found = d68
     trials = found.get_trials()
     combos = {(t.params["strategy.entry_bps"], t.params["strategy.stop_loss_bps"]) for t in trials}
-    assert combos == set(itertools.product([20, 30], [60, 120]))
-    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert combos == set(itertools.product([20, 45, 60], [60, 120]))
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
     for t in trials:  # everything a trial is judged by, and what reproduces it
         assert t.user_attrs["seed"] == 14
         assert t.user_attrs["code_version"]
@@ -184,7 +205,10 @@ def test_a_trial_breaking_a_constraint_is_never_the_best(d68: Any, capsys: Any) 
         over = float(t.user_attrs["kpis"]["max_drawdown"]) > 30
         assert t.user_attrs["constraints_broken"] == (["max_drawdown"] if over else [])
     broken = [t for t in found.get_trials() if t.user_attrs["constraints_broken"]]
-    assert broken  # d68's loose stop: the bound bites
+    # d68's loose stop (3 trials) and entry 60 with the tight stop: the bound bites 4 times
+    assert sorted(
+        (t.params["strategy.entry_bps"], t.params["strategy.stop_loss_bps"]) for t in broken
+    ) == [(20, 120), (45, 120), (60, 60), (60, 120)]
     storage = f"sqlite:///{state / 'studies.db'}"
     code, rows, _ = tune(capsys, str(D68), "--storage", storage, "--top", "10")
     assert code == 0
@@ -199,7 +223,7 @@ def test_top_ranks_the_stored_trials_without_running(d68: Any, capsys: Any) -> N
     assert code == 0 and len(rows) == 2
     assert [r["rank"] for r in rows] == [1, 2]
     assert rows[0]["value"] >= rows[1]["value"]
-    assert len(found.get_trials()) == 4  # nothing ran
+    assert len(found.get_trials()) == 6  # nothing ran
     assert main(["tune", "--study", "d68_tuning", "--storage", storage, "--top", "3"]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split()[:3] == ["RANK", "TRIAL", "VALUE"]
@@ -314,7 +338,183 @@ def test_workers_on_sqlite_never_take_one_trial_twice(tmp_path: Path, capsys: An
     path.write_text(path.read_text().replace("duration: 2m", "duration: 30s"))
     code, summary, err = tune(capsys, str(path))
     assert code == 0, err
-    trials = study(tmp_path, "t").get_trials()
+    # a worker whose ask() lost the race for the last queued trial leaves a surplus FAIL
+    trials = [t for t in study(tmp_path, "t").get_trials() if studies.counted(t)]
     assert [t.state.name for t in trials] == ["COMPLETE"] * 12
     assert len({tuple(t.params.values()) for t in trials}) == 12
     assert summary["trials"]["failed"] == 0
+
+
+# ---- review findings: study reuse, walk-forward parts, boundaries --------------------------------
+
+
+def test_a_changed_scenario_never_joins_the_old_study(tmp_path: Path, capsys: Any) -> None:
+    path = write(tmp_path, "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [20]}\n")
+    path.write_text(path.read_text().replace("duration: 2m", "duration: 20s"))
+    code, summary, err = tune(capsys, str(path))
+    assert code == 0, err
+    # same name, other params: refused at the name, nothing run, the old study untouched
+    text = path.read_text()
+    path.write_text(text.replace("choices: [20]", "choices: [30]"))
+    code, out, err = tune(capsys, str(path))
+    assert (code, out) == (2, None)
+    assert err.startswith(f"{path}:2:7: name: study t in ") and "--study NAME" in err, err
+    assert [t.params for t in study(tmp_path, "t").get_trials()] == [{"strategy.entry_bps": 20}]
+    path.write_text(text.replace("duration: 20s", "duration: 21s"))  # the scenario, not tuning
+    assert tune(capsys, str(path))[0] == 2
+    code, summary, err = tune(capsys, str(path), "--study", "t2")  # a new name runs
+    assert code == 0 and summary["trials"]["complete"] == 1, err
+    path.write_text(text + "  expect: {trials.complete: {eq: 1}}\n")  # expect: same trials
+    code, summary, err = tune(capsys, str(path))
+    assert code == 0 and summary["study"] == "t", err
+
+
+def _rows(start: str, end: str) -> int:
+    """Book rows in [start, end) of both venues' files, counted from the CSVs themselves."""
+    count = 0
+    for venue in ("binance", "huobi"):
+        csv = SCENARIOS.parent / "data/real" / f"{venue}_LINKUSDT_orderbook10_1s_20210820.csv.gz"
+        with gzip.open(csv, "rt") as lines:
+            next(lines)
+            count += sum(start <= line[:19] < end for line in lines)
+    return count
+
+
+def test_walk_forward_parts_are_half_open(tmp_path: Path) -> None:
+    walk = {"at": "feeds.0.start", "start": "2021-08-20T00:00:00Z", "train": "1m",
+            "validate": "1m", "windows": 2}  # fmt: skip
+    path = tmp_path / "wf.yaml"
+    text = (SCENARIOS / "d75_walk_forward.yaml").read_text()
+    text = text.replace("extends: real_link_zero_fee.yaml",
+                        f"extends: {SCENARIOS / 'real_link_zero_fee.yaml'}")  # fmt: skip
+    path.write_text(text.replace("../data/", f"{SCENARIOS.parent / 'data'}/"))
+    runner = Runner()
+    parts = [*window_overrides(walk, 0).values(), window_overrides(walk, 1)["validate"]]
+    quotes = [runner.run(path, part)["events"]["quotes"] for part in parts]
+    # train [00:00, 00:01), validate [00:01, 00:02), the next validate [00:02, 00:03)
+    expected = [
+        _rows("2021-08-20 00:00:00", "2021-08-20 00:01:00"),
+        _rows("2021-08-20 00:01:00", "2021-08-20 00:02:00"),
+        _rows("2021-08-20 00:02:00", "2021-08-20 00:03:00"),
+    ]
+    assert quotes == expected and all(expected)
+
+
+def test_a_replay_start_past_the_data_ends_cleanly(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "past.yaml"
+    path.write_text(
+        f"extends: {SCENARIOS / 'd75_walk_forward.yaml'}\nname: past\nduration: 1m\n"
+        "feeds:\n  - type: replay\n    symbol: LINK\n    start: '2021-08-21T00:00:00Z'\n"
+        f"    venues:\n      binance: {SCENARIOS.parent}/data/real/"
+        "binance_LINKUSDT_orderbook10_1s_20210820.csv.gz\n"
+        f"      huobi: {SCENARIOS.parent}/data/real/huobi_LINKUSDT_orderbook10_1s_20210820.csv.gz\n"
+    )
+    assert main(["run", str(path), "--json"]) == 1  # its expectations fail; no internal error
+    out, err = capsys.readouterr()
+    assert json.loads(out)["events"]["quotes"] == 0 and "internal error" not in err
+    # tune refuses a walk-forward whose last window is past the data, before any study
+    text = path.read_text().replace("2021-08-21T00:00:00Z", "2021-08-20T00:00:00Z")
+    path.write_text(text + "tuning:\n  sampler: grid\n  params:\n"
+                    "    strategy.entry_bps: {choices: [1]}\n  walk_forward:\n"
+                    "    at: feeds.0.start\n    start: '2021-08-20T01:00:00Z'\n"
+                    "    train: 20m\n    validate: 20m\n    windows: 3\n")  # fmt: skip
+    code, out, err = tune(capsys, str(path))
+    assert (code, out) == (2, None)
+    assert err.startswith(
+        f"{path}:20:14: tuning.walk_forward.windows: window 2's validate "
+        "part (2021-08-20T02:00:00Z to 2021-08-20T02:20:00Z) has no book"
+    ), err
+    assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_names(
+        f"sqlite:///{tmp_path / 'studies.db'}"
+    )
+
+
+def test_overfit_means_a_drop_of_more_than_the_limit() -> None:
+    # in 10, out 5: worse by 5, half of 10 -> exactly the 0.5 limit, not overfit; out 4.9 is
+    assert not overfit(10.0, 5.0, "maximize", 0.5)
+    assert overfit(10.0, 4.9, "maximize", 0.5)
+    assert not overfit(4.0, 6.0, "minimize", 0.5)  # 2 worse on 4
+    assert overfit(4.0, 6.5, "minimize", 0.5)
+
+
+def test_a_constraint_bound_itself_is_feasible() -> None:
+    tuning: Any = type("T", (), {"constraints": {"max_drawdown": 30, "min_trades": 5}})()
+    assert broken_constraints(tuning, {"max_drawdown": "30", "trades_closed": 5}) == []
+    assert broken_constraints(tuning, {"max_drawdown": "30.000001", "trades_closed": 4}) == [
+        "max_drawdown",
+        "min_trades",
+    ]
+
+
+def test_every_trial_infeasible_leaves_no_best_and_fails(tmp_path: Path, capsys: Any) -> None:
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [20, 30]}\n"
+        "  objective: {constraints: {min_trades: 100000}}\n"
+        "  expect: {best_minus_baseline: {gt: 0}}\n",
+    )
+    code, summary, err = tune(capsys, str(path))
+    assert code == 1, err
+    assert summary["trials"]["complete"] == 2 and summary["trials"]["infeasible"] == 2
+    assert summary["best"] is None and summary["best_minus_baseline"] is None
+
+
+def test_minimize_ranks_the_lowest_value_first(tmp_path: Path, capsys: Any) -> None:
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [20, 60]}\n"
+        "  objective: {metric: pnl, direction: minimize}\n",
+        extra="strategy: {stop_loss_bps: 60}\n",
+    )
+    code, summary, err = tune(capsys, str(path))
+    assert code == 0, err
+    values = sorted(t.value for t in study(tmp_path, "t").get_trials())
+    assert values[0] < values[1]
+    assert summary["best"]["value"] == values[0]
+    code, rows, _ = tune(capsys, "--study", "t", "--top", "2")
+    assert [r["value"] for r in rows] == values
+
+
+def test_a_best_below_the_baseline_is_negative_and_fails(tmp_path: Path, capsys: Any) -> None:
+    # as written: entry 20 with the tight stop; the only trial, entry 60, does worse
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [60]}\n"
+        "  expect: {best_minus_baseline: {gt: 0}}\n",
+        extra="strategy: {entry_bps: 20, stop_loss_bps: 60}\n",
+    )
+    code, summary, err = tune(capsys, str(path))
+    assert code == 1, err
+    [trial] = study(tmp_path, "t").get_trials()
+    baseline = summary["baseline"]["value"]
+    assert trial.value < baseline
+    assert summary["best_minus_baseline"] == trial.value - baseline < 0
+
+
+def test_a_failing_grid_trial_ends_as_fail(tmp_path: Path, capsys: Any) -> None:
+    # entry 100000 bp never trades: its sharpe is not a number, the trial fails (the rest runs)
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [20, 100000]}\n"
+        "  objective: {metric: sharpe}\n",
+    )
+    code, summary, err = tune(capsys, str(path))
+    assert code == 0, err
+    assert (summary["trials"]["complete"], summary["trials"]["failed"]) == (1, 1)
+    [failed] = [t for t in study(tmp_path, "t").get_trials() if t.state.name == "FAIL"]
+    assert failed.params == {"strategy.entry_bps": 100000}
+    assert "portfolio.sharpe is None, not a number" in failed.user_attrs["error"]
+
+
+def test_a_single_failing_grid_trial_ends_as_fail(tmp_path: Path, capsys: Any) -> None:
+    # Optuna's GridSampler raised KeyError 'grid_id' telling the last queued combination
+    path = write(
+        tmp_path,
+        "  sampler: grid\n  params:\n    strategy.entry_bps: {choices: [100000]}\n"
+        "  objective: {metric: sharpe}\n",
+    )
+    code, summary, err = tune(capsys, str(path))
+    assert code == 1 and "internal error" not in err, err  # no trial completed
+    assert (summary["trials"]["complete"], summary["trials"]["failed"]) == (0, 1)
+    [trial] = study(tmp_path, "t").get_trials()
+    assert trial.state.name == "FAIL" and "not a number" in trial.user_attrs["error"]
