@@ -8,6 +8,7 @@ import gzip
 import itertools
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from arbframe.cli import main
 from arbframe.errors import ScenarioError
 from arbframe.plugins import build_registry, get_plugin_manager
 from arbframe.scenario import load_scenario
-from arbframe.tuning import Runner, broken_constraints, window_overrides
+from arbframe.tuning import Runner, broken_constraints, load_tuning, window_overrides
 from arbframe.walkforward import drop, overfit
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -518,3 +519,18 @@ def test_a_single_failing_grid_trial_ends_as_fail(tmp_path: Path, capsys: Any) -
     assert (summary["trials"]["complete"], summary["trials"]["failed"]) == (0, 1)
     [trial] = study(tmp_path, "t").get_trials()
     assert trial.state.name == "FAIL" and "not a number" in trial.user_attrs["error"]
+
+
+def test_a_copy_of_the_scenario_elsewhere_joins_the_same_study(tmp_path: Path) -> None:
+    """Another machine has the checkout in another place: same scenario, same fingerprint;
+    an edit to what a trial sees still changes it."""
+    prints = []
+    for where in ("a", "b/deeper"):
+        scenarios = tmp_path / where / "scenarios"
+        shutil.copytree(SCENARIOS, scenarios)
+        (scenarios.parent / "data").symlink_to(SCENARIOS.parent / "data")  # replay paths
+        prints.append(load_tuning(scenarios / "d75_walk_forward.yaml").fingerprint)
+    assert prints[0] == prints[1]
+    edited = tmp_path / "a" / "scenarios" / "d75_walk_forward.yaml"
+    edited.write_text(edited.read_text().replace("choices: [1, 2, 4]", "choices: [1, 2, 5]"))
+    assert load_tuning(edited).fingerprint != prints[0]
