@@ -24,18 +24,30 @@ from arbframe.errors import ArbframeError
 from arbframe.stores import STATE_DIR_ENV
 
 DATABASE_URL_ENV = "ARBFRAME_DATABASE_URL"
+STUDY_SCHEMA = "arbframe_studies"
+"""The PostgreSQL schema of the studies. The state store reads the same $ARBFRAME_DATABASE_URL
+and both keep an Alembic ``alembic_version`` table: in one schema, each would find the
+other's revision and refuse to start."""
 
 
 def study_storage(url: str | None) -> str:
     """The SQLAlchemy URL of the study storage: `url`, else $ARBFRAME_DATABASE_URL, else
-    SQLite in the state dir. ``postgresql://`` means psycopg 3 (the driver installed)."""
+    SQLite in the state dir. ``postgresql://`` means psycopg 3 (the driver installed), in the
+    schema ``arbframe_studies`` unless the URL sets its own ``options`` (a search path)."""
     url = url or os.environ.get(DATABASE_URL_ENV)
     if not url:
         state = Path(os.environ.get(STATE_DIR_ENV) or ".arbframe")
         state.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{state.absolute() / 'studies.db'}"
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if "options" not in parsed.query:
+            search_path = {"options": f"-csearch_path={STUDY_SCHEMA}"}
+            url = parsed.update_query_dict(search_path).render_as_string(hide_password=False)
     return url
 
 
@@ -88,6 +100,9 @@ def _schema_lock(url: str) -> Iterator[None]:
     try:
         with engine.connect() as db:
             db.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            if f"search_path={STUDY_SCHEMA}" in str(engine.url.query.get("options", "")):
+                db.execute(sqlalchemy.text(f"CREATE SCHEMA IF NOT EXISTS {STUDY_SCHEMA}"))
+                db.commit()
             try:
                 yield
             finally:

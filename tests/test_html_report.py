@@ -408,7 +408,10 @@ def test_a_study_with_little_to_show_says_so(recwarn: pytest.WarningsRecorder) -
     ("storage", "message"),
     [
         ("not a url", "is not a database URL"),
-        ("postgresql://u:secret@127.0.0.1:1/x", "postgresql+psycopg://u:***@127.0.0.1:1/x: cannot"),
+        (
+            "postgresql://u:secret@127.0.0.1:1/x",
+            "postgresql+psycopg://u:***@127.0.0.1:1/x?options=",
+        ),
     ],
 )
 def test_an_unusable_study_storage_is_exit_2_without_its_password(
@@ -427,7 +430,10 @@ def test_study_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ARBFRAME_STATE_DIR", str(tmp_path / "arb"))
     assert study_storage(None) == f"sqlite:///{tmp_path / 'arb' / 'studies.db'}"
     monkeypatch.setenv("ARBFRAME_DATABASE_URL", "postgresql://u:p@db/arb")
-    assert study_storage(None) == "postgresql+psycopg://u:p@db/arb"
+    own_schema = "?options=-csearch_path%3Darbframe_studies"  # apart from the state store's
+    assert study_storage(None) == "postgresql+psycopg://u:p@db/arb" + own_schema
+    chosen = "postgresql+psycopg://u:p@db/arb?options=-csearch_path%3Dmine"
+    assert study_storage(chosen) == chosen
     assert study_storage("sqlite:///x.db") == "sqlite:///x.db"
 
 

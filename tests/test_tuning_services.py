@@ -63,3 +63,35 @@ def test_two_processes_join_one_postgres_study(pg_schema: str, tmp_path: Path) -
         assert "baseline" in study.user_attrs  # run once, by the process that created it
     finally:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_studies_and_the_state_store_share_one_database(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ARBFRAME_DATABASE_URL serves the state store and the studies alike, and both keep an
+    Alembic version table: the studies live in their own schema, so neither refuses the
+    other's revision. (PGOPTIONS stands in for the database's default search path, so this
+    test has its own tables; an explicit `options` in the URL would override it.)"""
+    from sqlalchemy import create_engine
+
+    from arbframe import studies
+    from arbframe.db.migrate import current, head, upgrade
+
+    monkeypatch.setenv("PGOPTIONS", f"-csearch_path={pg_schema}")
+    url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+    name = f"shared_{uuid.uuid4().hex[:8]}"
+    storage = studies.open_storage(studies.study_storage(url))
+    study = optuna.create_study(study_name=name, storage=storage)
+    try:
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+        engine = create_engine(f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test")
+        try:
+            upgrade(engine)  # refused before: "Can't locate revision" (Optuna's, v3.2.0.a)
+            assert current(engine) == head()
+        finally:
+            engine.dispose()
+        reopened = studies.open_storage(studies.study_storage(url))  # Optuna checks its version
+        again = optuna.load_study(study_name=name, storage=reopened)
+        assert [t.value for t in again.get_trials()] == [1.0]
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
